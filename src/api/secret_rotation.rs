@@ -1,0 +1,210 @@
+//! `SecretRotation`: a tenant-issued credential kept fresh in a Secret. No I/O.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::TenantRef;
+
+/// Annotation that requests a rotation now; its value is an RFC 3339 time.
+pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
+
+/// Rotates an API key or an OAuth client secret and keeps the current one in a Secret.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "qlikops.io",
+    version = "v1alpha1",
+    kind = "SecretRotation",
+    namespaced,
+    status = "SecretRotationStatus",
+    shortname = "srot",
+    category = "qlik",
+    doc = "A tenant-issued credential (API key or OAuth client secret) rotated with zero downtime into a Secret.",
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secret.name"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Next Rotation", type_ = "date", json_path = ".status.nextRotationAt"),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.credential.apiKey) || has(self.rotateEvery)").message("rotateEvery is required for oauthClientSecret: OAuth client secrets never expire"),
+    validation = Rule::new("!has(self.renewBefore) || has(self.credential.apiKey)").message("renewBefore applies only to apiKey credentials, which expire")
+)]
+pub struct SecretRotationSpec {
+    /// The `QlikTenant` (same namespace) that issues the credential. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("tenantRef is immutable"))]
+    pub tenant_ref: TenantRef,
+
+    /// The credential to rotate; exactly one kind. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("credential is immutable: create a new SecretRotation instead"))]
+    pub credential: RotatedCredential,
+
+    /// The Secret (same namespace) and key the current credential is written to. During the
+    /// grace period the previous value stays under `<key>.previous`.
+    pub secret: SecretTarget,
+
+    /// API keys: rotate this long before expiry (Go duration). Default: a third of the lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("renewBefore must be a duration of at least 1m"))]
+    pub renew_before: Option<Duration>,
+
+    /// Rotate on this schedule (Go duration); required for OAuth client secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('5m')").message("rotateEvery must be a duration of at least 5m"))]
+    pub rotate_every: Option<Duration>,
+
+    /// How long the previous credential stays valid after the new one is published: longer
+    /// than the kubelet takes to propagate a Secret change.
+    #[serde(default = "default_grace_period")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("gracePeriod must be a non-negative duration, e.g. 10m"))]
+    pub grace_period: Duration,
+
+    /// Workloads whose pod template is annotated with the credential revision on every
+    /// rotation, so consumers that read it from env vars restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub rollout_targets: Vec<RolloutTarget>,
+}
+
+fn default_grace_period() -> Duration {
+    std::time::Duration::from_secs(600).into()
+}
+
+/// Exactly one credential kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.apiKey) != has(self.oauthClientSecret)").message("exactly one of apiKey or oauthClientSecret must be set"))]
+pub struct RotatedCredential {
+    /// An API key of the tenant identity the operator authenticates as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyRotation>,
+    /// A secret of an OAuth client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_secret: Option<OAuthClientSecretRotation>,
+}
+
+/// API key parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRotation {
+    /// Description of the keys, shown in the tenant's console; the operator appends a marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub description: Option<String>,
+    /// Requested lifetime (Go duration), capped by the tenant's `max_api_key_expiry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10m')").message("expiry must be a duration of at least 10m, e.g. 24h"))]
+    pub expiry: Option<Duration>,
+}
+
+/// OAuth client secret parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthClientSecretRotation {
+    /// The OAuth client whose secrets are rotated.
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+}
+
+/// The Secret a rotated credential is written to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+pub struct SecretTarget {
+    /// Secret name; created (and owned) if missing, otherwise only `key` is managed.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(r#"self.matches(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")"#).message("name must be a valid Secret name (lowercase RFC 1123 subdomain)"))]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 240))]
+    #[x_kube(validation = Rule::new(r#"self.matches(r"^[-._a-zA-Z0-9]+$")"#).message("key must consist of alphanumerics, '-', '_' or '.'"))]
+    pub key: String,
+}
+
+/// A workload restarted on rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+pub struct RolloutTarget {
+    /// The workload kind.
+    pub kind: WorkloadKind,
+    /// The workload's name in this namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Kinds of workload whose pod template can be annotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+/// Where a rotation stands. Persisted before every side effect that depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Nothing in flight; waiting for the next rotation.
+    #[default]
+    Idle,
+    /// A new credential is being created on the tenant.
+    Creating,
+    /// The new credential is being written to the Secret and rollout targets.
+    Publishing,
+    /// Consumers are cutting across; the previous credential still works.
+    Draining,
+    /// The previous credential is being revoked.
+    Revoking,
+}
+
+/// Observed state of a `SecretRotation`. Holds no credential, only identifiers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRotationStatus {
+    /// `Ready` and `Rotating`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the rotation stands.
+    #[serde(default)]
+    pub phase: Phase,
+    /// The credential in the Secret's `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<CredentialRef>,
+    /// The credential under `<key>.previous`, until it is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<CredentialRef>,
+    /// When the next rotation is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_at: Option<Time>,
+    /// Increments with every rotation; also the rollout annotation's value.
+    #[serde(default)]
+    pub revision: i64,
+    /// When the last rotation completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+}
+
+/// Identifies a credential on the tenant without revealing it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialRef {
+    /// API key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// OAuth client secret hint (the last characters Qlik shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// When it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    /// When it expires (API keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// When it will be revoked (previous credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_after: Option<Time>,
+}

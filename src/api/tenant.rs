@@ -1,0 +1,202 @@
+//! `QlikTenant`: a tenant connection, like cert-manager's Issuer. No I/O.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::SecretKeyRef;
+
+/// A Qlik tenant the operator talks to, and where its compiled CSP header is published.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "qlikops.io",
+    version = "v1alpha1",
+    kind = "QlikTenant",
+    namespaced,
+    status = "QlikTenantStatus",
+    shortname = "qt",
+    category = "qlik",
+    doc = "A Qlik tenant connection: its URL, the credential the operator uses, and where the tenant's compiled Content-Security-Policy header is published.",
+    printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct QlikTenantSpec {
+    /// The tenant's base URL, e.g. `https://acme.eu.qlikcloud.com`. HTTPS only, no path.
+    #[schemars(length(min = 9, max = 2048))]
+    #[x_kube(validation = Rule::new(r#"self.matches(r"^https://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$")"#).message("url must be an https:// URL with a host and no path, e.g. https://acme.eu.qlikcloud.com"))]
+    pub url: String,
+
+    /// The credential the operator authenticates with; exactly one kind.
+    pub credentials: TenantCredentials,
+
+    /// Extra PEM-encoded CA certificates to trust for this tenant (private CAs, the emulator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub ca_bundle: Option<String>,
+
+    /// Where the tenant's compiled CSP header is published. Omit to publish nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<HeaderSpec>,
+
+    /// How often the tenant's entries are checked for drift (Go duration, at least 30s).
+    #[serde(default = "default_sync_interval")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('30s')").message("syncInterval must be a duration of at least 30s, e.g. 10m"))]
+    pub sync_interval: Duration,
+
+    /// Request budgets towards the tenant; the defaults stay below Qlik's tier limits.
+    #[serde(default)]
+    pub rate_limit: RateLimitSpec,
+}
+
+fn default_sync_interval() -> Duration {
+    std::time::Duration::from_secs(600).into()
+}
+
+/// Exactly one credential kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.apiKey) != has(self.oauthClient)").message("exactly one of apiKey or oauthClient must be set"))]
+pub struct TenantCredentials {
+    /// An API key (bearer token) read from a Secret in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyCredential>,
+    /// An OAuth machine-to-machine client; its secret is read from a Secret in this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client: Option<OAuthClientCredential>,
+}
+
+/// An API key kept in a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyCredential {
+    /// The Secret key holding the API key.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// An OAuth M2M client (client credentials grant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthClientCredential {
+    /// The OAuth client's id.
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+    /// The Secret key holding the client secret.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// Where and how the compiled CSP header is published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.source == 'Local' || !has(self.baseDirectives)").message("baseDirectives only apply with source: Local"))]
+pub struct HeaderSpec {
+    /// The ConfigMap (same namespace) the header is written into. It is owned by the QlikTenant.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(r#"self.matches(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")"#).message("configMapName must be a valid ConfigMap name (lowercase RFC 1123 subdomain)"))]
+    pub config_map_name: String,
+
+    /// The ConfigMap key, which ingress-nginx uses as the header name.
+    #[serde(default = "default_header_key")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(r#"self.matches(r"^[-._a-zA-Z0-9]+$")"#).message("key must consist of alphanumerics, '-', '_' or '.'"))]
+    pub key: String,
+
+    /// `Tenant`: the tenant's own `generate-header`; `Local`: compiled from this tenant's
+    /// CspEntries plus `baseDirectives`.
+    #[serde(default)]
+    pub source: HeaderSource,
+
+    /// Report violations without enforcing them: when `key` is left at its default the header
+    /// is published under `Content-Security-Policy-Report-Only` instead.
+    #[serde(default)]
+    pub report_only: bool,
+
+    /// With `source: Local`: directives always present, e.g. `default-src: ["'self'"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(r#"self.all(k, k.matches(r"^[a-z][a-z-]*$") && self[k].all(v, !v.matches(r"[\s;,]") && size(v) > 0))"#).message("baseDirectives keys must be directive names (lowercase letters and '-') and values single source expressions without whitespace, ';' or ','"))]
+    pub base_directives: Option<BTreeMap<String, Vec<String>>>,
+}
+
+fn default_header_key() -> String {
+    "Content-Security-Policy".to_owned()
+}
+
+/// Where the header comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum HeaderSource {
+    /// The tenant's `csp-origins/actions/generate-header`.
+    #[default]
+    Tenant,
+    /// Compiled by the operator from the tenant's CspEntries and `baseDirectives`.
+    Local,
+}
+
+/// Requests per minute the operator allows itself towards the tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Writes per minute (Qlik's tier: 100).
+    #[serde(default = "default_writes_per_minute")]
+    #[schemars(range(min = 1, max = 100))]
+    pub writes_per_minute: u32,
+    /// Reads per minute (Qlik's tier: 1000).
+    #[serde(default = "default_reads_per_minute")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub reads_per_minute: u32,
+}
+
+fn default_writes_per_minute() -> u32 {
+    90
+}
+
+fn default_reads_per_minute() -> u32 {
+    900
+}
+
+impl Default for RateLimitSpec {
+    fn default() -> Self {
+        RateLimitSpec {
+            writes_per_minute: default_writes_per_minute(),
+            reads_per_minute: default_reads_per_minute(),
+        }
+    }
+}
+
+/// Observed state of a `QlikTenant`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QlikTenantStatus {
+    /// `Ready` (reachable and authorized) and `HeaderPublished`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The tenant's id, as reported by the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The header last published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<PublishedHeader>,
+}
+
+/// A summary of the published header (never the credential, only public CSP text facts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedHeader {
+    /// SHA-256 of the header value, hex.
+    pub sha256: String,
+    /// Length of the header value in characters.
+    pub length: u32,
+    /// Number of origins in the header.
+    pub origins: u32,
+    /// When it was written to the ConfigMap.
+    pub published_at: Time,
+}
