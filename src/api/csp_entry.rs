@@ -12,6 +12,8 @@ use crate::csp::origin::{
 };
 
 /// An origin on the tenant's Content-Security-Policy allow-list (Qlik `csp-origins`).
+// clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "qlikops.io",
@@ -25,9 +27,21 @@ use crate::csp::origin::{
     doc = "An origin on a Qlik tenant's Content-Security-Policy allow-list, with the directives it may serve. Synced to the tenant's csp-origins API.",
     printcolumn(name = "Origin", type_ = "string", json_path = ".spec.origin"),
     printcolumn(name = "Directives", type_ = "string", json_path = ".spec.directives"),
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CspEntrySpec {
@@ -65,7 +79,9 @@ pub struct CspEntrySpec {
 }
 
 /// A CSP directive an origin may serve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DirectiveName {
     ChildSrc,

@@ -12,6 +12,8 @@ use super::common::TenantRef;
 pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
 
 /// Rotates an API key or an OAuth client secret and keeps the current one in a Secret.
+// clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "qlikops.io",
@@ -24,10 +26,26 @@ pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
     doc = "A tenant-issued credential (API key or OAuth client secret) rotated with zero downtime into a Secret.",
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secret.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Next Rotation", type_ = "date", json_path = ".status.nextRotationAt"),
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Next Rotation",
+        type_ = "date",
+        json_path = ".status.nextRotationAt"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(

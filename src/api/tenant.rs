@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::common::SecretKeyRef;
 
 /// A Qlik tenant the operator talks to, and where its compiled CSP header is published.
+// clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "qlikops.io",
@@ -22,9 +24,21 @@ use super::common::SecretKeyRef;
     category = "qlik",
     doc = "A Qlik tenant connection: its URL, the credential the operator uses, and where the tenant's compiled Content-Security-Policy header is published.",
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct QlikTenantSpec {
@@ -118,9 +132,36 @@ pub struct HeaderSpec {
     pub report_only: bool,
 
     /// With `source: Local`: directives always present, e.g. `default-src: ["'self'"]`.
+    /// At most 16 directives of at most 32 sources each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(r#"self.all(k, k.matches(r"^[a-z][a-z-]*$") && self[k].all(v, !v.matches(r"[\s;,]") && size(v) > 0))"#).message("baseDirectives keys must be directive names (lowercase letters and '-') and values single source expressions without whitespace, ';' or ','"))]
+    #[schemars(schema_with = "base_directives_schema")]
     pub base_directives: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Bounds every size so the apiserver can cost the CEL rules (it rejects unbounded ones).
+fn base_directives_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "maxProperties": 16,
+        "x-kubernetes-validations": [{
+            "rule": r#"self.all(k, size(k) <= 64 && k.matches(r"^[a-z][a-z-]*$"))"#,
+            "message": "baseDirectives keys must be directive names: lowercase letters and '-', e.g. default-src",
+        }],
+        "additionalProperties": {
+            "type": "array",
+            "maxItems": 32,
+            "items": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 256,
+                "x-kubernetes-validations": [{
+                    "rule": r#"!self.matches(r"[\s;,]")"#,
+                    "message": "a baseDirectives source must be a single source expression without whitespace, ';' or ','",
+                }],
+            },
+        },
+    })
 }
 
 fn default_header_key() -> String {

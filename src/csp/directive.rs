@@ -84,7 +84,9 @@ impl fmt::Display for Directive {
 
 /// The name is not one of the directives in [`Directive::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown directive {0:?}: expected one of child-src, connect-src, font-src, form-action, frame-ancestors, frame-src, img-src, media-src, object-src, script-src, style-src, worker-src")]
+#[error(
+    "unknown directive {0:?}: expected one of child-src, connect-src, font-src, form-action, frame-ancestors, frame-src, img-src, media-src, object-src, script-src, style-src, worker-src"
+)]
 pub struct UnknownDirective(pub String);
 
 impl FromStr for Directive {

@@ -118,7 +118,9 @@ fn is_label(label: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         }
         _ => false,
     }
@@ -137,13 +139,31 @@ pub const ADMISSION_CASES: &[(&str, Result<(), OriginError>)] = &[
     ("https://example.com/path", Err(OriginError::Path)),
     ("https://example.com/", Err(OriginError::Path)),
     ("example.com/a", Err(OriginError::Path)),
-    ("https://example.com;script-src", Err(OriginError::ForbiddenCharacter)),
-    ("https://example.com 'unsafe-inline'", Err(OriginError::ForbiddenCharacter)),
+    (
+        "https://example.com;script-src",
+        Err(OriginError::ForbiddenCharacter),
+    ),
+    (
+        "https://example.com 'unsafe-inline'",
+        Err(OriginError::ForbiddenCharacter),
+    ),
     ("https://exa'mple.com", Err(OriginError::ForbiddenCharacter)),
-    ("https://exa\"mple.com", Err(OriginError::ForbiddenCharacter)),
-    ("https://example.com,https://evil.com", Err(OriginError::ForbiddenCharacter)),
-    ("https://example.com\nX-Injected: 1", Err(OriginError::ForbiddenCharacter)),
-    ("https://example.com\tfoo", Err(OriginError::ForbiddenCharacter)),
+    (
+        "https://exa\"mple.com",
+        Err(OriginError::ForbiddenCharacter),
+    ),
+    (
+        "https://example.com,https://evil.com",
+        Err(OriginError::ForbiddenCharacter),
+    ),
+    (
+        "https://example.com\nX-Injected: 1",
+        Err(OriginError::ForbiddenCharacter),
+    ),
+    (
+        "https://example.com\tfoo",
+        Err(OriginError::ForbiddenCharacter),
+    ),
     ("https://exa_mple.com", Err(OriginError::Malformed)),
     ("https://-example.com", Err(OriginError::Malformed)),
     ("https://example..com", Err(OriginError::Malformed)),

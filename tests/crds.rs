@@ -1,0 +1,443 @@
+//! The CRDs on a real kube-apiserver: installed as users install them (from `crds/`),
+//! structural, and rejecting bad input at admission with messages that name the field.
+
+mod support;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube::{Resource, ResourceExt};
+use qlik_csp_operator::api::{self, CspEntry, QlikTenant, SecretRotation};
+use qlik_csp_operator::csp::origin::{self, ADMISSION_CASES, OriginError};
+use serde_json::{Value, json};
+use support::TestEnv;
+
+#[test]
+fn checked_in_crds_match_the_rust_types() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["crds", "charts/qlik-csp-operator/crds"] {
+        for (stem, crd) in api::crds() {
+            let path = root.join(dir).join(format!("{stem}.yaml"));
+            let checked_in = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()));
+            let generated = api::crd_yaml(&crd).expect("CRDs render as YAML");
+            assert!(
+                checked_in == generated,
+                "{} is out of date: run `cargo xtask crds` and commit the result",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_crd_is_structural_and_established() {
+    let env = TestEnv::new().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    for (_, generated) in api::crds() {
+        let name = generated.name_any();
+        let crd = crds.get(&name).await.expect("the CRD is installed");
+        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+        let status_of = |kind: &str| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == kind)
+                .map(|c| c.status.clone())
+        };
+        assert_eq!(
+            status_of("Established").as_deref(),
+            Some("True"),
+            "{name}: {conditions:?}"
+        );
+        assert_eq!(
+            status_of("NamesAccepted").as_deref(),
+            Some("True"),
+            "{name}: {conditions:?}"
+        );
+        assert_ne!(
+            status_of("NonStructuralSchema").as_deref(),
+            Some("True"),
+            "{name}: {conditions:?}"
+        );
+    }
+}
+
+fn tenant(name: &str, credentials: Value) -> Value {
+    json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
+        "metadata": { "name": name },
+        "spec": { "url": "https://acme.eu.qlikcloud.com", "credentials": credentials },
+    })
+}
+
+fn api_key_credentials() -> Value {
+    json!({ "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } } })
+}
+
+fn entry(name: &str, origin: &str, directives: Value) -> Value {
+    json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "CspEntry",
+        "metadata": { "name": name },
+        "spec": { "tenantRef": { "name": "acme" }, "origin": origin, "directives": directives },
+    })
+}
+
+fn rotation(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "SecretRotation",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+fn dynamic<K: Resource<DynamicType = ()>>(env: &TestEnv) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        env.client.clone(),
+        &env.namespace,
+        &ApiResource::erase::<K>(&()),
+    )
+}
+
+async fn create(
+    api: &Api<DynamicObject>,
+    object: Value,
+) -> Result<DynamicObject, Box<kube::core::Status>> {
+    let object: DynamicObject =
+        serde_json::from_value(object).expect("test objects are well-formed JSON objects");
+    match api.create(&PostParams::default(), &object).await {
+        Ok(created) => Ok(created),
+        Err(kube::Error::Api(status)) => Err(status),
+        Err(other) => panic!("unexpected transport error: {other}"),
+    }
+}
+
+/// Asserts a 422 Invalid whose message names `field` and says `says`.
+fn assert_invalid(result: Result<DynamicObject, Box<kube::core::Status>>, field: &str, says: &str) {
+    match result {
+        Ok(object) => panic!(
+            "expected {field} to be rejected, but {} was created",
+            object.name_any()
+        ),
+        Err(status) => {
+            assert_eq!(status.code, 422, "expected 422 Invalid, got {status:?}");
+            assert!(
+                status.message.contains(field),
+                "message does not name {field}: {}",
+                status.message
+            );
+            assert!(
+                status.message.contains(says),
+                "message does not say {says:?}: {}",
+                status.message
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_valid_object_of_each_kind_is_created_and_read_back_with_defaults() {
+    let env = TestEnv::new().await;
+    create(
+        &dynamic::<QlikTenant>(&env),
+        tenant("acme", api_key_credentials()),
+    )
+    .await
+    .expect("valid tenant");
+    let tenant = Api::<QlikTenant>::namespaced(env.client.clone(), &env.namespace)
+        .get("acme")
+        .await
+        .unwrap();
+    assert_eq!(tenant.spec.url, "https://acme.eu.qlikcloud.com");
+    assert_eq!(
+        std::time::Duration::from(tenant.spec.sync_interval),
+        std::time::Duration::from_secs(600)
+    );
+    assert_eq!(tenant.spec.rate_limit.writes_per_minute, 90);
+
+    create(
+        &dynamic::<CspEntry>(&env),
+        entry(
+            "cdn",
+            "https://cdn.example.com",
+            json!(["script-src", "img-src"]),
+        ),
+    )
+    .await
+    .expect("valid entry");
+    let entry = Api::<CspEntry>::namespaced(env.client.clone(), &env.namespace)
+        .get("cdn")
+        .await
+        .unwrap();
+    assert_eq!(entry.spec.origin, "https://cdn.example.com");
+    assert_eq!(entry.spec.directives.len(), 2);
+    assert_eq!(entry.spec.deletion_policy, api::DeletionPolicy::Delete);
+
+    let spec = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "apiKey": { "expiry": "720h" } },
+        "secret": { "name": "reporting-api-key", "key": "api-key" },
+    });
+    create(
+        &dynamic::<SecretRotation>(&env),
+        rotation("reporting", spec),
+    )
+    .await
+    .expect("valid rotation");
+    let rotation = Api::<SecretRotation>::namespaced(env.client.clone(), &env.namespace)
+        .get("reporting")
+        .await
+        .unwrap();
+    assert_eq!(rotation.spec.secret.name, "reporting-api-key");
+    assert_eq!(
+        std::time::Duration::from(rotation.spec.grace_period),
+        std::time::Duration::from_secs(600)
+    );
+}
+
+#[tokio::test]
+async fn origins_are_admitted_exactly_when_the_rust_parser_accepts_them() {
+    let env = TestEnv::new().await;
+    let entries = dynamic::<CspEntry>(&env);
+    for (i, (origin, expected)) in ADMISSION_CASES.iter().enumerate() {
+        let result = create(
+            &entries,
+            entry(&format!("case-{i}"), origin, json!(["img-src"])),
+        )
+        .await;
+        assert_eq!(
+            origin::Origin::parse(origin).map(|_| ()),
+            *expected,
+            "parser disagrees with the table on {origin:?}"
+        );
+        match expected {
+            Ok(()) => assert!(
+                result.is_ok(),
+                "{origin:?} should be admitted: {:?}",
+                result.err()
+            ),
+            Err(error) => assert_invalid(result, "spec.origin", &error.to_string()),
+        }
+    }
+    let too_long = format!("https://{}.example.com", "a".repeat(250));
+    assert_eq!(origin::Origin::parse(&too_long), Err(OriginError::TooLong));
+    assert_invalid(
+        create(&entries, entry("too-long", &too_long, json!(["img-src"]))).await,
+        "spec.origin",
+        "256",
+    );
+    assert_invalid(
+        create(&entries, entry("empty", "", json!(["img-src"]))).await,
+        "spec.origin",
+        "at least 1",
+    );
+}
+
+#[tokio::test]
+async fn directives_must_be_known_and_unique() {
+    let env = TestEnv::new().await;
+    let entries = dynamic::<CspEntry>(&env);
+    let duplicated = entry(
+        "dup",
+        "https://cdn.example.com",
+        json!(["img-src", "img-src"]),
+    );
+    assert_invalid(
+        create(&entries, duplicated).await,
+        "spec.directives",
+        "Duplicate value",
+    );
+    let unknown = entry(
+        "unknown",
+        "https://cdn.example.com",
+        json!(["script-src", "default-src"]),
+    );
+    assert_invalid(
+        create(&entries, unknown).await,
+        "spec.directives[1]",
+        "Unsupported value",
+    );
+    let none = entry("none", "https://cdn.example.com", json!([]));
+    assert_invalid(
+        create(&entries, none).await,
+        "spec.directives",
+        "at least 1",
+    );
+}
+
+#[tokio::test]
+async fn tenants_need_an_https_url_and_exactly_one_credential() {
+    let env = TestEnv::new().await;
+    let tenants = dynamic::<QlikTenant>(&env);
+    let mut http = tenant("plain", api_key_credentials());
+    http["spec"]["url"] = json!("http://acme.eu.qlikcloud.com");
+    assert_invalid(create(&tenants, http).await, "spec.url", "https://");
+    let mut with_path = tenant("path", api_key_credentials());
+    with_path["spec"]["url"] = json!("https://acme.eu.qlikcloud.com/api/v1");
+    assert_invalid(create(&tenants, with_path).await, "spec.url", "no path");
+
+    let both = json!({
+        "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } },
+        "oauthClient": { "clientId": "abc", "secretRef": { "name": "qlik-oauth", "key": "secret" } },
+    });
+    assert_invalid(
+        create(&tenants, tenant("both", both)).await,
+        "spec.credentials",
+        "exactly one of apiKey or oauthClient",
+    );
+    assert_invalid(
+        create(&tenants, tenant("neither", json!({}))).await,
+        "spec.credentials",
+        "exactly one of",
+    );
+    let mut bad_source = tenant("bad-source", api_key_credentials());
+    bad_source["spec"]["header"] = json!({
+        "configMapName": "csp", "source": "Local",
+        "baseDirectives": { "default-src": ["'self'; script-src *"] },
+    });
+    assert_invalid(
+        create(&tenants, bad_source).await,
+        "spec.header.baseDirectives[default-src][0]",
+        "single source expression",
+    );
+    let bad_secret =
+        json!({ "apiKey": { "secretRef": { "name": "Not_A_Name", "key": "api-key" } } });
+    assert_invalid(
+        create(&tenants, tenant("bad-secret", bad_secret)).await,
+        "spec.credentials.apiKey.secretRef.name",
+        "valid Secret name",
+    );
+}
+
+#[tokio::test]
+async fn rotations_need_exactly_one_credential_and_a_schedule_for_oauth_secrets() {
+    let env = TestEnv::new().await;
+    let rotations = dynamic::<SecretRotation>(&env);
+    let both = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "apiKey": {}, "oauthClientSecret": { "clientId": "abc" } },
+        "secret": { "name": "s", "key": "k" },
+    });
+    assert_invalid(
+        create(&rotations, rotation("both", both)).await,
+        "spec.credential",
+        "exactly one of apiKey or oauthClientSecret",
+    );
+    let unscheduled = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "oauthClientSecret": { "clientId": "abc" } },
+        "secret": { "name": "s", "key": "k" },
+    });
+    assert_invalid(
+        create(&rotations, rotation("oauth", unscheduled)).await,
+        "spec",
+        "rotateEvery is required",
+    );
+    let short = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "apiKey": { "expiry": "1m" } },
+        "secret": { "name": "s", "key": "k" },
+    });
+    assert_invalid(
+        create(&rotations, rotation("short", short)).await,
+        "spec.credential.apiKey.expiry",
+        "at least 10m",
+    );
+}
+
+#[tokio::test]
+async fn the_tenant_of_an_entry_cannot_be_changed() {
+    let env = TestEnv::new().await;
+    let entries = dynamic::<CspEntry>(&env);
+    create(
+        &entries,
+        entry("cdn", "https://cdn.example.com", json!(["img-src"])),
+    )
+    .await
+    .unwrap();
+    let patch = json!({ "spec": { "tenantRef": { "name": "other" } } });
+    let error = entries
+        .patch("cdn", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = error else {
+        panic!("unexpected error {error}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.tenantRef") && status.message.contains("immutable"),
+        "{}",
+        status.message
+    );
+}
+
+#[tokio::test]
+async fn status_is_written_only_through_the_status_subresource() {
+    let env = TestEnv::new().await;
+    let entries = dynamic::<CspEntry>(&env);
+    let mut object = entry("cdn", "https://cdn.example.com", json!(["img-src"]));
+    object["status"] = json!({ "id": "forged-on-create" });
+    let created = create(&entries, object).await.unwrap();
+    assert!(
+        created.data.get("status").is_none(),
+        "status was accepted on create: {:?}",
+        created.data
+    );
+
+    let forged = json!({ "status": { "id": "forged-on-update" } });
+    let updated = entries
+        .patch("cdn", &PatchParams::default(), &Patch::Merge(&forged))
+        .await
+        .unwrap();
+    assert!(
+        updated.data.get("status").is_none(),
+        "status was accepted on update: {:?}",
+        updated.data
+    );
+
+    let recorded = json!({ "status": { "id": "abc123", "observedGeneration": 1 } });
+    entries
+        .patch_status("cdn", &PatchParams::default(), &Patch::Merge(&recorded))
+        .await
+        .unwrap();
+    let typed = Api::<CspEntry>::namespaced(env.client.clone(), &env.namespace)
+        .get("cdn")
+        .await
+        .unwrap();
+    assert_eq!(typed.status.and_then(|s| s.id).as_deref(), Some("abc123"));
+}
+
+#[tokio::test]
+async fn printer_columns_show_in_a_table_get() {
+    let env = TestEnv::new().await;
+    create(
+        &dynamic::<CspEntry>(&env),
+        entry("cdn", "https://cdn.example.com", json!(["img-src"])),
+    )
+    .await
+    .unwrap();
+    let url = format!(
+        "/apis/{}/{}/namespaces/{}/cspentries",
+        api::GROUP,
+        api::VERSION,
+        env.namespace
+    );
+    let request = http::Request::get(url)
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .unwrap();
+    let table: Value = env.client.request(request).await.expect("table GET");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .expect("a Table")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Name", "Origin", "Directives", "Ready", "Reason", "Age"]
+    );
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(cells[0], "cdn");
+    assert_eq!(cells[1], "https://cdn.example.com");
+    assert_eq!(cells[2], r#"["img-src"]"#);
+}

@@ -1,0 +1,114 @@
+//! Test harness: a real control plane per test binary and a fresh namespace per test.
+//!
+//! ```ignore
+//! let env = support::TestEnv::new().await;
+//! let entries: Api<CspEntry> = Api::namespaced(env.client.clone(), &env.namespace);
+//! ```
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+mod certs;
+pub mod control_plane;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+pub use control_plane::ControlPlane;
+
+/// An admin client and a namespace of its own for one test.
+pub struct TestEnv {
+    pub client: Client,
+    pub namespace: String,
+    pub control_plane: &'static ControlPlane,
+}
+
+impl TestEnv {
+    /// Starts the control plane if needed and creates a fresh namespace.
+    pub async fn new() -> TestEnv {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let control_plane = control_plane::shared();
+        let client = client_from_kubeconfig(&control_plane.kubeconfig, None)
+            .await
+            .unwrap_or_else(|e| panic!("failed to build the admin client: {e}"));
+        let namespace = format!(
+            "t{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let mut object = Namespace::default();
+        object.metadata.name = Some(namespace.clone());
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("failed to create namespace {namespace}: {e}"));
+        TestEnv {
+            client,
+            namespace,
+            control_plane,
+        }
+    }
+
+    /// A client that acts as ServiceAccount `namespace/name` (via impersonation), for RBAC tests.
+    pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> Client {
+        let identity = Impersonation {
+            user: format!("system:serviceaccount:{namespace}:{name}"),
+            groups: vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".to_owned(),
+            ],
+        };
+        client_from_kubeconfig(&self.control_plane.kubeconfig, Some(identity))
+            .await
+            .unwrap_or_else(|e| panic!("failed to build an impersonating client: {e}"))
+    }
+}
+
+pub struct Impersonation {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+pub async fn client_from_kubeconfig(
+    path: &Path,
+    impersonate: Option<Impersonation>,
+) -> Result<Client, String> {
+    let kubeconfig = Kubeconfig::read_from(path)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("failed to load {}: {e}", path.display()))?;
+    if let Some(identity) = impersonate {
+        config.auth_info.impersonate = Some(identity.user);
+        config.auth_info.impersonate_groups = Some(identity.groups);
+    }
+    Client::try_from(config).map_err(|e| format!("failed to build a client: {e}"))
+}
+
+/// Polls `probe` until it returns `Some`, failing the test with `what` after `deadline`.
+/// For state that has no watchable condition; prefer `kube::runtime::wait` where there is one.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+    }
+}
