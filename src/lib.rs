@@ -2,8 +2,13 @@
 //! tenant-issued credentials in sync with custom resources.
 //!
 //! - [`api`]: the custom resources (`QlikTenant`, `CspEntry`, `SecretRotation`). No I/O.
-//! - [`csp`]: the pure CSP model (directives, origins). Depends on nothing else here.
+//! - [`csp`]: the pure CSP model (directives, origins, header compiler). Depends on nothing
+//!   else here.
+//! - [`tenant`]: the Qlik tenant client (HTTPS, auth, rate limits, retries, typed errors).
+//! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod csp;
+pub mod emulator;
+pub mod tenant;

@@ -80,6 +80,11 @@ impl Origin {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The origin without its scheme, e.g. `cdn.example.com:8443`.
+    pub fn authority(&self) -> &str {
+        strip_scheme(&self.0).unwrap_or(&self.0)
+    }
 }
 
 impl fmt::Display for Origin {
