@@ -5,10 +5,12 @@
 //! - [`csp`]: the pure CSP model (directives, origins, header compiler). Depends on nothing
 //!   else here.
 //! - [`tenant`]: the Qlik tenant client (HTTPS, auth, rate limits, retries, typed errors).
+//! - [`controller`]: the reconcilers and what they share (conditions).
 //! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod csp;
 pub mod emulator;
 pub mod tenant;

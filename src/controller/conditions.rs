@@ -1,0 +1,113 @@
+//! kstatus-style conditions: set one without churning the others. Pure.
+//!
+//! `lastTransitionTime` moves only when a condition's status flips, so a reconcile that
+//! finds nothing new produces a status equal to the stored one and nothing is written
+//! (compare with [`same_ignoring_time`]).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// The condition every kind reports; `kubectl wait --for=condition=Ready` waits on it.
+pub const READY: &str = "Ready";
+
+/// What a controller wants a condition to say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired<'a> {
+    pub type_: &'a str,
+    pub status: bool,
+    /// CamelCase, bounded (an error's `reason()`), never free text.
+    pub reason: &'a str,
+    pub message: String,
+}
+
+/// Sets `desired` in `conditions`, keeping `lastTransitionTime` unless the status flips.
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    desired: Desired<'_>,
+    generation: Option<i64>,
+    now: Time,
+) {
+    let status = if desired.status { "True" } else { "False" }.to_owned();
+    match conditions.iter_mut().find(|c| c.type_ == desired.type_) {
+        Some(existing) => {
+            if existing.status != status {
+                existing.last_transition_time = now;
+            }
+            existing.status = status;
+            existing.reason = desired.reason.to_owned();
+            existing.message = desired.message;
+            existing.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: desired.type_.to_owned(),
+            status,
+            reason: desired.reason.to_owned(),
+            message: desired.message,
+            observed_generation: generation,
+            last_transition_time: now,
+        }),
+    }
+}
+
+/// Whether two condition lists say the same, ignoring `lastTransitionTime`.
+pub fn same_ignoring_time(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|x| {
+            b.iter().any(|y| {
+                x.type_ == y.type_
+                    && x.status == y.status
+                    && x.reason == y.reason
+                    && x.message == y.message
+                    && x.observed_generation == y.observed_generation
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn ready(status: bool, reason: &str) -> Desired<'_> {
+        Desired {
+            type_: READY,
+            status,
+            reason,
+            message: format!("{reason} message"),
+        }
+    }
+
+    #[test]
+    fn a_new_condition_is_added_with_the_current_time() {
+        let mut conditions = Vec::new();
+        set(&mut conditions, ready(true, "Created"), Some(3), at(100));
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].status, "True");
+        assert_eq!(conditions[0].observed_generation, Some(3));
+        assert_eq!(conditions[0].last_transition_time, at(100));
+    }
+
+    #[test]
+    fn the_transition_time_moves_only_when_the_status_flips() {
+        let mut conditions = Vec::new();
+        set(&mut conditions, ready(true, "Created"), Some(1), at(100));
+        set(&mut conditions, ready(true, "Updated"), Some(2), at(200));
+        assert_eq!(conditions[0].last_transition_time, at(100));
+        assert_eq!(conditions[0].reason, "Updated");
+        set(&mut conditions, ready(false, "Rejected"), Some(2), at(300));
+        assert_eq!(conditions[0].last_transition_time, at(300));
+    }
+
+    #[test]
+    fn an_unchanged_condition_compares_equal_whatever_the_time() {
+        let mut stored = Vec::new();
+        set(&mut stored, ready(true, "Created"), Some(1), at(100));
+        let mut fresh = Vec::new();
+        set(&mut fresh, ready(true, "Created"), Some(1), at(999));
+        assert!(same_ignoring_time(&stored, &fresh));
+        set(&mut fresh, ready(true, "Created"), Some(2), at(999));
+        assert!(!same_ignoring_time(&stored, &fresh));
+    }
+}

@@ -1,0 +1,3 @@
+//! The controllers, one module per concern, and what they share.
+
+pub mod conditions;
