@@ -32,6 +32,8 @@ pub struct ControlPlane {
     pub run_dir: PathBuf,
     /// Directory holding the envtest tools (`helm` for the chart tests).
     pub bin_dir: PathBuf,
+    /// Process ids of etcd and kube-apiserver.
+    pub pids: Vec<u32>,
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -132,7 +134,7 @@ fn start() -> Result<ControlPlane, String> {
 
     let etcd_log = run_dir.join("etcd.log");
     let apiserver_log = run_dir.join("kube-apiserver.log");
-    spawn_keeper(vec![
+    let pids = spawn_keeper(vec![
         (etcd, etcd_log.clone()),
         (apiserver, apiserver_log.clone()),
     ])?;
@@ -142,6 +144,7 @@ fn start() -> Result<ControlPlane, String> {
         kubeconfig,
         run_dir: run_dir.clone(),
         bin_dir,
+        pids,
     };
     // The caller may be inside a test's runtime, where blocking on another runtime is not
     // allowed; a plain thread with its own runtime is.
@@ -167,7 +170,7 @@ fn start() -> Result<ControlPlane, String> {
 
 /// Spawns the processes from a thread that never ends, so that `PR_SET_PDEATHSIG` (which
 /// fires when the spawning *thread* exits) fires only when the test binary exits.
-fn spawn_keeper(commands: Vec<(Command, PathBuf)>) -> Result<(), String> {
+fn spawn_keeper(commands: Vec<(Command, PathBuf)>) -> Result<Vec<u32>, String> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("envtest-keeper".into())
@@ -185,7 +188,7 @@ fn spawn_keeper(commands: Vec<(Command, PathBuf)>) -> Result<(), String> {
                     }
                 }
             }
-            let _ = sender.send(Ok(()));
+            let _ = sender.send(Ok(children.iter().map(Child::id).collect()));
             // Block on the last process (the apiserver) so an early exit is reported at once
             // instead of after the readiness deadline; then stay alive for the others.
             if let Some(last) = children.last_mut() {
