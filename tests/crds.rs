@@ -441,3 +441,73 @@ async fn printer_columns_show_in_a_table_get() {
     assert_eq!(cells[1], "https://cdn.example.com");
     assert_eq!(cells[2], r#"["img-src"]"#);
 }
+
+#[tokio::test]
+async fn a_service_account_reads_custom_resources_only_once_rbac_allows_it() {
+    use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+    let env = TestEnv::new().await;
+    let reader = env
+        .client_as_service_account(&env.namespace, "reader")
+        .await;
+    let entries: Api<CspEntry> = Api::namespaced(reader, &env.namespace);
+    match entries.list(&Default::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("expected 403 Forbidden before any RBAC, got {other:?}"),
+    }
+
+    let role = Role {
+        metadata: kube::api::ObjectMeta {
+            name: Some("csp-reader".into()),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![api::GROUP.into()]),
+            resources: Some(vec!["cspentries".into()]),
+            verbs: vec!["list".into()],
+            ..Default::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: kube::api::ObjectMeta {
+            name: Some("csp-reader".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "csp-reader".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "reader".into(),
+            namespace: Some(env.namespace.clone()),
+            ..Default::default()
+        }]),
+    };
+    let pp = PostParams::default();
+    Api::<Role>::namespaced(env.client.clone(), &env.namespace)
+        .create(&pp, &role)
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(env.client.clone(), &env.namespace)
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+
+    // The authorizer reads RBAC from an informer, so the grant takes effect shortly after.
+    support::eventually(
+        "the RoleBinding to take effect",
+        std::time::Duration::from_secs(10),
+        || async { entries.list(&Default::default()).await.ok() },
+    )
+    .await;
+    let other_namespace: Api<CspEntry> = Api::namespaced(
+        env.client_as_service_account(&env.namespace, "reader")
+            .await,
+        "default",
+    );
+    assert!(
+        other_namespace.list(&Default::default()).await.is_err(),
+        "the Role must not reach other namespaces"
+    );
+}
