@@ -1,1 +1,52 @@
-//! The Qlik tenant boundary: a typed client for the tenant APIs the operator uses.
+//! The Qlik tenant boundary: a typed client for the Qlik Cloud APIs the operator uses
+//! (CSP origins, API keys, OAuth client secrets, identity), with its wire types, auth,
+//! rate limiting, retries and one error type. Does network I/O (HTTPS only).
+//!
+//! ```no_run
+//! # use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
+//! # async fn example(token: String) -> Result<(), qlik_csp_operator::tenant::Error> {
+//! let client = TenantClient::new(
+//!     ClientConfig::new("https://acme.eu.qlikcloud.com"),
+//!     Credential::api_key(token),
+//!     CredentialSource::Secret {
+//!         namespace: "qlik".into(),
+//!         name: "qlik-admin".into(),
+//!         key: "api-key".into(),
+//!     },
+//! )?;
+//! let entries = client.list_csp_origins().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`client`]: the HTTP core (send, retry, rate limit, auth, error mapping).
+//! - [`csp_origins`], [`api_keys`], [`oauth_clients`], [`identity`]: the operations.
+//! - [`wire`]: the JSON types, as Qlik's API definitions spell them.
+//! - [`auth`], [`rate_limit`], [`retry`], [`error`], and private `tls`, `token` (the OAuth
+//!   exchange) and `urls`: the parts.
+//!
+//! Depends on [`crate::csp`] only, for conversions.
+
+pub mod api_keys;
+pub mod auth;
+pub mod client;
+pub mod csp_origins;
+pub mod error;
+pub mod identity;
+pub mod oauth_clients;
+pub mod rate_limit;
+pub mod retry;
+mod tls;
+mod token;
+mod urls;
+pub mod wire;
+
+pub use auth::{Credential, CredentialSource};
+pub use client::{ClientConfig, Deleted, TenantClient, USER_AGENT};
+pub use csp_origins::CspOriginQuery;
+pub use error::{ApiError, ApiErrors, Error};
+pub use rate_limit::RateLimits;
+pub use retry::RetryPolicy;
+pub use wire::{
+    ApiKey, ApiKeyStatus, ApiKeysConfig, ClientSecretHint, CreatedApiKey, CreatedClientSecret,
+    CspHeader, CspOrigin, CspOriginContent, NewApiKey, OAuthClient, Tenant, User,
+};

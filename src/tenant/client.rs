@@ -1,0 +1,571 @@
+//! The HTTP core of [`TenantClient`]: building the client, and sending one logical request
+//! with rate limiting, authentication, retries and error mapping. Does network I/O.
+//!
+//! # Retries
+//! - `429`: the whole tenant pauses for `Retry-After` (or a backoff when absent), then
+//!   the request is retried, `POST` included (the tenant did not process it).
+//! - `5xx`, timeouts and dropped connections: idempotent requests (`GET`, `PUT`,
+//!   `DELETE`) are retried with capped, jittered exponential backoff. A `POST` is not:
+//!   it may have been applied, so it fails with [`Error::OutcomeUnknown`] and the caller
+//!   looks the object up first. Connection failures before anything was sent are retried
+//!   for every method.
+//! - `401`: retried once with a fresh access token (OAuth), or with the new credential if
+//!   it was swapped while the request was in flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use url::Url;
+
+use super::auth::{Auth, Bearer, Credential, CredentialSource};
+use super::error::{ApiErrors, Error};
+use super::rate_limit::{Budget, RateLimiter, RateLimits};
+use super::retry::{RetryPolicy, jitter, parse_retry_after};
+use super::tls;
+use super::urls::{next_page, parse_base_url, same_origin};
+use super::wire::Page;
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("qlik-csp-operator/", env!("CARGO_PKG_VERSION"));
+
+/// The most pages one list follows before the tenant's paging is considered broken.
+const MAX_PAGES: usize = 1_000;
+
+/// How to reach one tenant.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `https://<tenant>.<region>.qlikcloud.com`, without a path.
+    pub base_url: String,
+    /// Extra CA certificates (PEM) to trust besides the platform roots, e.g. the emulator's.
+    pub ca_bundle: Option<String>,
+    /// The limit on establishing a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// The limit on one attempt of one request, from sending to the end of the body.
+    pub request_timeout: Duration,
+    /// The client's own budgets.
+    pub rate_limits: RateLimits,
+    /// How to retry.
+    pub retry: RetryPolicy,
+    /// How long before expiry a cached OAuth access token is replaced.
+    pub token_refresh_margin: Duration,
+    /// Allows `http://` URLs. Only for local experiments with `qlik-tenant-emulator
+    /// --plain-http`: credentials would cross the network in clear text.
+    pub allow_plain_http: bool,
+}
+
+impl ClientConfig {
+    /// Defaults for `base_url`: 10 s to connect, 30 s per attempt, the default budgets and
+    /// retries, tokens replaced 5 minutes before expiry, HTTPS only.
+    pub fn new(base_url: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            ca_bundle: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            rate_limits: RateLimits::default(),
+            retry: RetryPolicy::default(),
+            token_refresh_margin: Duration::from_secs(300),
+            allow_plain_http: false,
+        }
+    }
+}
+
+/// The outcome of a delete: a remote "not found" counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// The tenant deleted it now.
+    Deleted,
+    /// It was not there (deleted earlier, by someone else, or by a retried request).
+    AlreadyGone,
+}
+
+/// A typed client for one Qlik Cloud tenant. Cheap to clone; clones share the connection
+/// pool, the credential, the token cache and the rate limiter.
+///
+/// Operations are in [`super::csp_origins`], [`super::api_keys`],
+/// [`super::oauth_clients`] and [`super::identity`].
+#[derive(Clone)]
+pub struct TenantClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    config: ClientConfig,
+    auth: Auth,
+    limiter: RateLimiter,
+}
+
+impl std::fmt::Debug for TenantClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantClient")
+            .field("base_url", &self.inner.base.as_str())
+            .field("auth", &self.inner.auth)
+            .field("rate_limits", &self.inner.config.rate_limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One logical request.
+pub(crate) struct Call {
+    pub(crate) operation: &'static str,
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) body: Option<(&'static str, Vec<u8>)>,
+    /// Whether sending it twice has the effect of sending it once.
+    pub(crate) idempotent: bool,
+    pub(crate) authenticated: bool,
+    /// Whether a 3xx is the answer (the `*/me` endpoints redirect).
+    pub(crate) redirect: bool,
+}
+
+impl Call {
+    pub(crate) fn new(operation: &'static str, method: Method, url: Url) -> Call {
+        let idempotent = method != Method::POST;
+        Call {
+            operation,
+            method,
+            url,
+            body: None,
+            idempotent,
+            authenticated: true,
+            redirect: false,
+        }
+    }
+
+    pub(crate) fn json<B: serde::Serialize>(mut self, body: &B) -> Result<Call, Error> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::InvalidResponse {
+            operation: self.operation,
+            problem: format!("failed to encode the request body: {:?}", e.classify()),
+        })?;
+        self.body = Some(("application/json", bytes));
+        Ok(self)
+    }
+
+    fn budget(&self) -> Budget {
+        if self.method == Method::GET {
+            Budget::Read
+        } else {
+            Budget::Write
+        }
+    }
+}
+
+/// A response the operation expects (2xx, or 3xx for redirecting endpoints).
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+/// What to do after one attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Done,
+    Reauthenticate,
+    /// 429: pause the tenant, then retry.
+    Throttled,
+    /// 5xx on an idempotent request.
+    Backoff,
+    /// 5xx on a request that may have been applied.
+    Unknown,
+    Fail,
+}
+
+fn next_after_status(
+    status: u16,
+    idempotent: bool,
+    may_reauthenticate: bool,
+    expect_redirect: bool,
+) -> Next {
+    match status {
+        200..=299 => Next::Done,
+        300..=399 if expect_redirect => Next::Done,
+        401 if may_reauthenticate => Next::Reauthenticate,
+        429 => Next::Throttled,
+        500..=599 if idempotent => Next::Backoff,
+        500..=599 => Next::Unknown,
+        _ => Next::Fail,
+    }
+}
+
+impl TenantClient {
+    /// Builds a client for the tenant at `config.base_url`, authenticating with
+    /// `credential`, which came from `source` (named in error messages, never the value).
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`], [`Error::UnsupportedUrl`] (not `https://host[:port]`),
+    /// [`Error::CaBundle`], [`Error::Tls`], [`Error::BuildClient`].
+    pub fn new(
+        config: ClientConfig,
+        credential: Credential,
+        source: CredentialSource,
+    ) -> Result<TenantClient, Error> {
+        let base = parse_base_url(&config.base_url, config.allow_plain_http)?;
+        let tls = tls::client_config(config.ca_bundle.as_deref())?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .https_only(!config.allow_plain_http)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(Error::BuildClient)?;
+        Ok(TenantClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                limiter: RateLimiter::new(config.rate_limits),
+                auth: Auth::new(credential, source),
+                config,
+            }),
+        })
+    }
+
+    /// Swaps the credential (e.g. after rotating it) without rebuilding the client. The
+    /// cached access token is dropped; requests in flight that get a 401 retry once with
+    /// the new credential.
+    pub fn set_credential(&self, credential: Credential, source: CredentialSource) {
+        tracing::info!(
+            tenant = self.inner.base.as_str(),
+            kind = credential.kind(),
+            source = %source,
+            "tenant credential swapped"
+        );
+        self.inner.auth.set(credential, source);
+    }
+
+    /// Where the current credential came from.
+    pub fn credential_source(&self) -> CredentialSource {
+        self.inner.auth.source()
+    }
+
+    /// The tenant's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The URL of an API path given as segments, each percent-encoded as needed.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.clear().extend(segments);
+        }
+        url
+    }
+
+    /// GETs `url` and decodes the JSON answer.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        url: Url,
+    ) -> Result<T, Error> {
+        let answer = self
+            .execute(&Call::new(operation, Method::GET, url))
+            .await?;
+        decode(operation, &answer.body)
+    }
+
+    /// Sends `call` and decodes the JSON answer.
+    pub(crate) async fn call_json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
+        let answer = self.execute(&call).await?;
+        decode(call.operation, &answer.body)
+    }
+
+    /// DELETEs `url`; 404 counts as done.
+    pub(crate) async fn delete(&self, operation: &'static str, url: Url) -> Result<Deleted, Error> {
+        match self
+            .execute(&Call::new(operation, Method::DELETE, url))
+            .await
+        {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(Error::NotFound { .. }) => Ok(Deleted::AlreadyGone),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GETs every page of a list, following `links.next.href` from `first`.
+    pub(crate) async fn list_all<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        first: Url,
+    ) -> Result<Vec<T>, Error> {
+        let mut items = Vec::new();
+        let mut url = first;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let page: Page<T> = self.get_json(operation, url).await?;
+            items.extend(page.data);
+            let Some(next) = next_page(&self.inner.base, &page.links) else {
+                return Ok(items);
+            };
+            if seen.len() >= MAX_PAGES || !seen.insert(next.to_string()) {
+                return Err(Error::InvalidResponse {
+                    operation,
+                    problem: "the list's next links never end".to_owned(),
+                });
+            }
+            url = next;
+        }
+    }
+
+    /// Sends `call` with rate limiting, authentication and retries; returns the answer the
+    /// operation expects or the mapped error.
+    pub(crate) async fn execute(&self, call: &Call) -> Result<Answer, Error> {
+        let op = call.operation;
+        let policy = self.inner.config.retry;
+        let max_attempts = policy.max_attempts.max(1);
+        let mut attempt = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            attempt += 1;
+            if let Err(paused) = self
+                .inner
+                .limiter
+                .acquire(call.budget(), policy.max_retry_after)
+                .await
+            {
+                return Err(Error::RateLimited {
+                    operation: op,
+                    retry_after: Some(paused.0),
+                });
+            }
+            let bearer = if call.authenticated {
+                Some(self.bearer().await?)
+            } else {
+                None
+            };
+            let started = Instant::now();
+            let result = self.send_once(call, bearer.as_ref()).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let answer = match result {
+                Ok(answer) => answer,
+                Err(err) => {
+                    // A connect error means nothing reached the tenant.
+                    let maybe_applied = !err.is_connect();
+                    tracing::debug!(operation = op, method = %call.method, path = call.url.path(), attempt, elapsed_ms, error = %err, "tenant request failed");
+                    let err = Error::Transport {
+                        operation: op,
+                        source: err,
+                    };
+                    if maybe_applied && !call.idempotent {
+                        return Err(Error::OutcomeUnknown {
+                            operation: op,
+                            source: Box::new(err),
+                        });
+                    }
+                    if attempt >= max_attempts {
+                        return Err(err);
+                    }
+                    let delay = policy.backoff(attempt, jitter());
+                    tracing::warn!(
+                        operation = op,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying after a transport error"
+                    );
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
+            let status = answer.status.as_u16();
+            tracing::debug!(operation = op, method = %call.method, path = call.url.path(), status, attempt, elapsed_ms, "tenant request");
+            let may_reauthenticate =
+                !reauthenticated && bearer.as_ref().is_some_and(|b| self.may_reauthenticate(b));
+            match next_after_status(status, call.idempotent, may_reauthenticate, call.redirect) {
+                Next::Done => return Ok(answer),
+                Next::Reauthenticate => {
+                    if let Some(b) = &bearer {
+                        self.inner.auth.invalidate(b);
+                    }
+                    reauthenticated = true;
+                    attempt -= 1;
+                    tracing::info!(
+                        operation = op,
+                        "the tenant answered 401: retrying once with a fresh credential"
+                    );
+                }
+                Next::Throttled => {
+                    let retry_after = answer
+                        .headers
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+                    if attempt >= max_attempts
+                        || retry_after.is_some_and(|d| d > policy.max_retry_after)
+                    {
+                        return Err(Error::RateLimited {
+                            operation: op,
+                            retry_after,
+                        });
+                    }
+                    let delay = retry_after.unwrap_or_else(|| policy.backoff(attempt, jitter()));
+                    tracing::warn!(
+                        operation = op,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "rate limited by the tenant: pausing requests to it"
+                    );
+                    self.inner.limiter.pause_until(Instant::now() + delay);
+                }
+                Next::Backoff => {
+                    if attempt >= max_attempts {
+                        return Err(self.status_error(op, &answer));
+                    }
+                    let delay = policy.backoff(attempt, jitter());
+                    tracing::warn!(
+                        operation = op,
+                        status,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying after a server error"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Next::Unknown => {
+                    return Err(Error::OutcomeUnknown {
+                        operation: op,
+                        source: Box::new(self.status_error(op, &answer)),
+                    });
+                }
+                Next::Fail => return Err(self.status_error(op, &answer)),
+            }
+        }
+    }
+
+    /// One HTTP exchange, body included.
+    async fn send_once(
+        &self,
+        call: &Call,
+        bearer: Option<&Bearer>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(bearer) = bearer {
+            // reqwest marks the header sensitive, which keeps it out of its Debug output.
+            request = request.bearer_auth(bearer.token.expose_secret());
+        }
+        if let Some((content_type, body)) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, *content_type)
+                .body(body.clone());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?.to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Whether a 401 for a request sent with `bearer` may be cured by retrying: a cached
+    /// access token may have expired early or been revoked, or the credential was swapped.
+    fn may_reauthenticate(&self, bearer: &Bearer) -> bool {
+        bearer.token_id.is_some() || bearer.generation != self.inner.auth.generation()
+    }
+
+    fn status_error(&self, operation: &'static str, answer: &Answer) -> Error {
+        let secrets = self.inner.auth.secrets();
+        let secrets: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
+        let detail = ApiErrors::decode(&answer.body, &secrets);
+        Error::from_status(
+            operation,
+            answer.status.as_u16(),
+            detail,
+            &self.inner.auth.source(),
+        )
+    }
+
+    /// The `Location` of a redirect answer, resolved against the tenant.
+    pub(crate) fn location(&self, operation: &'static str, answer: &Answer) -> Result<Url, Error> {
+        answer
+            .headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|href| same_origin(&self.inner.base, href))
+            .ok_or_else(|| Error::InvalidResponse {
+                operation,
+                problem: format!("expected a redirect with a Location, got {}", answer.status),
+            })
+    }
+}
+
+/// Decodes a JSON body without letting any of its values into the error.
+pub(crate) fn decode<T: DeserializeOwned>(
+    operation: &'static str,
+    body: &[u8],
+) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::decode(operation, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_decide_between_done_retry_and_failure() {
+        use Next::*;
+        let cases = [
+            (200, true, false, false, Done),
+            (201, false, false, false, Done),
+            (302, true, false, true, Done),
+            (302, true, false, false, Fail),
+            (401, true, true, false, Reauthenticate),
+            (401, true, false, false, Fail),
+            (429, false, false, false, Throttled),
+            (503, true, false, false, Backoff),
+            (503, false, false, false, Unknown),
+            (500, false, false, false, Unknown),
+            (404, true, false, false, Fail),
+        ];
+        for (status, idempotent, reauth, redirect, want) in cases {
+            assert_eq!(
+                next_after_status(status, idempotent, reauth, redirect),
+                want,
+                "{status} idempotent={idempotent}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_user_agent_names_the_operator_and_its_version() {
+        assert_eq!(
+            USER_AGENT,
+            format!("qlik-csp-operator/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn the_client_debug_output_never_contains_the_secret() {
+        let client = TenantClient::new(
+            ClientConfig::new("https://tenant.example"),
+            Credential::oauth_client("id", "client-secret-value"),
+            CredentialSource::Described("test".into()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{client:?} {client:#?}");
+        assert!(!shown.contains("client-secret-value"), "{shown}");
+        assert!(shown.contains("tenant.example"));
+    }
+}

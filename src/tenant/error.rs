@@ -1,0 +1,563 @@
+//! The tenant client's one error type, and lenient decoding of Qlik's error bodies. No I/O.
+//!
+//! # Guarantees
+//! No variant holds a credential: messages name where a credential came from
+//! ([`CredentialSource`]), never its value, and decoded error bodies are scrubbed of the
+//! secrets the client holds before they are stored.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::auth::CredentialSource;
+
+/// What went wrong talking to a tenant. [`Error::reason`] gives a bounded, CamelCase
+/// condition reason; [`Error::is_transient`] says whether retrying later can help.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The tenant URL does not parse.
+    #[error("invalid tenant URL {url:?}")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The tenant URL is not `https://host[:port]` (plain HTTP, a path, a query, …).
+    #[error("invalid tenant URL {url:?}: {problem}")]
+    UnsupportedUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The `caBundle` PEM could not be used.
+    #[error("failed to load the caBundle: {problem}")]
+    CaBundle {
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The TLS configuration could not be built.
+    #[error("failed to build the TLS configuration")]
+    Tls(#[source] rustls::Error),
+    /// The HTTP client could not be built.
+    #[error("failed to build the HTTP client")]
+    BuildClient(#[source] reqwest::Error),
+
+    /// 401, or the OAuth token endpoint refused the client credentials.
+    #[error("the tenant rejected the credential in {credential} ({operation}){detail}")]
+    Unauthorized {
+        /// The operation, e.g. `csp-origins.list`.
+        operation: &'static str,
+        /// Where the rejected credential came from.
+        credential: CredentialSource,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// 403: the credential is valid but lacks the permission.
+    #[error("the credential in {credential} is not allowed to {operation}{detail}")]
+    Forbidden {
+        /// The operation, e.g. `csp-origins.create`.
+        operation: &'static str,
+        /// Where the credential came from.
+        credential: CredentialSource,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// 404.
+    #[error("failed to {operation}: not found{detail}")]
+    NotFound {
+        /// The operation.
+        operation: &'static str,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// 409 that is not a limit (e.g. a duplicate).
+    #[error("failed to {operation}: conflict{detail}")]
+    Conflict {
+        /// The operation.
+        operation: &'static str,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// A tenant limit was reached (256 CSP entries, 5 OAuth client secrets, keys per user).
+    #[error("failed to {operation}: a tenant limit was reached{detail}")]
+    LimitReached {
+        /// The operation.
+        operation: &'static str,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// 400 or 422: the tenant rejected the request as invalid.
+    #[error("failed to {operation}: the tenant rejected the request{detail}")]
+    BadRequest {
+        /// The operation.
+        operation: &'static str,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// 429 after the retries, or a `Retry-After` longer than the client is willing to wait.
+    #[error("failed to {operation}: rate limited by the tenant{}", fmt_retry_after(*.retry_after))]
+    RateLimited {
+        /// The operation.
+        operation: &'static str,
+        /// How long the tenant asked to wait, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx after the retries.
+    #[error("failed to {operation}: the tenant answered {status}{detail}")]
+    TenantUnavailable {
+        /// The operation.
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// Any other status the operation does not expect.
+    #[error("failed to {operation}: unexpected status {status}{detail}")]
+    UnexpectedStatus {
+        /// The operation.
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// What the tenant said.
+        detail: ApiErrors,
+    },
+    /// The tenant could not be reached (DNS, connect, TLS, timeout) after the retries.
+    #[error("failed to {operation}: could not reach the tenant")]
+    Transport {
+        /// The operation.
+        operation: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The tenant answered with a body the client does not understand.
+    #[error("failed to {operation}: invalid response from the tenant: {problem}")]
+    InvalidResponse {
+        /// The operation.
+        operation: &'static str,
+        /// What is wrong with the response. Never contains response values: a value in a
+        /// misplaced field could be a credential.
+        problem: String,
+    },
+    /// A non-idempotent request (`POST`) may or may not have been applied: the connection
+    /// dropped or timed out after it was sent, or the tenant answered 5xx. Look the object
+    /// up (e.g. [`TenantClient::find_csp_origins_by_origin`]) before trying again.
+    ///
+    /// [`TenantClient::find_csp_origins_by_origin`]: super::TenantClient::find_csp_origins_by_origin
+    #[error("the outcome of {operation} is unknown: look it up before retrying")]
+    OutcomeUnknown {
+        /// The operation.
+        operation: &'static str,
+        /// What happened to the request.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// A bounded CamelCase reason for conditions, events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidUrl { .. }
+            | Error::UnsupportedUrl { .. }
+            | Error::CaBundle { .. }
+            | Error::Tls(_)
+            | Error::BuildClient(_) => "InvalidConfig",
+            Error::Unauthorized { .. } => "Unauthorized",
+            Error::Forbidden { .. } => "Forbidden",
+            Error::NotFound { .. } => "NotFound",
+            Error::Conflict { .. } => "Conflict",
+            Error::LimitReached { .. } => "LimitReached",
+            Error::BadRequest { .. } => "BadRequest",
+            Error::RateLimited { .. } => "RateLimited",
+            Error::TenantUnavailable { .. } => "TenantUnavailable",
+            Error::UnexpectedStatus { .. } => "UnexpectedStatus",
+            Error::Transport { .. } => "Transport",
+            Error::InvalidResponse { .. } => "InvalidResponse",
+            Error::OutcomeUnknown { .. } => "OutcomeUnknown",
+        }
+    }
+
+    /// Whether retrying later, without any change to the spec or the credential, can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::RateLimited { .. }
+                | Error::TenantUnavailable { .. }
+                | Error::Transport { .. }
+                | Error::OutcomeUnknown { .. }
+        )
+    }
+
+    /// The HTTP status the tenant answered, for the variants that stand for one status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { .. } => Some(401),
+            Error::Forbidden { .. } => Some(403),
+            Error::NotFound { .. } => Some(404),
+            Error::RateLimited { .. } => Some(429),
+            Error::TenantUnavailable { status, .. } | Error::UnexpectedStatus { status, .. } => {
+                Some(*status)
+            }
+            Error::OutcomeUnknown { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+
+    /// How long the tenant asked to wait, for [`Error::RateLimited`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Builds the error for a non-success `status` and its (already scrubbed) body.
+    pub(crate) fn from_status(
+        operation: &'static str,
+        status: u16,
+        detail: ApiErrors,
+        credential: &CredentialSource,
+    ) -> Error {
+        let credential = credential.clone();
+        match status {
+            401 => Error::Unauthorized {
+                operation,
+                credential,
+                detail,
+            },
+            403 if detail.mentions_limit() => Error::LimitReached { operation, detail },
+            403 => Error::Forbidden {
+                operation,
+                credential,
+                detail,
+            },
+            404 => Error::NotFound { operation, detail },
+            400 | 409 | 422 if detail.mentions_limit() => Error::LimitReached { operation, detail },
+            409 => Error::Conflict { operation, detail },
+            400 | 422 => Error::BadRequest { operation, detail },
+            429 => Error::RateLimited {
+                operation,
+                retry_after: None,
+            },
+            500..=599 => Error::TenantUnavailable {
+                operation,
+                status,
+                detail,
+            },
+            _ => Error::UnexpectedStatus {
+                operation,
+                status,
+                detail,
+            },
+        }
+    }
+
+    /// An [`Error::InvalidResponse`] for a body that does not decode.
+    pub(crate) fn decode(operation: &'static str, err: &serde_json::Error) -> Error {
+        // serde_json's message can quote the offending value, which may be a token: keep
+        // only the category and position.
+        Error::InvalidResponse {
+            operation,
+            problem: format!(
+                "{:?} error at line {} column {}",
+                err.classify(),
+                err.line(),
+                err.column()
+            ),
+        }
+    }
+}
+
+fn fmt_retry_after(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(" (retry after {}s)", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+/// The most characters of a tenant's error text kept in an error.
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// One entry of Qlik's `{"errors": [...]}` body, decoded leniently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiError {
+    /// Qlik's error code, e.g. `CSP-4001` or `HTTP-400`.
+    pub code: Option<String>,
+    /// The summary.
+    pub title: Option<String>,
+    /// The details.
+    pub detail: Option<String>,
+    /// The HTTP status as the body states it (a string in some APIs, a number in others).
+    pub status: Option<u16>,
+}
+
+/// The errors in a Qlik error body; empty when the body was absent or not understood.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiErrors(pub Vec<ApiError>);
+
+impl ApiErrors {
+    /// Decodes `{"errors":[{code,title,detail,status}]}` and the OAuth form
+    /// `{"error","error_description"}`; anything else gives an empty list. Any of
+    /// `secrets` found in the text is replaced by `[REDACTED]`.
+    pub fn decode(body: &[u8], secrets: &[&str]) -> ApiErrors {
+        let Ok(value) = serde_json::from_slice::<Value>(body) else {
+            return ApiErrors::default();
+        };
+        let text = |v: Option<&Value>| -> Option<String> {
+            let s = match v? {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some(scrub(&s, secrets))
+        };
+        if let Some(errors) = value.get("errors").and_then(Value::as_array) {
+            let errors = errors
+                .iter()
+                .map(|e| ApiError {
+                    code: text(e.get("code")),
+                    title: text(e.get("title")),
+                    detail: text(e.get("detail")),
+                    status: text(e.get("status")).and_then(|s| s.trim().parse().ok()),
+                })
+                .collect();
+            return ApiErrors(errors);
+        }
+        if value.get("error").is_some() {
+            return ApiErrors(vec![ApiError {
+                code: text(value.get("error")),
+                title: None,
+                detail: text(value.get("error_description")),
+                status: None,
+            }]);
+        }
+        ApiErrors::default()
+    }
+
+    /// Whether the tenant says a limit was reached (its 409s and some 400s/403s do).
+    fn mentions_limit(&self) -> bool {
+        // Not just "limit": a 400 about the `limit` query parameter is no tenant limit.
+        const WORDS: [&str; 5] = [
+            "exceed",
+            "maximum",
+            "max number",
+            "limit reached",
+            "too many",
+        ];
+        self.0.iter().any(|e| {
+            let code_says_limit = e
+                .code
+                .as_deref()
+                .is_some_and(|c| c.to_ascii_uppercase().ends_with("-LIMIT"));
+            let text_says_limit = [&e.code, &e.title, &e.detail]
+                .into_iter()
+                .flatten()
+                .map(|s| s.to_ascii_lowercase())
+                .any(|s| WORDS.iter().any(|w| s.contains(w)));
+            code_says_limit || text_says_limit
+        })
+    }
+}
+
+/// Formats as `: title (code): detail; …`, or nothing when empty, so that it can follow a
+/// message directly.
+impl fmt::Display for ApiErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut written = 0;
+        for e in &self.0 {
+            let mut part = String::new();
+            if let Some(title) = &e.title {
+                part.push_str(title);
+            }
+            if let Some(code) = &e.code {
+                if part.is_empty() {
+                    part.push_str(code);
+                } else {
+                    part.push_str(&format!(" ({code})"));
+                }
+            }
+            if let Some(detail) = e.detail.as_ref().filter(|d| Some(*d) != e.title.as_ref()) {
+                if !part.is_empty() {
+                    part.push_str(": ");
+                }
+                part.push_str(detail);
+            }
+            if part.is_empty() {
+                continue;
+            }
+            f.write_str(if written == 0 { ": " } else { "; " })?;
+            f.write_str(&truncate(&part, MAX_DETAIL_CHARS))?;
+            written += 1;
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// Replaces every non-empty secret in `text` by `[REDACTED]`.
+pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret, "[REDACTED]");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> CredentialSource {
+        CredentialSource::Secret {
+            namespace: "ns".into(),
+            name: "qlik".into(),
+            key: "apiKey".into(),
+        }
+    }
+
+    #[test]
+    fn qlik_error_bodies_decode_with_string_or_number_status() {
+        let cases: [(&str, Option<u16>); 4] = [
+            (
+                r#"{"errors":[{"code":"X-1","title":"Bad","status":"400"}]}"#,
+                Some(400),
+            ),
+            (
+                r#"{"errors":[{"code":"X-1","title":"Bad","status":400}]}"#,
+                Some(400),
+            ),
+            (r#"{"errors":[{"code":42,"title":"Bad"}]}"#, None),
+            (
+                r#"{"errors":[{"code":"X-1","title":"Bad","status":"four"}]}"#,
+                None,
+            ),
+        ];
+        for (body, status) in cases {
+            let errors = ApiErrors::decode(body.as_bytes(), &[]);
+            assert_eq!(errors.0.len(), 1, "{body}");
+            assert_eq!(errors.0[0].status, status, "{body}");
+            assert_eq!(errors.0[0].title.as_deref(), Some("Bad"));
+        }
+    }
+
+    #[test]
+    fn absent_or_non_json_bodies_decode_to_no_errors() {
+        for body in [
+            "",
+            "<html>502 Bad Gateway</html>",
+            "null",
+            "[]",
+            r#"{"x":1}"#,
+        ] {
+            assert_eq!(
+                ApiErrors::decode(body.as_bytes(), &[]),
+                ApiErrors::default()
+            );
+            assert_eq!(ApiErrors::decode(body.as_bytes(), &[]).to_string(), "");
+        }
+    }
+
+    #[test]
+    fn oauth_error_bodies_decode_too() {
+        let errors = ApiErrors::decode(
+            br#"{"error":"invalid_client","error_description":"bad secret s3cr3t"}"#,
+            &["s3cr3t"],
+        );
+        assert_eq!(
+            errors.to_string(),
+            ": invalid_client: bad secret [REDACTED]"
+        );
+    }
+
+    #[test]
+    fn error_details_are_scrubbed_of_secrets_and_truncated() {
+        let long = "x".repeat(1000);
+        let body = format!(r#"{{"errors":[{{"title":"token abc123 is bad","detail":"{long}"}}]}}"#);
+        let shown = ApiErrors::decode(body.as_bytes(), &["abc123"]).to_string();
+        assert!(!shown.contains("abc123"));
+        assert!(shown.contains("[REDACTED]"));
+        assert!(shown.chars().count() < 400);
+    }
+
+    #[test]
+    fn statuses_map_to_reasons_and_transience() {
+        let cases = [
+            (400, "BadRequest", false),
+            (401, "Unauthorized", false),
+            (403, "Forbidden", false),
+            (404, "NotFound", false),
+            (409, "Conflict", false),
+            (406, "UnexpectedStatus", false),
+            (429, "RateLimited", true),
+            (500, "TenantUnavailable", true),
+            (503, "TenantUnavailable", true),
+        ];
+        for (status, reason, transient) in cases {
+            let err =
+                Error::from_status("csp-origins.list", status, ApiErrors::default(), &source());
+            assert_eq!(err.reason(), reason, "{status}");
+            assert_eq!(err.is_transient(), transient, "{status}");
+            assert!(err.status().is_none_or(|s| s == status), "{status}");
+        }
+    }
+
+    #[test]
+    fn limit_errors_are_recognised_from_the_body() {
+        let detail = ApiErrors::decode(
+            br#"{"errors":[{"code":"OAUTH-14","title":"The max number of client secrets is 5"}]}"#,
+            &[],
+        );
+        let err = Error::from_status("oauth-clients.create-secret", 409, detail, &source());
+        assert_eq!(err.reason(), "LimitReached");
+    }
+
+    #[test]
+    fn unauthorized_names_the_secret_the_credential_came_from() {
+        let err = Error::from_status("csp-origins.list", 401, ApiErrors::default(), &source());
+        assert_eq!(
+            err.to_string(),
+            "the tenant rejected the credential in Secret ns/qlik key apiKey (csp-origins.list)"
+        );
+    }
+
+    #[test]
+    fn decode_errors_do_not_quote_the_offending_value() {
+        let err = serde_json::from_str::<u32>(r#""tok-en-value""#).unwrap_err();
+        let shown = Error::decode("oauth.token", &err).to_string();
+        assert!(!shown.contains("tok-en-value"), "{shown}");
+        assert_eq!(
+            Error::decode("oauth.token", &err).reason(),
+            "InvalidResponse"
+        );
+    }
+
+    #[test]
+    fn outcome_unknown_is_transient_and_keeps_the_cause() {
+        let err = Error::OutcomeUnknown {
+            operation: "csp-origins.create",
+            source: Box::new(Error::from_status(
+                "csp-origins.create",
+                502,
+                ApiErrors::default(),
+                &source(),
+            )),
+        };
+        assert_eq!(err.reason(), "OutcomeUnknown");
+        assert!(err.is_transient());
+        assert_eq!(err.status(), Some(502));
+        assert!(err.to_string().contains("look it up"));
+    }
+}
