@@ -1,0 +1,171 @@
+//! The control API under `/_emulator/` (no auth): faults, counters, the request log, the
+//! clock and reset. No I/O: it reads and changes the shared state. Errors are
+//! `{"error": "..."}`: this API is the emulator's own, not Qlik's.
+
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use jiff::SignedDuration;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::dispatch::Shared;
+use super::faults::{Fault, FaultSpec};
+use super::wire::{ApiRequest, ApiResponse, timestamp};
+
+/// The reference printed by `qlik-tenant-emulator --help`.
+pub const HELP: &str = r#"QLIK ENDPOINTS (Authorization: Bearer <admin key | issued API key | access token>):
+  GET|POST            /api/v1/csp-origins                     limit<=100, next/prev cursors
+  GET|PUT|DELETE      /api/v1/csp-origins/{id}
+  GET                 /api/v1/csp-origins/actions/generate-header
+  GET|POST            /api/v1/api-keys                        startingAfter/endingBefore
+  GET|DELETE          /api/v1/api-keys/{id}
+  GET                 /api/v1/api-keys/configs/{tenantId}
+  GET                 /api/v1/oauth-clients/{id}
+  POST                /api/v1/oauth-clients/{id}/client-secrets
+  DELETE              /api/v1/oauth-clients/{id}/client-secrets/{hint}
+  POST                /oauth/token                            client_credentials, no bearer
+  GET                 /api/v1/users/me (301), /api/v1/users/{userId}
+  GET                 /api/v1/tenants/me (302), /api/v1/tenants/{tenantId}
+
+CONTROL API (no authentication; JSON, camelCase; never under /api):
+  POST   /_emulator/faults          add a fault rule; answers 201 {"id": "..."}
+         {"method": "POST",                 optional; any method when absent
+          "path": "/api/v1/csp-origins*",   glob over the path, '*' matches anything
+          "fault": "latency" | "status" | "drop",
+          "latencyMs": 2000,                for latency
+          "status": 429,                    for status (400-599)
+          "retryAfter": 3,                  seconds, sets Retry-After
+          "when": "before" | "after",       default before; after = the request took
+                                            effect, then the fault hits its response
+          "times": 1,                       optional: only the next N matching requests
+          "fraction": 0.5}                  optional: this fraction of matching requests
+         In each phase the first matching rule (in the order added) applies.
+  GET    /_emulator/faults          {"faults": [{"id", "remaining"}]}
+  DELETE /_emulator/faults          remove every rule (204)
+  GET    /_emulator/counters        {"operations": {"csp-origins.create": {"requests": n,
+                                      "byStatus": {"201": n, "dropped": n}}, ...},
+                                     "total": n}
+                                    every operation is listed: csp-origins.{list, get,
+                                    create, update, delete, generate-header},
+                                    api-keys.{list, get, create, delete, get-config},
+                                    oauth-clients.{get, create-secret, delete-secret},
+                                    oauth.token, users.{me, get}, tenants.{me, get}
+  GET    /_emulator/requests        {"requests": [{"method", "path", "operation",
+                                      "status" (0 if dropped), "dropped", "atMs"}]}
+                                    atMs: real milliseconds from start to arrival;
+                                    the latest 100000 requests, in completion order
+  GET    /_emulator/clock           {"now": RFC 3339}: real time + offset; drives key and
+                                    token expiry, timestamps and rate-limit windows
+  POST   /_emulator/clock/advance   {"seconds": N} -> {"now": ...}
+  POST   /_emulator/reset           clear entries, issued keys, secrets and tokens,
+                                    faults, counters, the log, rate windows and the clock
+                                    offset; seeded credentials stay valid (204)
+"#;
+
+/// Answers a request under `/_emulator/`.
+pub fn handle(shared: &Shared, request: &ApiRequest) -> ApiResponse {
+    let path = request.path.trim_end_matches('/');
+    let method = &request.method;
+    match (path, method) {
+        ("/_emulator/faults", &Method::POST) => add_fault(shared, request),
+        ("/_emulator/faults", &Method::GET) => {
+            let faults: Vec<Value> = shared
+                .lock()
+                .faults
+                .list()
+                .into_iter()
+                .map(|(id, remaining)| json!({ "id": id, "remaining": remaining }))
+                .collect();
+            ApiResponse::json(StatusCode::OK, json!({ "faults": faults }))
+        }
+        ("/_emulator/faults", &Method::DELETE) => {
+            shared.lock().faults.clear();
+            ApiResponse::no_content()
+        }
+        ("/_emulator/counters", &Method::GET) => {
+            ApiResponse::json(StatusCode::OK, shared.lock().record.counters_json())
+        }
+        ("/_emulator/requests", &Method::GET) => {
+            ApiResponse::json(StatusCode::OK, shared.lock().record.requests_json())
+        }
+        ("/_emulator/clock", &Method::GET) => clock(shared),
+        ("/_emulator/clock/advance", &Method::POST) => advance_clock(shared, request),
+        ("/_emulator/reset", &Method::POST) => {
+            shared.lock().reset();
+            ApiResponse::no_content()
+        }
+        (
+            "/_emulator/faults"
+            | "/_emulator/counters"
+            | "/_emulator/requests"
+            | "/_emulator/clock"
+            | "/_emulator/clock/advance"
+            | "/_emulator/reset",
+            _,
+        ) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed here"),
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no control endpoint at {path}; see qlik-tenant-emulator --help"),
+        ),
+    }
+}
+
+fn error(status: StatusCode, message: String) -> ApiResponse {
+    ApiResponse::json(status, json!({ "error": message }))
+}
+
+fn add_fault(shared: &Shared, request: &ApiRequest) -> ApiResponse {
+    let spec: FaultSpec = match serde_json::from_slice(&request.body) {
+        Ok(spec) => spec,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid fault: {e}")),
+    };
+    let mut state = shared.lock();
+    let id = format!("fault-{}", state.new_id());
+    match Fault::new(id.clone(), spec) {
+        Ok(fault) => {
+            state.faults.add(fault);
+            ApiResponse::json(StatusCode::CREATED, json!({ "id": id }))
+        }
+        Err(reason) => error(StatusCode::BAD_REQUEST, format!("invalid fault: {reason}")),
+    }
+}
+
+fn clock(shared: &Shared) -> ApiResponse {
+    let now = shared.lock().now();
+    ApiResponse::json(StatusCode::OK, json!({ "now": timestamp(now) }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: f64,
+}
+
+fn advance_clock(shared: &Shared, request: &ApiRequest) -> ApiResponse {
+    let advance: Advance = match serde_json::from_slice(&request.body) {
+        Ok(a) => a,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"seconds\": N}}: {e}"),
+            );
+        }
+    };
+    if !(advance.seconds.is_finite() && advance.seconds >= 0.0 && advance.seconds < 1e10) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "seconds must be a non-negative number (the clock only moves forward)".to_owned(),
+        );
+    }
+    let by = SignedDuration::try_from(Duration::from_secs_f64(advance.seconds))
+        .unwrap_or(SignedDuration::ZERO);
+    {
+        let mut state = shared.lock();
+        state.clock_offset = state.clock_offset.saturating_add(by);
+    }
+    clock(shared)
+}

@@ -1,0 +1,261 @@
+//! The values passed between the server and the handlers (a buffered request, a response)
+//! and Qlik's error body. No I/O.
+//!
+//! Qlik's error body is `{"errors": [{"code", "title", "detail"?, "status"?}]}`; the
+//! definitions disagree on `status` (absent in csp-origins and oauth-clients, an integer in
+//! api-keys and users, a string in oauth and tenants), so [`StatusField`] picks per API.
+//!
+//! Error codes are the emulator's choice where Qlik does not publish its own: gateway-level
+//! failures use `HTTP-<status>` (the code Qlik documents for 429); limits that a client
+//! may want to tell apart have their own codes, listed in [`codes`].
+
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Error codes the emulator chose for conditions a client may want to tell apart.
+pub mod codes {
+    /// The tenant already has its maximum number of CSP entries (256).
+    pub const CSP_ENTRY_LIMIT: &str = "CSP-ORIGINS-LIMIT";
+    /// Another entry already has this origin.
+    pub const CSP_DUPLICATE_ORIGIN: &str = "CSP-ORIGINS-DUPLICATE";
+    /// The compiled header would exceed Qlik's 6,144 characters.
+    pub const CSP_HEADER_TOO_LONG: &str = "CSP-ORIGINS-HEADER-TOO-LONG";
+    /// The user already has `max_keys_per_user` active API keys.
+    pub const API_KEY_LIMIT: &str = "API-KEYS-LIMIT";
+    /// The requested expiry exceeds `max_api_key_expiry`.
+    pub const API_KEY_EXPIRY: &str = "API-KEYS-EXPIRY";
+    /// The OAuth client already has its maximum number of secrets (5).
+    pub const CLIENT_SECRET_LIMIT: &str = "OAUTH-CLIENTS-SECRET-LIMIT";
+}
+
+/// A request with its body read, as the handlers see it.
+#[derive(Clone, Debug)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// The path without the query.
+    pub path: String,
+    /// Decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// `scheme://host[:port]` as the client addressed the emulator, for links.
+    pub base: String,
+}
+
+impl ApiRequest {
+    /// The first value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of header `name`, when it is valid text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The absolute URL of `path` with `query`, on the host the client used.
+    pub fn url(&self, path: &str, query: &[(String, String)]) -> String {
+        if query.is_empty() {
+            return format!("{}{path}", self.base);
+        }
+        let mut serializer = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query {
+            serializer.append_pair(k, v);
+        }
+        format!("{}{path}?{}", self.base, serializer.finish())
+    }
+
+    /// The body as a JSON value, or a Qlik-style 400.
+    pub fn json_body(&self) -> Result<Value, QlikError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| QlikError::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+}
+
+/// A response body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Empty,
+    Json(Value),
+    Text {
+        content_type: &'static str,
+        text: String,
+    },
+}
+
+/// A response, before it is written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Body,
+}
+
+impl ApiResponse {
+    pub fn json(status: StatusCode, value: Value) -> ApiResponse {
+        ApiResponse {
+            status,
+            headers: Vec::new(),
+            body: Body::Json(value),
+        }
+    }
+
+    pub fn no_content() -> ApiResponse {
+        ApiResponse {
+            status: StatusCode::NO_CONTENT,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub fn text(status: StatusCode, content_type: &'static str, text: String) -> ApiResponse {
+        ApiResponse {
+            status,
+            headers: Vec::new(),
+            body: Body::Text { content_type, text },
+        }
+    }
+
+    /// Adds a header; a value that is not a valid header value is left out.
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> ApiResponse {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+}
+
+/// How an API types the `status` member of its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusField {
+    Absent,
+    Integer,
+    String,
+}
+
+/// A Qlik-style error response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QlikError {
+    pub status: StatusCode,
+    pub code: String,
+    pub title: String,
+    pub detail: Option<String>,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+impl QlikError {
+    /// An error with the code `HTTP-<status>` and the status's canonical reason as title.
+    pub fn status(status: StatusCode) -> QlikError {
+        QlikError {
+            status,
+            code: format!("HTTP-{}", status.as_u16()),
+            title: status
+                .canonical_reason()
+                .unwrap_or("Unexpected status")
+                .to_owned(),
+            detail: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: &str) -> QlikError {
+        self.code = code.to_owned();
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> QlikError {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> QlikError {
+        QlikError::status(StatusCode::BAD_REQUEST).with_detail(detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> QlikError {
+        QlikError::status(StatusCode::NOT_FOUND).with_detail(detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> QlikError {
+        QlikError::status(StatusCode::UNAUTHORIZED).with_detail(detail)
+    }
+
+    /// Qlik's documented rate-limit error.
+    pub fn rate_limited(retry_after: u64) -> QlikError {
+        QlikError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "HTTP-429".to_owned(),
+            title: "API rate limit reached.".to_owned(),
+            detail: Some(format!(
+                "You need to wait {retry_after} seconds until limit is lifted."
+            )),
+            retry_after: Some(retry_after),
+        }
+    }
+
+    pub fn internal(detail: impl Into<String>) -> QlikError {
+        QlikError::status(StatusCode::INTERNAL_SERVER_ERROR).with_detail(detail)
+    }
+
+    /// The response in the shape of the API that answers.
+    pub fn into_response(self, status_field: StatusField) -> ApiResponse {
+        let mut error = json!({ "code": self.code, "title": self.title });
+        if let Some(detail) = self.detail {
+            error["detail"] = Value::String(detail);
+        }
+        match status_field {
+            StatusField::Absent => {}
+            StatusField::Integer => error["status"] = json!(self.status.as_u16()),
+            StatusField::String => error["status"] = json!(self.status.as_u16().to_string()),
+        }
+        let response = ApiResponse::json(self.status, json!({ "errors": [error] }));
+        match self.retry_after {
+            Some(secs) => response.with_header(hyper::header::RETRY_AFTER, &secs.to_string()),
+            None => response,
+        }
+    }
+}
+
+/// An RFC 3339 timestamp with milliseconds, as Qlik writes them.
+pub fn timestamp(at: jiff::Timestamp) -> String {
+    format!("{at:.3}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_take_the_status_type_of_the_answering_api() {
+        let err = || QlikError::not_found("x");
+        let body = |field| match err().into_response(field).body {
+            Body::Json(v) => v["errors"][0].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(body(StatusField::Absent).get("status"), None);
+        assert_eq!(body(StatusField::Integer)["status"], json!(404));
+        assert_eq!(body(StatusField::String)["status"], json!("404"));
+        assert_eq!(body(StatusField::Absent)["code"], json!("HTTP-404"));
+    }
+
+    #[test]
+    fn rate_limited_errors_carry_retry_after() {
+        let response = QlikError::rate_limited(13).into_response(StatusField::Absent);
+        assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers[0].1, "13");
+    }
+
+    #[test]
+    fn timestamps_have_millisecond_precision() {
+        let at: jiff::Timestamp = "2024-05-01T10:00:00.123456Z".parse().unwrap();
+        assert_eq!(timestamp(at), "2024-05-01T10:00:00.123Z");
+        let whole: jiff::Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+        assert_eq!(timestamp(whole), "2024-05-01T10:00:00.000Z");
+    }
+}
