@@ -12,7 +12,7 @@ use qlik_csp_operator::csp::{Directive, Origin};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::{
     ApiKeyStatus, ClientConfig, Credential, CredentialSource, CspOriginContent, CspOriginQuery,
-    Deleted, Error, NewApiKey, RateLimits, RetryPolicy, TenantClient,
+    Deleted, Error, NewApiKey, RateLimits, RetryPolicy, TenantClient, USER_AGENT,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -743,7 +743,7 @@ async fn an_untrusted_certificate_is_a_transport_error() {
 }
 
 #[tokio::test]
-async fn plain_http_is_refused_unless_explicitly_allowed() {
+async fn plain_http_is_refused_by_default() {
     let tenant = Tenant::start_with(EmulatorConfig {
         plain_http: true,
         ..EmulatorConfig::default()
@@ -758,6 +758,49 @@ async fn plain_http_is_refused_unless_explicitly_allowed() {
     .err();
     assert_eq!(refused.as_ref().map(Error::reason), Some("InvalidConfig"));
     assert!(refused.is_some_and(|e| e.to_string().contains("https")));
+}
+
+#[tokio::test]
+async fn an_explicitly_allowed_plain_http_tenant_receives_the_operator_user_agent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A bare socket, so the test sees the request exactly as sent.
+    let listener = ok_io(tokio::net::TcpListener::bind("127.0.0.1:0").await);
+    let address = ok_io(listener.local_addr());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = ok_io(listener.accept().await);
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = ok_io(socket.read(&mut buffer).await);
+            if read == 0 {
+                break;
+            }
+            head.extend_from_slice(&buffer[..read]);
+        }
+        let body = r#"{"data":[],"links":{}}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        ok_io(socket.write_all(answer.as_bytes()).await);
+        String::from_utf8_lossy(&head).to_lowercase()
+    });
+
+    let mut config = ClientConfig::new(format!("http://{address}"));
+    config.allow_plain_http = true;
+    let client = ok(TenantClient::new(
+        config,
+        Credential::api_key(ADMIN_KEY),
+        secret_source("s", "k"),
+    ));
+    assert!(ok(client.list_csp_origins().await).is_empty());
+    let head = server.await.unwrap_or_else(|e| panic!("{e}"));
+    let expected = format!("user-agent: {}", USER_AGENT.to_lowercase());
+    assert!(head.contains(&expected), "no {expected:?} in:\n{head}");
+}
+
+fn ok_io<T>(result: std::io::Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A `tracing` writer into a shared buffer.
