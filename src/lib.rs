@@ -6,6 +6,7 @@
 //!   else here.
 //! - [`tenant`]: the Qlik tenant client (HTTPS, auth, rate limits, retries, typed errors).
 //! - [`controller`]: the reconcilers and what they share (conditions).
+//! - [`render`]: offline header rendering from manifests (`qlik-csp-operator render`).
 //! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
 #![forbid(unsafe_code)]
 
@@ -13,4 +14,5 @@ pub mod api;
 pub mod controller;
 pub mod csp;
 pub mod emulator;
+pub mod render;
 pub mod tenant;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qlik_csp_operator::api;
+use qlik_csp_operator::{api, render};
 
 /// Kubernetes operator for Qlik tenants' CSP allow-list, CSP header and credentials.
 #[derive(Parser)]
@@ -18,11 +18,20 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as a multi-document YAML stream.
     Crd,
+    /// Print the CSP header a `source: Local` tenant would publish, compiled offline from
+    /// CspEntry (and QlikTenant) manifests, or every problem with its file and field.
+    /// With several tenants in the input, each header follows a `# tenant ns/name` line.
+    Render {
+        /// Manifest files or directories (searched recursively for .yaml, .yml, .json).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => print_crds(),
+        Command::Render { paths } => render(&paths),
     }
 }
 
@@ -38,4 +47,35 @@ fn print_crds() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn render(paths: &[std::path::PathBuf]) -> ExitCode {
+    match render::render_paths(paths) {
+        Ok(rendered) if rendered.is_empty() => {
+            eprintln!("error: no CspEntry in the input");
+            ExitCode::FAILURE
+        }
+        Ok(rendered) => {
+            let several = rendered.len() > 1;
+            for tenant in rendered {
+                let (namespace, name) = &tenant.tenant;
+                if !tenant.tenant_found {
+                    eprintln!(
+                        "note: QlikTenant {namespace}/{name} is not in the input: compiled without its baseDirectives"
+                    );
+                }
+                if several {
+                    println!("# tenant {namespace}/{name} ({} entries)", tenant.entries);
+                }
+                println!("{}", tenant.header);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -511,3 +511,43 @@ async fn a_service_account_reads_custom_resources_only_once_rbac_allows_it() {
         "the Role must not reach other namespaces"
     );
 }
+
+#[tokio::test]
+async fn the_examples_are_accepted_by_the_apiserver() {
+    use serde::Deserialize;
+    let env = TestEnv::new().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut created = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(path).unwrap();
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let mut object = Value::deserialize(document).unwrap();
+            let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+            // Each test has its own namespace; the examples name theirs.
+            object["metadata"]["namespace"] = json!(env.namespace);
+            let api = match kind.as_str() {
+                "CspEntry" => dynamic::<CspEntry>(&env),
+                "QlikTenant" => dynamic::<QlikTenant>(&env),
+                "SecretRotation" => dynamic::<SecretRotation>(&env),
+                _ => continue,
+            };
+            if let Err(status) = create(&api, object).await {
+                panic!("{} was rejected: {}", path.display(), status.message);
+            }
+            created += 1;
+        }
+    }
+    assert!(
+        created >= 4,
+        "expected the examples' tenant and entries, created {created}"
+    );
+}

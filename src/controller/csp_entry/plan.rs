@@ -1,0 +1,1 @@
+//! The pure plan of the csp-entry controller (being written).

@@ -1,0 +1,392 @@
+//! `qlik-csp-operator render`: the header a `source: Local` tenant would publish, compiled
+//! offline from manifests, for review before merge. Reads files; no cluster, no tenant.
+//!
+//! Entries are grouped by tenant (`metadata.namespace`, default `default`, and
+//! `spec.tenantRef.name`); a `QlikTenant` in the input contributes its
+//! `spec.header.baseDirectives`. Every problem is reported with its file, document and field,
+//! and nothing is rendered while any remains.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::api::{CspEntry, QlikTenant};
+use crate::csp::header::{self, BaseDirectives, Grant};
+use crate::csp::{Directive, Origin};
+
+/// A tenant as `namespace/name`.
+pub type TenantKey = (String, String);
+
+/// The header compiled for one tenant.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub tenant: TenantKey,
+    pub entries: usize,
+    /// Whether a `QlikTenant` of that name was in the input (else: no base directives).
+    pub tenant_found: bool,
+    pub header: String,
+}
+
+/// Something in the input that stops rendering, located as precisely as known.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Reads every `.yaml`, `.yml` and `.json` file under `paths` (directories recursively, in
+/// name order) and renders the headers.
+pub fn render_paths(paths: &[PathBuf]) -> Result<Vec<Rendered>, Vec<Problem>> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files, &mut problems);
+    }
+    let mut documents = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => documents.push((file.display().to_string(), text)),
+            Err(e) => problems.push(Problem {
+                location: file.display().to_string(),
+                message: format!("failed to read: {e}"),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    render_documents(&documents)
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    if path.is_dir() {
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let message = format!("failed to read the directory: {e}");
+                problems.push(Problem {
+                    location: path.display().to_string(),
+                    message,
+                });
+                return;
+            }
+        };
+        let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        children.sort();
+        for child in children {
+            let manifest = child
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json");
+            if child.is_dir() || manifest {
+                collect_files(&child, files, problems);
+            }
+        }
+    } else if path.exists() {
+        files.push(path.to_path_buf());
+    } else {
+        let message = "no such file or directory".to_owned();
+        problems.push(Problem {
+            location: path.display().to_string(),
+            message,
+        });
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Renders from `(source name, text)` pairs, each a stream of YAML (or JSON) documents.
+pub fn render_documents(documents: &[(String, String)]) -> Result<Vec<Rendered>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut bases: BTreeMap<TenantKey, BaseDirectives> = BTreeMap::new();
+    let mut grants: BTreeMap<TenantKey, Vec<(String, Grant)>> = BTreeMap::new();
+
+    for (source, text) in documents {
+        for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+            let location = format!("{source}: document {}", index + 1);
+            let value = match serde_norway::Value::deserialize(document) {
+                Ok(serde_norway::Value::Null) => continue,
+                Ok(value) => value,
+                Err(e) => {
+                    problems.push(Problem {
+                        location,
+                        message: format!("not YAML: {e}"),
+                    });
+                    break; // the rest of this stream cannot be trusted
+                }
+            };
+            let Ok(meta) = TypeMeta::deserialize(value.clone()) else {
+                continue;
+            };
+            if !meta
+                .api_version
+                .starts_with(&format!("{}/", crate::api::GROUP))
+            {
+                continue;
+            }
+            match meta.kind.as_str() {
+                "CspEntry" => match serde_path_to_error::deserialize::<_, CspEntry>(value) {
+                    Ok(entry) => read_entry(entry, &location, &mut grants, &mut problems),
+                    Err(e) => problems.push(invalid("CspEntry", location, e)),
+                },
+                "QlikTenant" => match serde_path_to_error::deserialize::<_, QlikTenant>(value) {
+                    Ok(tenant) => {
+                        let key = key_of(
+                            tenant.metadata.namespace.as_deref(),
+                            tenant.metadata.name.as_deref(),
+                        );
+                        let base = tenant
+                            .spec
+                            .header
+                            .and_then(|h| h.base_directives)
+                            .unwrap_or_default();
+                        bases.insert(key, base);
+                    }
+                    Err(e) => problems.push(invalid("QlikTenant", location, e)),
+                },
+                _ => {}
+            }
+        }
+    }
+
+    let mut rendered = Vec::new();
+    for (tenant, entries) in grants {
+        let tenant_found = bases.contains_key(&tenant);
+        let base = bases.get(&tenant).cloned().unwrap_or_default();
+        let only_grants: Vec<Grant> = entries.iter().map(|(_, g)| g.clone()).collect();
+        match header::compile(&base, &only_grants) {
+            Ok(compiled) => rendered.push(Rendered {
+                tenant,
+                entries: entries.len(),
+                tenant_found,
+                header: compiled.into_string(),
+            }),
+            Err(e) => problems.push(Problem {
+                location: format!("QlikTenant {}/{}", tenant.0, tenant.1),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(rendered)
+    } else {
+        Err(problems)
+    }
+}
+
+/// A document that does not match its kind's schema, with the path of the offending field.
+fn invalid(
+    kind: &str,
+    location: String,
+    error: serde_path_to_error::Error<serde_norway::Error>,
+) -> Problem {
+    let message = format!("invalid {kind}: {}: {}", error.path(), error.inner());
+    Problem { location, message }
+}
+
+fn key_of(namespace: Option<&str>, name: Option<&str>) -> TenantKey {
+    (
+        namespace.unwrap_or("default").to_owned(),
+        name.unwrap_or_default().to_owned(),
+    )
+}
+
+fn read_entry(
+    entry: CspEntry,
+    location: &str,
+    grants: &mut BTreeMap<TenantKey, Vec<(String, Grant)>>,
+    problems: &mut Vec<Problem>,
+) {
+    let name = entry.metadata.name.clone().unwrap_or_default();
+    let location = format!("{location} (CspEntry {name})");
+    let origin = match Origin::parse(&entry.spec.origin) {
+        Ok(origin) => origin,
+        Err(e) => {
+            problems.push(Problem {
+                location,
+                message: format!("spec.origin: {e}"),
+            });
+            return;
+        }
+    };
+    let mut directives = std::collections::BTreeSet::new();
+    for directive in &entry.spec.directives {
+        if !directives.insert(Directive::from(*directive)) {
+            let message = format!(
+                "spec.directives: {} is listed twice",
+                Directive::from(*directive)
+            );
+            problems.push(Problem {
+                location: location.clone(),
+                message,
+            });
+        }
+    }
+    if directives.is_empty() {
+        problems.push(Problem {
+            location,
+            message: "spec.directives: at least one directive is required".into(),
+        });
+        return;
+    }
+    let key = key_of(
+        entry.metadata.namespace.as_deref(),
+        Some(&entry.spec.tenant_ref.name),
+    );
+    let same_tenant = grants.entry(key).or_default();
+    let lowercase = origin.as_str().to_ascii_lowercase();
+    if let Some((other, _)) = same_tenant
+        .iter()
+        .find(|(_, g)| g.origin.as_str().to_ascii_lowercase() == lowercase)
+    {
+        let message = format!(
+            "spec.origin: {origin} is already declared by CspEntry {other}; only the older of the two would be synced"
+        );
+        problems.push(Problem { location, message });
+        return;
+    }
+    let grant = Grant {
+        origin,
+        directives,
+        allow_web_socket: entry.spec.allow_web_socket,
+    };
+    same_tenant.push((name, grant));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(text: &str) -> Vec<(String, String)> {
+        vec![("manifests.yaml".to_owned(), text.to_owned())]
+    }
+
+    const TENANT: &str = "apiVersion: qlikops.io/v1alpha1
+kind: QlikTenant
+metadata: {name: acme, namespace: web}
+spec:
+  url: https://acme.eu.qlikcloud.com
+  credentials: {apiKey: {secretRef: {name: qlik, key: api-key}}}
+  header:
+    configMapName: csp
+    source: Local
+    baseDirectives:
+      default-src: [\"'self'\"]
+";
+
+    fn entry(name: &str, origin: &str, directives: &str) -> String {
+        format!(
+            "apiVersion: qlikops.io/v1alpha1\nkind: CspEntry\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  tenantRef: {{name: acme}}\n  origin: \"{origin}\"\n  directives: {directives}\n"
+        )
+    }
+
+    #[test]
+    fn renders_the_local_header_of_a_tenant_from_its_entries_and_base_directives() {
+        let input = [
+            TENANT.to_owned(),
+            entry("cdn", "https://cdn.example.com", "[script-src, img-src]"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unrelated}\n".to_owned(),
+            entry("fonts", "https://fonts.example.com", "[font-src]"),
+        ]
+        .join("---\n");
+        let rendered = render_documents(&docs(&input)).unwrap();
+        assert_eq!(rendered.len(), 1);
+        assert_eq!(rendered[0].tenant, ("web".to_owned(), "acme".to_owned()));
+        assert_eq!(rendered[0].entries, 2);
+        assert!(rendered[0].tenant_found);
+        assert_eq!(
+            rendered[0].header,
+            "default-src 'self'; font-src https://fonts.example.com; img-src https://cdn.example.com; script-src https://cdn.example.com"
+        );
+    }
+
+    #[test]
+    fn an_entry_whose_tenant_is_not_in_the_input_renders_without_base_directives() {
+        let rendered =
+            render_documents(&docs(&entry("cdn", "https://cdn.example.com", "[img-src]"))).unwrap();
+        assert!(!rendered[0].tenant_found);
+        assert_eq!(rendered[0].header, "img-src https://cdn.example.com");
+    }
+
+    #[test]
+    fn invalid_entries_are_reported_with_file_document_and_field_and_nothing_renders() {
+        let input = [
+            entry("ok", "https://ok.example.com", "[img-src]"),
+            entry("path", "https://evil.example.com/x", "[img-src]"),
+            entry("inject", "https://a.example.com; script-src *", "[img-src]"),
+            entry("unknown", "https://b.example.com", "[default-src]"),
+        ]
+        .join("---\n");
+        let problems = render_documents(&docs(&input)).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{text:#?}");
+        assert!(text[0].starts_with("manifests.yaml: document 2 (CspEntry path): spec.origin: origin must not contain a path"), "{}", text[0]);
+        assert!(
+            text[1].contains("document 3 (CspEntry inject): spec.origin"),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].contains("document 4") && text[2].contains("default-src"),
+            "{}",
+            text[2]
+        );
+    }
+
+    #[test]
+    fn two_entries_with_the_same_origin_for_one_tenant_are_a_problem() {
+        let input = [
+            entry("a", "https://cdn.example.com", "[img-src]"),
+            entry("b", "HTTPS://CDN.example.com", "[font-src]"),
+        ]
+        .join("---\n");
+        let problems = render_documents(&docs(&input)).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0]
+                .message
+                .contains("already declared by CspEntry a"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn duplicated_directives_are_a_problem() {
+        let problems = render_documents(&docs(&entry(
+            "a",
+            "https://cdn.example.com",
+            "[img-src, img-src]",
+        )))
+        .unwrap_err();
+        assert!(
+            problems[0].message.contains("img-src is listed twice"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn tenants_are_rendered_separately_and_in_order() {
+        let other =
+            entry("x", "https://x.example.com", "[img-src]").replace("name: acme", "name: other");
+        let input = [entry("cdn", "https://cdn.example.com", "[img-src]"), other].join("---\n");
+        let rendered = render_documents(&docs(&input)).unwrap();
+        let tenants: Vec<&str> = rendered.iter().map(|r| r.tenant.1.as_str()).collect();
+        assert_eq!(tenants, ["acme", "other"]);
+    }
+}

@@ -1,0 +1,72 @@
+//! `qlik-csp-operator render`: the header of `examples/` exactly, and problems located by
+//! file, document and field with a failing exit code.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn render(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
+        .arg("render")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run qlik-csp-operator: {e}"))
+}
+
+#[test]
+fn the_examples_render_to_the_expected_header() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let output = render(&["-f", &examples.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "default-src 'self'; connect-src https://live.example.com wss://live.example.com; \
+         font-src https://cdn.example.com; frame-ancestors 'self' https://portal.example.com; \
+         img-src https://cdn.example.com; script-src https://cdn.example.com; \
+         style-src https://cdn.example.com\n"
+    );
+    assert!(
+        stderr.is_empty(),
+        "the examples' tenant is in the input: {stderr}"
+    );
+}
+
+#[test]
+fn problems_fail_the_command_and_name_file_document_and_field() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("entries.yaml");
+    let manifests = "\
+apiVersion: qlikops.io/v1alpha1
+kind: CspEntry
+metadata: {name: good, namespace: web}
+spec: {tenantRef: {name: acme}, origin: 'https://ok.example.com', directives: [img-src]}
+---
+apiVersion: qlikops.io/v1alpha1
+kind: CspEntry
+metadata: {name: sneaky, namespace: web}
+spec: {tenantRef: {name: acme}, origin: \"https://a.example.com; script-src *\", directives: [img-src]}
+";
+    std::fs::write(&file, manifests).unwrap_or_else(|e| panic!("{e}"));
+    let output = render(&["-f", &file.display().to_string()]);
+    assert!(!output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "nothing renders while a problem remains"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "error: {}: document 2 (CspEntry sneaky): spec.origin: origin must not contain whitespace",
+        file.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr}");
+}
+
+#[test]
+fn a_missing_path_is_reported() {
+    let output = render(&["-f", "/nonexistent/manifests"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("/nonexistent/manifests: no such file or directory")
+    );
+}
