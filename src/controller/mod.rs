@@ -2,3 +2,4 @@
 
 pub mod conditions;
 pub mod csp_entry;
+pub mod tenant;

@@ -1,0 +1,5 @@
+//! The `tenant` controller: checks a `QlikTenant`'s connection and publishes its compiled CSP
+//! header into a ConfigMap, then nudges the Ingresses that serve it. [`publish`] holds the
+//! pure decisions.
+
+pub mod publish;
