@@ -2,4 +2,5 @@
 //! header into a ConfigMap, then nudges the Ingresses that serve it. [`publish`] holds the
 //! pure decisions.
 
+pub mod credentials;
 pub mod publish;
