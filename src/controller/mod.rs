@@ -1,5 +1,56 @@
 //! The controllers, one module per concern, and what they share.
+//!
+//! - [`tenant`]: `QlikTenant` connection check and header publishing.
+//! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
+//! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
+//! - [`conditions`]: kstatus-style conditions without churn.
 
 pub mod conditions;
 pub mod csp_entry;
 pub mod tenant;
+pub mod tenant_clients;
+
+use std::time::Duration;
+
+use kube::Client;
+
+use self::csp_entry::remote_cache::RemoteCache;
+use self::tenant_clients::TenantClients;
+
+/// The operator's name: field manager prefix, event reporter and finalizer domain.
+pub const OPERATOR_NAME: &str = "qlik-csp-operator";
+
+/// What every controller shares.
+pub struct Shared {
+    pub kube: Client,
+    pub tenants: TenantClients,
+    pub remote: RemoteCache,
+    pub settings: Settings,
+}
+
+/// Operator-wide settings (from the command line).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Replaces every tenant's `syncInterval`. For tests and benchmarks, where the CRD's 30 s
+    /// minimum is too slow; not exposed to users.
+    pub drift_interval_override: Option<Duration>,
+    /// How long a controller waits for more changes before reconciling, so a burst of
+    /// changes coalesces into one reconcile.
+    pub debounce: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            drift_interval_override: None,
+            debounce: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Settings {
+    /// The drift interval for a tenant whose `syncInterval` is `configured`.
+    pub fn drift_interval(&self, configured: Duration) -> Duration {
+        self.drift_interval_override.unwrap_or(configured)
+    }
+}

@@ -1,0 +1,174 @@
+//! One [`TenantClient`] per `QlikTenant`, shared by every controller. Reads Secrets (only
+//! in the tenant's own namespace).
+//!
+//! The client is rebuilt when the connection settings change (URL, CA bundle, budgets) and
+//! only handed the new credential when the Secret changes, so a credential rotation keeps
+//! the rate limiter's history and the connection pool. The Secret is read again at most
+//! every `secret_max_age`, not on every reconcile of every CspEntry.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use tokio::time::Instant;
+
+use super::tenant::credentials::{self, CredentialError};
+use crate::api::QlikTenant;
+use crate::tenant::{self, ClientConfig, RateLimits, TenantClient};
+
+/// A tenant as `(namespace, name)` of its `QlikTenant`.
+pub type TenantKey = (String, String);
+
+/// The key of a `QlikTenant`.
+pub fn key_of(tenant: &QlikTenant) -> TenantKey {
+    (tenant.namespace().unwrap_or_default(), tenant.name_any())
+}
+
+/// Why no client could be had for a tenant.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The credential's Secret is missing or unusable.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// The Secret could not be read from the apiserver.
+    #[error("failed to read Secret {namespace}/{name}")]
+    ReadSecret {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The client could not be built (URL, CA bundle).
+    #[error(transparent)]
+    Client(#[from] tenant::Error),
+}
+
+impl AccessError {
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AccessError::Credential(e) => e.reason(),
+            AccessError::ReadSecret { .. } => "SecretUnreadable",
+            AccessError::Client(e) => e.reason(),
+        }
+    }
+
+    /// Whether retrying without a change can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AccessError::ReadSecret { .. })
+    }
+}
+
+/// What a client is built from, besides the credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Settings {
+    url: String,
+    ca_bundle: Option<String>,
+    writes_per_minute: u32,
+    reads_per_minute: u32,
+}
+
+struct Cached {
+    settings: Settings,
+    secret_version: Option<String>,
+    secret_read_at: Instant,
+    client: TenantClient,
+}
+
+/// The registry.
+pub struct TenantClients {
+    clients: Mutex<HashMap<TenantKey, Cached>>,
+    secret_max_age: Duration,
+    /// Applied to every client built (timeouts, retries); URL, CA and budgets come from the
+    /// `QlikTenant`.
+    template: ClientConfig,
+}
+
+impl TenantClients {
+    pub fn new(template: ClientConfig, secret_max_age: Duration) -> TenantClients {
+        TenantClients {
+            clients: Mutex::default(),
+            secret_max_age,
+            template,
+        }
+    }
+
+    /// The client for `tenant`, built or refreshed as needed.
+    pub async fn for_tenant(
+        &self,
+        kube: &Client,
+        tenant: &QlikTenant,
+    ) -> Result<TenantClient, AccessError> {
+        let key = key_of(tenant);
+        let settings = Settings {
+            url: tenant.spec.url.clone(),
+            ca_bundle: tenant.spec.ca_bundle.clone(),
+            writes_per_minute: tenant.spec.rate_limit.writes_per_minute,
+            reads_per_minute: tenant.spec.rate_limit.reads_per_minute,
+        };
+        if let Some(client) = self.fresh(&key, &settings) {
+            return Ok(client);
+        }
+
+        let (secret_name, _) = credentials::secret_ref(&tenant.spec.credentials)?;
+        let secrets: Api<Secret> = Api::namespaced(kube.clone(), &key.0);
+        let secret =
+            secrets
+                .get_opt(secret_name)
+                .await
+                .map_err(|source| AccessError::ReadSecret {
+                    namespace: key.0.clone(),
+                    name: secret_name.to_owned(),
+                    source,
+                })?;
+        let (credential, source) =
+            credentials::credential(&tenant.spec.credentials, &key.0, secret.as_ref())?;
+        let secret_version = secret.as_ref().and_then(|s| s.resource_version());
+
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = clients.get_mut(&key).filter(|c| c.settings == settings) {
+            if cached.secret_version != secret_version {
+                cached.client.set_credential(credential, source);
+                cached.secret_version = secret_version;
+            }
+            cached.secret_read_at = Instant::now();
+            return Ok(cached.client.clone());
+        }
+        let mut config = self.template.clone();
+        config.base_url = settings.url.clone();
+        config.ca_bundle = settings.ca_bundle.clone();
+        config.rate_limits = RateLimits {
+            writes_per_minute: settings.writes_per_minute,
+            reads_per_minute: settings.reads_per_minute,
+        };
+        let client = TenantClient::new(config, credential, source)?;
+        let cached = Cached {
+            settings,
+            secret_version,
+            secret_read_at: Instant::now(),
+            client: client.clone(),
+        };
+        clients.insert(key, cached);
+        Ok(client)
+    }
+
+    /// Forgets the tenant's client (deleted tenant) or forces the Secret to be read again
+    /// (after a 401).
+    pub fn forget(&self, key: &TenantKey) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn fresh(&self, key: &TenantKey, settings: &Settings) -> Option<TenantClient> {
+        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        clients
+            .get(key)
+            .filter(|c| c.settings == *settings && c.secret_read_at.elapsed() < self.secret_max_age)
+            .map(|c| c.client.clone())
+    }
+}
