@@ -37,6 +37,8 @@ pub struct Settings {
     /// How long a controller waits for more changes before reconciling, so a burst of
     /// changes coalesces into one reconcile.
     pub debounce: Duration,
+    /// Watch only this namespace (a namespaced install); all namespaces when `None`.
+    pub watch_namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -44,11 +46,24 @@ impl Default for Settings {
         Settings {
             drift_interval_override: None,
             debounce: Duration::from_millis(500),
+            watch_namespace: None,
         }
     }
 }
 
 impl Settings {
+    /// The API for `K` in the watched namespace, or in all namespaces.
+    pub fn api<K>(&self, kube: &Client) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.watch_namespace {
+            Some(namespace) => kube::Api::namespaced(kube.clone(), namespace),
+            None => kube::Api::all(kube.clone()),
+        }
+    }
+
     /// The drift interval for a tenant whose `syncInterval` is `configured`.
     pub fn drift_interval(&self, configured: Duration) -> Duration {
         self.drift_interval_override.unwrap_or(configured)

@@ -1,6 +1,233 @@
 //! The `csp-entry` controller: keeps one `CspEntry` in sync with its tenant's `csp-origins`.
-//! observe (cluster + tenant, through the shared [`remote_cache`]) → [`plan`] (pure) →
-//! apply (one tenant write) → record (status).
+//! [`observe`] (cluster + tenant, through the shared [`remote_cache`]) → [`plan`] (pure) →
+//! [`apply`] (one side effect) → [`record`] (status, events).
 
+pub mod apply;
+pub mod observe;
 pub mod plan;
+pub mod record;
 pub mod remote_cache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{self, Action as Requeue, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use self::plan::Requeue as Next;
+use super::Shared;
+use super::conditions::{self, Desired, READY};
+use super::tenant_clients::AccessError;
+use crate::api::{CspEntry, QlikTenant};
+use crate::tenant;
+
+/// Field manager, event reporter and tracing span of this controller.
+pub const CONTROLLER_NAME: &str = "qlik-csp-operator/csp-entry";
+/// Holds a `CspEntry` until its tenant entry is deleted (or orphaned).
+pub const FINALIZER: &str = "qlikops.io/csp-entry";
+
+/// Why a reconcile failed; each variant is one failed step.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The entry's `QlikTenant` could not be read.
+    #[error("failed to read QlikTenant {name}")]
+    ReadTenant {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// No client for the tenant (credential Secret missing or unusable).
+    #[error("failed to reach the tenant")]
+    Access(#[from] AccessError),
+    /// The tenant's entries could not be listed.
+    #[error("failed to list the tenant's CSP entries")]
+    List(#[source] tenant::Error),
+    /// The tenant refused or failed a write.
+    #[error("failed to write the tenant's CSP entry")]
+    Write(#[source] tenant::Error),
+    /// The plan wanted a tenant write without a usable tenant (a bug).
+    #[error("failed to write: the tenant is not usable")]
+    TenantGone,
+    /// The finalizer could not be added or removed.
+    #[error("failed to update the finalizer")]
+    Finalizer(#[source] kube::Error),
+    /// The status could not be written.
+    #[error("failed to record the status")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// The condition and event reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => {
+                "KubernetesApiError"
+            }
+            Error::Access(e) => e.reason(),
+            Error::List(e) => e.reason(),
+            Error::Write(tenant::Error::LimitReached { .. }) => "TenantLimitReached",
+            Error::Write(tenant::Error::BadRequest { .. }) => "Rejected",
+            Error::Write(e) => e.reason(),
+            Error::TenantGone => "TenantNotReady",
+        }
+    }
+
+    /// Whether retrying soon can help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => true,
+            Error::Access(e) => e.is_transient(),
+            Error::List(e) | Error::Write(e) => e.is_transient(),
+            Error::TenantGone => true,
+        }
+    }
+
+    /// The whole chain of causes, for conditions and events (tenant errors carry no
+    /// credential).
+    pub fn message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+}
+
+struct Context {
+    shared: Arc<Shared>,
+    store: Store<CspEntry>,
+    recorder: Recorder,
+}
+
+/// Runs the controller until its watch streams end.
+pub async fn run(shared: Arc<Shared>) {
+    let kube = shared.kube.clone();
+    let config = controller::Config::default().debounce(shared.settings.debounce);
+    let controller = Controller::new(
+        shared.settings.api::<CspEntry>(&kube),
+        watcher::Config::default(),
+    )
+    .with_config(config);
+    let store = controller.store();
+    let entries = store.clone();
+    // A tenant that becomes ready (or not) changes what every entry of it should say.
+    let controller = controller.watches(
+        shared.settings.api::<QlikTenant>(&kube),
+        watcher::Config::default(),
+        move |tenant| {
+            let namespace = tenant.namespace();
+            let name = tenant.name_any();
+            entries
+                .state()
+                .iter()
+                .filter(|e| e.namespace() == namespace && e.spec.tenant_ref.name == name)
+                .map(|e| ObjectRef::from_obj(e.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
+    let reporter = Reporter {
+        controller: CONTROLLER_NAME.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context {
+        shared,
+        store,
+        recorder: Recorder::new(kube, reporter),
+    });
+    controller
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(controller = CONTROLLER_NAME, %error, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+#[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = entry.namespace(), name = entry.name_any()))]
+async fn reconcile(entry: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
+    let result = sync(&entry, &context).await;
+    if let Err(error) = &result {
+        tracing::warn!(reason = error.reason(), error = %error.message(), "reconcile failed");
+        record_failure(&context, &entry, error).await;
+        record::warn(&context.recorder, &entry, error).await;
+    }
+    result
+}
+
+async fn sync(entry: &CspEntry, context: &Context) -> Result<Requeue, Error> {
+    let shared = &context.shared;
+    let observation = observe::observe(shared, &context.store, entry).await?;
+    let plan = plan::plan(&observation.observed, jiff::Timestamp::now());
+    let outcome = apply::apply(shared, entry, &observation, &plan.action).await?;
+    record::event_for(&context.recorder, entry, &plan.action).await;
+    if let Some(desired) = &plan.status {
+        record::record(shared, entry, desired, &outcome).await?;
+    }
+    Ok(match plan.requeue {
+        Next::Immediately => Requeue::requeue(Duration::ZERO),
+        Next::After(wait) => Requeue::requeue(wait),
+        Next::Drift => Requeue::requeue(observation.drift),
+        Next::OnChange | Next::Never => Requeue::await_change(),
+    })
+}
+
+/// Records `Ready=False` (and `Synced=False`) with the error's reason before the error is
+/// returned, so the failure is visible on the object and not only in logs.
+async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
+    if entry.meta().deletion_timestamp.is_some() && matches!(error, Error::Status(_)) {
+        return;
+    }
+    let generation = entry.meta().generation;
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    let mut status = entry.status.clone().unwrap_or_default();
+    for type_ in [READY, plan::SYNCED] {
+        let desired = Desired {
+            type_,
+            status: false,
+            reason: error.reason(),
+            message: error.message(),
+        };
+        conditions::set(&mut status.conditions, desired, generation, now.clone());
+    }
+    status.observed_generation = generation;
+    if entry
+        .status
+        .as_ref()
+        .is_some_and(|current| record::same_status(current, &status))
+    {
+        return;
+    }
+    let api: Api<CspEntry> = Api::namespaced(
+        context.shared.kube.clone(),
+        &entry.namespace().unwrap_or_default(),
+    );
+    let patch = json!({ "status": status });
+    if let Err(e) = api
+        .patch_status(
+            &entry.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "failed to record the failure in the status");
+    }
+}
+
+fn error_policy(_entry: Arc<CspEntry>, error: &Error, _context: Arc<Context>) -> Requeue {
+    match error {
+        _ if error.is_transient() => Requeue::requeue(Duration::from_secs(5)),
+        Error::Write(tenant::Error::LimitReached { .. }) => Requeue::requeue(plan::WAIT_FOR_ROOM),
+        _ => Requeue::requeue(Duration::from_secs(300)),
+    }
+}

@@ -26,34 +26,28 @@ struct Snapshot {
 }
 
 /// Per-tenant snapshots of the remote entries.
+#[derive(Default)]
 pub struct RemoteCache {
-    max_age: Duration,
     snapshots: Mutex<HashMap<TenantKey, Snapshot>>,
     // One fetch at a time per tenant; the others wait and reuse its result.
     fetch_locks: Mutex<HashMap<TenantKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RemoteCache {
-    pub fn new(max_age: Duration) -> RemoteCache {
-        RemoteCache {
-            max_age,
-            snapshots: Mutex::default(),
-            fetch_locks: Mutex::default(),
-        }
-    }
-
-    /// The tenant's entries: the snapshot if fresh, else the result of `fetch` (called by one
-    /// caller at a time per tenant; callers that waited reuse what it stored).
+    /// The tenant's entries: the snapshot if younger than `max_age` (the tenant's drift
+    /// interval: one list per interval), else the result of `fetch` (called by one caller at
+    /// a time per tenant; callers that waited reuse what it stored).
     pub async fn get_or_fetch<E, F, Fut>(
         &self,
         tenant: &TenantKey,
+        max_age: Duration,
         fetch: F,
     ) -> Result<Arc<[CspOrigin]>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<CspOrigin>, E>>,
     {
-        if let Some(entries) = self.fresh(tenant) {
+        if let Some(entries) = self.fresh(tenant, max_age) {
             return Ok(entries);
         }
         let lock = {
@@ -64,7 +58,7 @@ impl RemoteCache {
             locks.entry(tenant.clone()).or_default().clone()
         };
         let _fetching = lock.lock().await;
-        if let Some(entries) = self.fresh(tenant) {
+        if let Some(entries) = self.fresh(tenant, max_age) {
             return Ok(entries);
         }
         let entries: Arc<[CspOrigin]> = fetch().await?.into();
@@ -97,11 +91,11 @@ impl RemoteCache {
         self.edit(tenant, |entries| entries.retain(|e| e.id != id));
     }
 
-    fn fresh(&self, tenant: &TenantKey) -> Option<Arc<[CspOrigin]>> {
+    fn fresh(&self, tenant: &TenantKey, max_age: Duration) -> Option<Arc<[CspOrigin]>> {
         self.with_snapshots(|snapshots| {
             snapshots
                 .get(tenant)
-                .filter(|s| s.fetched_at.elapsed() < self.max_age)
+                .filter(|s| s.fetched_at.elapsed() < max_age)
                 .map(|s| s.entries.clone())
         })
     }
@@ -133,6 +127,8 @@ mod tests {
     use super::*;
     use crate::tenant::wire::CspOriginContent;
 
+    const AGE: Duration = Duration::from_secs(5);
+
     fn key() -> TenantKey {
         ("web".into(), "acme".into())
     }
@@ -155,14 +151,14 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_reconciles_of_one_tenant_share_one_fetch() {
-        let cache = Arc::new(RemoteCache::new(Duration::from_secs(5)));
+        let cache = Arc::new(RemoteCache::default());
         let fetches = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (cache, fetches) = (cache.clone(), fetches.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_fetch(&key(), || async {
+                    .get_or_fetch(&key(), AGE, || async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::task::yield_now().await;
                         Ok::<_, ()>(vec![remote("1", "https://a.example.com")])
@@ -179,52 +175,58 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_snapshot_older_than_max_age_is_fetched_again() {
-        let cache = RemoteCache::new(Duration::from_secs(5));
+        let cache = RemoteCache::default();
         let fetches = AtomicUsize::new(0);
         let fetch = || async {
             fetches.fetch_add(1, Ordering::SeqCst);
             Ok::<_, ()>(Vec::new())
         };
-        cache.get_or_fetch(&key(), fetch).await.unwrap();
-        cache.get_or_fetch(&key(), fetch).await.unwrap();
+        cache.get_or_fetch(&key(), AGE, fetch).await.unwrap();
+        cache.get_or_fetch(&key(), AGE, fetch).await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(6)).await;
-        cache.get_or_fetch(&key(), fetch).await.unwrap();
+        cache.get_or_fetch(&key(), AGE, fetch).await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn own_writes_are_visible_without_listing_again() {
-        let cache = RemoteCache::new(Duration::from_secs(60));
+        let cache = RemoteCache::default();
         let first = vec![
             remote("1", "https://a.example.com"),
             remote("2", "https://b.example.com"),
         ];
         cache
-            .get_or_fetch(&key(), || async { Ok::<_, ()>(first) })
+            .get_or_fetch(&key(), AGE, || async { Ok::<_, ()>(first) })
             .await
             .unwrap();
         cache.record_written(&key(), remote("3", "https://c.example.com"));
         cache.record_written(&key(), remote("1", "https://a2.example.com"));
         cache.record_deleted(&key(), "2");
         let unreachable = || async { Err::<Vec<CspOrigin>, _>("must not list again") };
-        let entries = cache.get_or_fetch(&key(), unreachable).await.unwrap();
+        let entries = cache.get_or_fetch(&key(), AGE, unreachable).await.unwrap();
         assert_eq!(ids(&entries), ["3", "1"]);
         assert_eq!(entries[1].content.origin, "https://a2.example.com");
     }
 
     #[tokio::test]
     async fn invalidation_and_fetch_errors_leave_no_stale_snapshot() {
-        let cache = RemoteCache::new(Duration::from_secs(60));
+        let cache = RemoteCache::default();
         let one = || async { Ok::<_, &str>(vec![remote("1", "https://a.example.com")]) };
-        cache.get_or_fetch(&key(), one).await.unwrap();
+        cache.get_or_fetch(&key(), AGE, one).await.unwrap();
         cache.invalidate(&key());
         let failing = || async { Err::<Vec<CspOrigin>, _>("tenant down") };
         assert_eq!(
-            cache.get_or_fetch(&key(), failing).await.unwrap_err(),
+            cache.get_or_fetch(&key(), AGE, failing).await.unwrap_err(),
             "tenant down"
         );
         let empty = || async { Ok::<_, &str>(Vec::new()) };
-        assert!(cache.get_or_fetch(&key(), empty).await.unwrap().is_empty());
+        assert!(
+            cache
+                .get_or_fetch(&key(), AGE, empty)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -1,0 +1,96 @@
+//! Apply: makes the plan's one side effect (a tenant write or a finalizer change) and keeps
+//! the shared snapshot of the tenant's entries current. Idempotent: a repeated create is
+//! prevented by adopting by origin on the next reconcile.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::Error;
+use super::observe::Observation;
+use super::plan::Action;
+use crate::api::CspEntry;
+use crate::controller::Shared;
+use crate::tenant;
+
+/// What apply did; only apply builds one, so record cannot run before it.
+pub struct Outcome {
+    /// The id of an entry created now.
+    pub created_id: Option<String>,
+}
+
+pub async fn apply(
+    shared: &Shared,
+    entry: &CspEntry,
+    observation: &Observation,
+    action: &Action,
+) -> Result<Outcome, Error> {
+    let mut outcome = Outcome { created_id: None };
+    let key = &observation.tenant_key;
+    let client = || observation.client.as_ref().ok_or(Error::TenantGone);
+    match action {
+        Action::AddFinalizer => set_finalizers(shared, entry, true).await?,
+        Action::RemoveFinalizer => set_finalizers(shared, entry, false).await?,
+        Action::Create(content) => match client()?.create_csp_origin(content).await {
+            Ok(created) => {
+                outcome.created_id = Some(created.id.clone());
+                shared.remote.record_written(key, created);
+            }
+            Err(e) => return Err(write_failed(shared, key, e)),
+        },
+        Action::Update { id, content, .. } => {
+            match client()?.update_csp_origin(id, content).await {
+                Ok(updated) => shared.remote.record_written(key, updated),
+                Err(e) => return Err(write_failed(shared, key, e)),
+            }
+        }
+        Action::Delete { id } => match client()?.delete_csp_origin(id).await {
+            Ok(_) => shared.remote.record_deleted(key, id),
+            Err(e) => return Err(write_failed(shared, key, e)),
+        },
+        Action::Adopt { .. } | Action::Nothing => {}
+    }
+    Ok(outcome)
+}
+
+/// After a failed write the snapshot may be wrong (an unknown outcome, an entry deleted in
+/// the console): list again next time.
+fn write_failed(shared: &Shared, key: &(String, String), error: tenant::Error) -> Error {
+    shared.remote.invalidate(key);
+    Error::Write(error)
+}
+
+/// Adds or removes the finalizer, guarded by `resourceVersion` so a concurrent change to
+/// the list is not overwritten (a conflict is retried on the next reconcile).
+async fn set_finalizers(shared: &Shared, entry: &CspEntry, present: bool) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = entry
+        .finalizers()
+        .iter()
+        .filter(|f| *f != super::FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(super::FINALIZER.to_owned());
+    }
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": entry.meta().resource_version,
+        }
+    });
+    let api: Api<CspEntry> =
+        Api::namespaced(shared.kube.clone(), &entry.namespace().unwrap_or_default());
+    match api
+        .patch(
+            &entry.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Removing the last finalizer of a deleted object can race its disappearance.
+        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
+        Err(source) => Err(Error::Finalizer(source)),
+    }
+}

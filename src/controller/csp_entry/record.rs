@@ -1,0 +1,142 @@
+//! Record: writes the status the plan wants, only when it differs from the stored one
+//! (compared without timestamps), and an event for every tenant write. Writes the status
+//! subresource and Events.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::Error;
+use super::apply::Outcome;
+use super::plan::{Action, DesiredStatus};
+use crate::api::{CspEntry, CspEntryStatus};
+use crate::controller::Shared;
+use crate::controller::conditions;
+
+/// The status `desired` leads to from `current` (pure).
+pub fn build_status(
+    current: Option<&CspEntryStatus>,
+    desired: &DesiredStatus,
+    outcome: &Outcome,
+    generation: Option<i64>,
+    now: Time,
+) -> CspEntryStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    conditions::set(
+        &mut status.conditions,
+        desired.ready.clone(),
+        generation,
+        now.clone(),
+    );
+    conditions::set(
+        &mut status.conditions,
+        desired.synced.clone(),
+        generation,
+        now,
+    );
+    status.observed_generation = generation;
+    status.id = outcome.created_id.clone().or_else(|| desired.id.clone());
+    if let Some(synced_at) = desired.synced_at {
+        status.last_sync_time = Some(Time(synced_at));
+    }
+    status
+}
+
+/// Whether two statuses say the same, ignoring condition transition times.
+pub fn same_status(a: &CspEntryStatus, b: &CspEntryStatus) -> bool {
+    conditions::same_ignoring_time(&a.conditions, &b.conditions)
+        && a.observed_generation == b.observed_generation
+        && a.id == b.id
+        && a.last_sync_time == b.last_sync_time
+}
+
+pub async fn record(
+    shared: &Shared,
+    entry: &CspEntry,
+    desired: &DesiredStatus,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let now = Time(jiff::Timestamp::now());
+    let status = build_status(
+        entry.status.as_ref(),
+        desired,
+        outcome,
+        entry.meta().generation,
+        now,
+    );
+    if entry
+        .status
+        .as_ref()
+        .is_some_and(|current| same_status(current, &status))
+    {
+        return Ok(());
+    }
+    let api: Api<CspEntry> =
+        Api::namespaced(shared.kube.clone(), &entry.namespace().unwrap_or_default());
+    let patch = json!({ "status": status });
+    api.patch_status(
+        &entry.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+/// Publishes an event for a tenant write; events are best effort (a failure is logged).
+pub async fn event_for(recorder: &Recorder, entry: &CspEntry, action: &Action) {
+    let (reason, note) = match action {
+        Action::Create(content) => (
+            "Created",
+            format!("created the tenant's entry for {}", content.origin),
+        ),
+        Action::Adopt { id } => (
+            "Adopted",
+            format!("adopted the tenant's existing entry {id}"),
+        ),
+        Action::Update {
+            id, adopted: true, ..
+        } => (
+            "Adopted",
+            format!("adopted and updated the tenant's entry {id}"),
+        ),
+        Action::Update { id, .. } => ("Updated", format!("updated the tenant's entry {id}")),
+        Action::Delete { id } => ("Deleted", format!("deleted the tenant's entry {id}")),
+        _ => return,
+    };
+    publish(recorder, entry, EventType::Normal, reason, note).await;
+}
+
+/// Publishes a warning for a failed reconcile.
+pub async fn warn(recorder: &Recorder, entry: &CspEntry, error: &Error) {
+    publish(
+        recorder,
+        entry,
+        EventType::Warning,
+        error.reason(),
+        error.message(),
+    )
+    .await;
+}
+
+async fn publish(
+    recorder: &Recorder,
+    entry: &CspEntry,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Sync".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &entry.object_ref(&())).await {
+        tracing::warn!(error = %e, "failed to publish an event");
+    }
+}

@@ -1,0 +1,334 @@
+//! The csp-entry controller on a real apiserver against the tenant emulator: create, update,
+//! delete, orphan, adopt, duplicate origin, tenant limit, tenant down and back, console drift.
+//! The tenant's readiness is set by hand here (it is the tenant controller's job, tested on
+//! its own), so these tests exercise this controller alone.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use qlik_csp_operator::controller::csp_entry::{self, remote_cache::RemoteCache};
+use qlik_csp_operator::controller::tenant_clients::TenantClients;
+use qlik_csp_operator::controller::{Settings, Shared};
+use qlik_csp_operator::csp::{Directive, Origin};
+use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use qlik_csp_operator::tenant::wire::{CspOrigin, CspOriginContent};
+use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
+use serde_json::{Value, json};
+use support::{TestEnv, eventually};
+
+const KEY: &str = "csp-entry-test-admin-key-0123456789";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Setup {
+    env: TestEnv,
+    /// Kept alive for the test; dropping it stops the tenant.
+    _emulator: Emulator,
+    tenant: TenantClient,
+    entries: Api<CspEntry>,
+}
+
+impl Setup {
+    async fn start(config: EmulatorConfig) -> Setup {
+        let env = TestEnv::new().await;
+        let emulator = Emulator::start(EmulatorConfig {
+            admin_api_keys: vec![KEY.into()],
+            ..config
+        })
+        .await
+        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
+        let ns = env.namespace.clone();
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": { "name": "qlik-admin" },
+            "stringData": { "api-key": KEY },
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(env.client.clone(), &ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let tenant: QlikTenant = serde_json::from_value(json!({
+            "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
+            "metadata": { "name": "acme" },
+            "spec": {
+                "url": emulator.base_url(),
+                "caBundle": emulator.ca_pem(),
+                "credentials": { "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } } },
+            },
+        }))
+        .unwrap();
+        Api::<QlikTenant>::namespaced(env.client.clone(), &ns)
+            .create(&PostParams::default(), &tenant)
+            .await
+            .unwrap();
+        set_tenant_ready(&env.client, &ns, true).await;
+
+        let mut template = ClientConfig::new("https://unused.invalid");
+        template.request_timeout = Duration::from_secs(5);
+        let shared = Arc::new(Shared {
+            kube: env.client.clone(),
+            tenants: TenantClients::new(template, Duration::from_secs(1)),
+            remote: RemoteCache::default(),
+            settings: Settings {
+                drift_interval_override: Some(Duration::from_secs(1)),
+                debounce: Duration::from_millis(50),
+                watch_namespace: Some(ns.clone()),
+            },
+        });
+        tokio::spawn(csp_entry::run(shared));
+
+        let mut config = ClientConfig::new(emulator.base_url());
+        config.ca_bundle = Some(emulator.ca_pem().to_owned());
+        let source = CredentialSource::Described("the test".into());
+        let tenant = TenantClient::new(config, Credential::api_key(KEY), source).unwrap();
+        let entries = Api::namespaced(env.client.clone(), &ns);
+        Setup {
+            env,
+            emulator,
+            tenant,
+            entries,
+        }
+    }
+
+    async fn apply(&self, name: &str, spec: Value) {
+        let object = json!({
+            "apiVersion": "qlikops.io/v1alpha1", "kind": "CspEntry",
+            "metadata": { "name": name }, "spec": spec,
+        });
+        let params = PatchParams::apply("test").force();
+        self.entries
+            .patch(name, &params, &Patch::Apply(&object))
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the entry's Ready condition has `status` and `reason` for its current
+    /// generation (what `kubectl wait --for=condition=Ready` relies on).
+    async fn wait_ready(&self, name: &str, status: &str, reason: &str) -> CspEntry {
+        let what = format!("CspEntry {name} Ready={status} {reason}");
+        eventually(&what, DEADLINE, || async {
+            let entry = self.entries.get(name).await.ok()?;
+            let ready = entry
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")?
+                .clone();
+            let current = ready.observed_generation == entry.metadata.generation;
+            (current && ready.status == status && ready.reason == reason).then_some(entry)
+        })
+        .await
+    }
+
+    async fn remote(&self) -> Vec<CspOrigin> {
+        self.tenant.list_csp_origins().await.unwrap()
+    }
+}
+
+async fn set_tenant_ready(client: &Client, namespace: &str, ready: bool) {
+    let (status, reason) = if ready {
+        ("True", "Connected")
+    } else {
+        ("False", "Unreachable")
+    };
+    let patch = json!({ "status": { "conditions": [{
+        "type": "Ready", "status": status, "reason": reason, "message": "set by the test",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }]}});
+    Api::<QlikTenant>::namespaced(client.clone(), namespace)
+        .patch_status("acme", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+fn spec(origin: &str, directives: &[&str]) -> Value {
+    json!({ "tenantRef": { "name": "acme" }, "origin": origin, "directives": directives })
+}
+
+#[tokio::test]
+async fn an_entry_is_created_updated_and_deleted_on_the_tenant() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    setup
+        .apply("cdn", spec("https://cdn.example.com", &["script-src"]))
+        .await;
+    let entry = setup.wait_ready("cdn", "True", "Created").await;
+    let remote = setup.remote().await;
+    assert_eq!(remote.len(), 1);
+    assert_eq!(
+        entry.status.as_ref().and_then(|s| s.id.as_deref()),
+        Some(remote[0].id.as_str())
+    );
+    assert_eq!(
+        remote[0].content.name,
+        format!("{}/cdn", setup.env.namespace)
+    );
+    assert_eq!(
+        remote[0].content.directives(),
+        [Directive::ScriptSrc].into()
+    );
+
+    setup
+        .apply(
+            "cdn",
+            spec("https://cdn.example.com", &["script-src", "img-src"]),
+        )
+        .await;
+    setup.wait_ready("cdn", "True", "Updated").await;
+    let remote = setup.remote().await;
+    assert_eq!(
+        remote[0].content.directives(),
+        [Directive::ImgSrc, Directive::ScriptSrc].into()
+    );
+
+    setup
+        .entries
+        .delete("cdn", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the CspEntry to be gone", DEADLINE, || async {
+        setup
+            .entries
+            .get_opt("cdn")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        setup.remote().await.is_empty(),
+        "the tenant's entry is deleted with the resource"
+    );
+}
+
+#[tokio::test]
+async fn an_orphaned_entry_stays_on_the_tenant() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    let mut orphan = spec("https://keep.example.com", &["img-src"]);
+    orphan["deletionPolicy"] = json!("Orphan");
+    setup.apply("keep", orphan).await;
+    setup.wait_ready("keep", "True", "Created").await;
+    setup
+        .entries
+        .delete("keep", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the CspEntry to be gone", DEADLINE, || async {
+        setup
+            .entries
+            .get_opt("keep")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(setup.remote().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_existing_entry_with_the_same_origin_is_adopted_not_duplicated() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    let origin = Origin::parse("https://legacy.example.com").unwrap();
+    let content = CspOriginContent::new(
+        "clicked in the console",
+        &origin,
+        [Directive::FontSrc],
+        false,
+        String::new(),
+    );
+    let existing = setup.tenant.create_csp_origin(&content).await.unwrap();
+
+    setup
+        .apply("legacy", spec("https://legacy.example.com", &["font-src"]))
+        .await;
+    let entry = setup.wait_ready("legacy", "True", "Adopted").await;
+    assert_eq!(entry.status.and_then(|s| s.id), Some(existing.id.clone()));
+    let remote = setup.remote().await;
+    assert_eq!(remote.len(), 1, "no second entry for the same origin");
+    assert_eq!(
+        remote[0].content.name,
+        format!("{}/legacy", setup.env.namespace)
+    );
+}
+
+#[tokio::test]
+async fn the_younger_of_two_entries_for_one_origin_reports_a_duplicate() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    setup
+        .apply("first", spec("https://shared.example.com", &["img-src"]))
+        .await;
+    setup.wait_ready("first", "True", "Created").await;
+    setup
+        .apply("second", spec("https://SHARED.example.com", &["font-src"]))
+        .await;
+    setup.wait_ready("second", "False", "DuplicateOrigin").await;
+    let remote = setup.remote().await;
+    assert_eq!(remote.len(), 1);
+    assert_eq!(
+        remote[0].content.directives(),
+        [Directive::ImgSrc].into(),
+        "the owner's entry is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_full_tenant_reports_the_limit_and_disturbs_nothing() {
+    let setup = Setup::start(EmulatorConfig {
+        max_csp_entries: 1,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    setup
+        .apply("one", spec("https://one.example.com", &["img-src"]))
+        .await;
+    setup.wait_ready("one", "True", "Created").await;
+    setup
+        .apply("two", spec("https://two.example.com", &["img-src"]))
+        .await;
+    setup.wait_ready("two", "False", "TenantLimitReached").await;
+    let remote = setup.remote().await;
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].content.origin, "https://one.example.com");
+}
+
+#[tokio::test]
+async fn entries_wait_for_their_tenant_and_sync_once_it_recovers() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    set_tenant_ready(&setup.env.client, &setup.env.namespace, false).await;
+    setup
+        .apply("cdn", spec("https://cdn.example.com", &["img-src"]))
+        .await;
+    setup.wait_ready("cdn", "False", "TenantNotReady").await;
+    assert!(setup.remote().await.is_empty());
+    set_tenant_ready(&setup.env.client, &setup.env.namespace, true).await;
+    setup.wait_ready("cdn", "True", "Created").await;
+    assert_eq!(setup.remote().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_change_made_in_the_console_is_reverted() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    setup
+        .apply("cdn", spec("https://cdn.example.com", &["script-src"]))
+        .await;
+    let entry = setup.wait_ready("cdn", "True", "Created").await;
+    let id = entry.status.and_then(|s| s.id).unwrap();
+    let mut drifted = setup.tenant.get_csp_origin(&id).await.unwrap().content;
+    drifted.script_src = false;
+    drifted.object_src = true;
+    setup.tenant.update_csp_origin(&id, &drifted).await.unwrap();
+
+    eventually("the console change to be reverted", DEADLINE, || async {
+        let remote = setup.tenant.get_csp_origin(&id).await.ok()?;
+        (remote.content.directives() == [Directive::ScriptSrc].into()).then_some(())
+    })
+    .await;
+    assert_eq!(setup.remote().await.len(), 1);
+}
