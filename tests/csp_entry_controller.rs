@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
 use qlik_csp_operator::controller::csp_entry::{self, remote_cache::RemoteCache};
 use qlik_csp_operator::controller::tenant_clients::TenantClients;
@@ -89,7 +89,7 @@ impl Setup {
         let entries = Api::namespaced(env.client.clone(), &ns);
         Setup {
             env,
-            emulator,
+            _emulator: emulator,
             tenant,
             entries,
         }
