@@ -7,6 +7,7 @@
 //! - [`tenant`]: the Qlik tenant client (HTTPS, auth, rate limits, retries, typed errors).
 //! - [`controller`]: the reconcilers and what they share (conditions).
 //! - [`render`]: offline header rendering from manifests (`qlik-csp-operator render`).
+//! - [`telemetry`]: the log setup (metrics and health endpoints to come).
 //! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
 #![forbid(unsafe_code)]
 
@@ -15,4 +16,5 @@ pub mod controller;
 pub mod csp;
 pub mod emulator;
 pub mod render;
+pub mod telemetry;
 pub mod tenant;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use qlik_csp_operator::{api, render};
+use qlik_csp_operator::{api, controller, render};
 
 /// Kubernetes operator for Qlik tenants' CSP allow-list, CSP header and credentials.
 #[derive(Parser)]
@@ -16,6 +16,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers, with the credentials of the in-cluster ServiceAccount or the
+    /// current kubeconfig context.
+    Run {
+        /// Watch only this namespace (a namespaced install); all namespaces when absent.
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Log format: `json` (one object per line) or `text`.
+        #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
+        log_format: String,
+    },
     /// Print the CustomResourceDefinitions as a multi-document YAML stream.
     Crd,
     /// Print the CSP header a `source: Local` tenant would publish, compiled offline from
@@ -30,8 +40,34 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run {
+            namespace,
+            log_format,
+        } => run(namespace, &log_format),
         Command::Crd => print_crds(),
         Command::Render { paths } => render(&paths),
+    }
+}
+
+fn run(namespace: Option<String>, log_format: &str) -> ExitCode {
+    qlik_csp_operator::telemetry::init_logging(log_format == "json");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = controller::Settings {
+        watch_namespace: namespace,
+        ..Default::default()
+    };
+    match runtime.block_on(controller::run_until_signal(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the operator stopped");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -10,9 +10,12 @@ pub mod csp_entry;
 pub mod tenant;
 pub mod tenant_clients;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+
+use crate::tenant::ClientConfig;
 
 use self::csp_entry::remote_cache::RemoteCache;
 use self::tenant_clients::TenantClients;
@@ -67,5 +70,47 @@ impl Settings {
     /// The drift interval for a tenant whose `syncInterval` is `configured`.
     pub fn drift_interval(&self, configured: Duration) -> Duration {
         self.drift_interval_override.unwrap_or(configured)
+    }
+}
+
+/// How long a tenant's credential Secret is trusted before it is read again.
+const SECRET_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Runs every controller until their watches end.
+pub async fn run(kube: Client, settings: Settings) {
+    // The URL, CA and budgets come from each QlikTenant; the template gives the rest.
+    let template = ClientConfig::new("https://tenant.invalid");
+    let shared = Arc::new(Shared {
+        kube,
+        tenants: TenantClients::new(template, SECRET_MAX_AGE),
+        remote: RemoteCache::default(),
+        settings,
+    });
+    tokio::join!(tenant::run::run(shared.clone()), csp_entry::run(shared));
+}
+
+/// Connects with the in-cluster or kubeconfig credentials and runs until SIGTERM or Ctrl-C.
+pub async fn run_until_signal(settings: Settings) -> Result<(), kube::Error> {
+    let kube = Client::try_default().await?;
+    tracing::info!(namespace = ?settings.watch_namespace, "starting the controllers");
+    tokio::select! {
+        () = run(kube, settings) => tracing::warn!("the controllers stopped"),
+        () = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
     }
 }

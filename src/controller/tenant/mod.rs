@@ -4,3 +4,6 @@
 
 pub mod credentials;
 pub mod publish;
+pub mod reconcile;
+pub mod run;
+pub mod status;

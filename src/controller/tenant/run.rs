@@ -1,0 +1,90 @@
+//! Runs the `tenant` controller: watches the `QlikTenant`s (all namespaces, or
+//! [`Settings::watch_namespace`](crate::controller::Settings::watch_namespace)), the
+//! ConfigMaps they own, the CspEntries that name them and the Ingresses that serve their
+//! ConfigMaps. Does I/O.
+//!
+//! CspEntry changes are mapped to their tenant and debounced
+//! ([`Settings::debounce`](crate::controller::Settings::debounce)), so a burst of entry
+//! changes coalesces into a few reconciles of the tenant.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
+use kube::runtime::controller::{Config, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+use super::publish;
+use super::reconcile::{self, Context, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::api::{CspEntry, QlikTenant};
+use crate::controller::Shared;
+
+/// Tenants reconciled at once; each reconcile waits mostly on the tenant and the apiserver.
+const CONCURRENCY: u16 = 8;
+
+/// Runs the controller until its watches end.
+pub async fn run(shared: Arc<Shared>) {
+    let client = shared.kube.clone();
+    let settings = shared.settings.clone();
+    let controller = Controller::new(
+        settings.api::<QlikTenant>(&client),
+        watcher::Config::default(),
+    );
+    let tenants = controller.store();
+    controller
+        .owns(
+            settings.api::<ConfigMap>(&client),
+            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+        )
+        .watches(
+            settings.api::<CspEntry>(&client),
+            watcher::Config::default(),
+            |entry| tenant_of(&entry),
+        )
+        .watches(
+            settings.api::<Ingress>(&client),
+            watcher::Config::default(),
+            move |ingress| tenants_served_by(&tenants, &ingress),
+        )
+        .with_config(
+            Config::default()
+                .debounce(settings.debounce)
+                .concurrency(CONCURRENCY),
+        )
+        .run(
+            reconcile::reconcile,
+            reconcile::error_policy,
+            Arc::new(Context::new(shared)),
+        )
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "tenant controller");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// The tenant a CspEntry names (same namespace).
+fn tenant_of(entry: &CspEntry) -> Option<ObjectRef<QlikTenant>> {
+    let namespace = entry.namespace()?;
+    Some(ObjectRef::new(&entry.spec.tenant_ref.name).within(&namespace))
+}
+
+/// The tenants whose header ConfigMap `ingress` serves.
+fn tenants_served_by(tenants: &Store<QlikTenant>, ingress: &Ingress) -> Vec<ObjectRef<QlikTenant>> {
+    tenants
+        .state()
+        .iter()
+        .filter(|tenant| {
+            let (Some(namespace), Some(header)) = (tenant.namespace(), &tenant.spec.header) else {
+                return false;
+            };
+            publish::ingress_serves(ingress, &namespace, &header.config_map_name)
+        })
+        .map(|tenant| ObjectRef::from_obj(tenant.as_ref()))
+        .collect()
+}

@@ -1,0 +1,335 @@
+//! What a `QlikTenant`'s status should say after a reconcile, and whether it must be
+//! written. Pure: the caller passes what it observed and did, and `now`.
+//!
+//! `Ready` says whether the tenant is reachable and accepts the credential;
+//! `HeaderPublished` whether the header in the ConfigMap is the current one. A header that
+//! could not be checked or failed validation leaves `status.header` (the last good one)
+//! as it was; `publishedAt` moves only when the header's SHA-256 changes.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::tenant::{PublishedHeader, QlikTenantStatus};
+use crate::controller::conditions::{self, Desired, READY};
+
+/// The condition saying whether the current header is in the ConfigMap.
+pub const HEADER_PUBLISHED: &str = "HeaderPublished";
+
+/// What the connection check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// The credential works; the tenant has this id.
+    Connected { tenant_id: String },
+    /// No client, or the tenant refused or could not be reached.
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// What header publishing found or did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderState {
+    /// `spec.header` is not set: nothing is published.
+    NotConfigured,
+    /// The header comes from the tenant, which is not ready: nothing was checked.
+    NotChecked,
+    /// The header is in the ConfigMap (written now or already there).
+    Published {
+        sha256: String,
+        length: u32,
+        origins: u32,
+        config_map: String,
+    },
+    /// The header could not be had, was invalid, or could not be written.
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// The status after a reconcile that observed `connection` and `header`.
+pub fn build(
+    previous: Option<&QlikTenantStatus>,
+    generation: Option<i64>,
+    connection: &Connection,
+    header: &HeaderState,
+    now: Time,
+) -> QlikTenantStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+
+    let ready = match connection {
+        Connection::Connected { tenant_id } => {
+            status.tenant_id = Some(tenant_id.clone());
+            Desired {
+                type_: READY,
+                status: true,
+                reason: "Connected",
+                message: format!("the credential is accepted by tenant {tenant_id}"),
+            }
+        }
+        Connection::Failed { reason, message } => Desired {
+            type_: READY,
+            status: false,
+            reason,
+            message: message.clone(),
+        },
+    };
+    conditions::set(&mut status.conditions, ready, generation, now.clone());
+
+    let published = match header {
+        HeaderState::NotConfigured => {
+            status.conditions.retain(|c| c.type_ != HEADER_PUBLISHED);
+            status.header = None;
+            None
+        }
+        HeaderState::NotChecked => {
+            let has_condition = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == HEADER_PUBLISHED);
+            (!has_condition).then(|| Desired {
+                type_: HEADER_PUBLISHED,
+                status: false,
+                reason: "TenantNotReady",
+                message: "the header comes from the tenant, which is not Ready".to_owned(),
+            })
+        }
+        HeaderState::Published {
+            sha256,
+            length,
+            origins,
+            config_map,
+        } => {
+            let published_at = previous
+                .and_then(|p| p.header.as_ref())
+                .filter(|h| h.sha256 == *sha256)
+                .map_or_else(|| now.clone(), |h| h.published_at.clone());
+            status.header = Some(PublishedHeader {
+                sha256: sha256.clone(),
+                length: *length,
+                origins: *origins,
+                published_at,
+            });
+            Some(Desired {
+                type_: HEADER_PUBLISHED,
+                status: true,
+                reason: "Published",
+                message: format!(
+                    "the header ({length} characters, {origins} origins) is in ConfigMap {config_map}"
+                ),
+            })
+        }
+        HeaderState::Failed { reason, message } => Some(Desired {
+            type_: HEADER_PUBLISHED,
+            status: false,
+            reason,
+            message: message.clone(),
+        }),
+    };
+    if let Some(desired) = published {
+        conditions::set(&mut status.conditions, desired, generation, now);
+    }
+    status
+}
+
+/// Whether `next` says something `previous` does not (condition times aside).
+pub fn changed(previous: Option<&QlikTenantStatus>, next: &QlikTenantStatus) -> bool {
+    let Some(previous) = previous else {
+        return true;
+    };
+    !(conditions::same_ignoring_time(&previous.conditions, &next.conditions)
+        && previous.observed_generation == next.observed_generation
+        && previous.tenant_id == next.tenant_id
+        && previous.header == next.header)
+}
+
+/// The condition of `type_`, if any.
+pub fn condition<'a>(status: Option<&'a QlikTenantStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether condition `type_` moved to another status or reason from `previous` to `next`.
+pub fn transitioned(
+    previous: Option<&QlikTenantStatus>,
+    next: &QlikTenantStatus,
+    type_: &str,
+) -> bool {
+    let before = condition(previous, type_).map(|c| (&c.status, &c.reason));
+    let after = condition(Some(next), type_).map(|c| (&c.status, &c.reason));
+    after.is_some() && before != after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    fn connected() -> Connection {
+        Connection::Connected {
+            tenant_id: "t-1".into(),
+        }
+    }
+
+    fn published(sha: &str) -> HeaderState {
+        HeaderState::Published {
+            sha256: sha.into(),
+            length: 20,
+            origins: 2,
+            config_map: "csp".into(),
+        }
+    }
+
+    fn failed(reason: &'static str) -> HeaderState {
+        HeaderState::Failed {
+            reason,
+            message: format!("{reason} happened"),
+        }
+    }
+
+    fn ready_reason(status: &QlikTenantStatus) -> (&str, &str) {
+        let c = condition(Some(status), READY).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn a_first_successful_reconcile_reports_ready_the_tenant_id_and_the_header() {
+        let status = build(None, Some(2), &connected(), &published("abc"), at(100));
+        assert_eq!(ready_reason(&status), ("True", "Connected"));
+        assert_eq!(status.tenant_id.as_deref(), Some("t-1"));
+        assert_eq!(status.observed_generation, Some(2));
+        let header = status.header.as_ref().unwrap();
+        assert_eq!(
+            (header.sha256.as_str(), header.published_at.clone()),
+            ("abc", at(100))
+        );
+        let c = condition(Some(&status), HEADER_PUBLISHED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Published")
+        );
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(2))
+        );
+    }
+
+    #[test]
+    fn nothing_new_gives_an_unchanged_status_and_keeps_the_publish_time() {
+        let first = build(None, Some(1), &connected(), &published("abc"), at(100));
+        let again = build(
+            Some(&first),
+            Some(1),
+            &connected(),
+            &published("abc"),
+            at(500),
+        );
+        assert!(!changed(Some(&first), &again));
+        assert_eq!(again.header.unwrap().published_at, at(100));
+    }
+
+    #[test]
+    fn a_new_header_moves_the_publish_time() {
+        let first = build(None, Some(1), &connected(), &published("abc"), at(100));
+        let next = build(
+            Some(&first),
+            Some(1),
+            &connected(),
+            &published("def"),
+            at(500),
+        );
+        assert!(changed(Some(&first), &next));
+        assert_eq!(next.header.unwrap().published_at, at(500));
+    }
+
+    #[test]
+    fn an_invalid_header_keeps_the_last_good_summary_and_reports_why() {
+        let first = build(None, Some(1), &connected(), &published("abc"), at(100));
+        let next = build(
+            Some(&first),
+            Some(1),
+            &connected(),
+            &failed("InvalidHeader"),
+            at(500),
+        );
+        assert_eq!(next.header, first.header);
+        let c = condition(Some(&next), HEADER_PUBLISHED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidHeader")
+        );
+        assert!(transitioned(Some(&first), &next, HEADER_PUBLISHED));
+        assert!(!transitioned(Some(&first), &next, READY));
+    }
+
+    #[test]
+    fn a_failed_connection_keeps_the_known_tenant_id_and_leaves_the_header_condition() {
+        let first = build(None, Some(1), &connected(), &published("abc"), at(100));
+        let down = Connection::Failed {
+            reason: "Unreachable",
+            message: "failed to connect".into(),
+        };
+        let next = build(
+            Some(&first),
+            Some(1),
+            &down,
+            &HeaderState::NotChecked,
+            at(500),
+        );
+        assert_eq!(ready_reason(&next), ("False", "Unreachable"));
+        assert_eq!(next.tenant_id.as_deref(), Some("t-1"));
+        assert_eq!(
+            condition(Some(&next), HEADER_PUBLISHED),
+            condition(Some(&first), HEADER_PUBLISHED)
+        );
+        assert!(transitioned(Some(&first), &next, READY));
+    }
+
+    #[test]
+    fn a_tenant_header_never_checked_is_reported_as_waiting_for_the_tenant() {
+        let down = Connection::Failed {
+            reason: "SecretNotFound",
+            message: "Secret web/qlik not found".into(),
+        };
+        let status = build(None, Some(1), &down, &HeaderState::NotChecked, at(100));
+        let c = condition(Some(&status), HEADER_PUBLISHED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "TenantNotReady")
+        );
+        assert!(status.tenant_id.is_none());
+    }
+
+    #[test]
+    fn removing_the_header_spec_removes_the_condition_and_the_summary() {
+        let first = build(None, Some(1), &connected(), &published("abc"), at(100));
+        let next = build(
+            Some(&first),
+            Some(2),
+            &connected(),
+            &HeaderState::NotConfigured,
+            at(500),
+        );
+        assert!(next.header.is_none());
+        assert!(condition(Some(&next), HEADER_PUBLISHED).is_none());
+        assert!(changed(Some(&first), &next));
+    }
+
+    #[test]
+    fn a_new_generation_alone_is_a_change() {
+        let first = build(None, Some(1), &connected(), &published("abc"), at(100));
+        let next = build(
+            Some(&first),
+            Some(2),
+            &connected(),
+            &published("abc"),
+            at(100),
+        );
+        assert!(changed(Some(&first), &next));
+    }
+}

@@ -1,0 +1,680 @@
+//! The `tenant` controller against a real kube-apiserver and the tenant emulator: the
+//! connection check (`Ready` and its reasons), header publishing from both sources, no
+//! write when nothing changed, invalid headers never published, Ingresses nudged, and
+//! `observedGeneration` telling the truth.
+//!
+//! Each test runs its own controller (drift interval 1 s, watching only the test's
+//! namespace) against its own emulator. Waits are on conditions with deadlines, never
+//! sleeps.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+use qlik_csp_operator::api::tenant::{
+    ApiKeyCredential, HeaderSource, HeaderSpec, QlikTenantSpec, RateLimitSpec, TenantCredentials,
+};
+use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretKeyRef, TenantRef};
+use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
+use qlik_csp_operator::controller::tenant::publish::{
+    HEADER_SHA256, NGINX_CUSTOM_HEADERS, header_sha256,
+};
+use qlik_csp_operator::controller::tenant::run::run;
+use qlik_csp_operator::controller::tenant_clients::TenantClients;
+use qlik_csp_operator::controller::{Settings, Shared};
+use qlik_csp_operator::csp::{Directive, Origin};
+use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use qlik_csp_operator::tenant::{
+    ClientConfig, Credential, CredentialSource, CspOriginContent, RetryPolicy, TenantClient,
+};
+use serde_json::{Value, json};
+
+const KEY: &str = "tenant-controller-admin-key-0123456789";
+const WRONG_KEY: &str = "not-the-key-9876543210-zyxwvu";
+const SECRET: &str = "qlik-credentials";
+const SECRET_KEY: &str = "apiKey";
+const TENANT: &str = "acme";
+const CONFIG_MAP: &str = "acme-csp";
+const HEADER_KEY: &str = "Content-Security-Policy";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A namespace, an emulator and a running controller; the controller stops on drop.
+struct Harness {
+    env: support::TestEnv,
+    emulator: Emulator,
+    control: reqwest::Client,
+    controller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.controller.abort();
+    }
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let env = support::TestEnv::new().await;
+        let emulator = Emulator::start(EmulatorConfig {
+            admin_api_keys: vec![KEY.to_owned()],
+            ..EmulatorConfig::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
+        let tls = emulator
+            .client_tls_config()
+            .unwrap_or_else(|e| panic!("failed to build the emulator's TLS config: {e}"));
+        let control = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap_or_else(|e| panic!("failed to build the control client: {e}"));
+        let template = ClientConfig {
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            retry: RetryPolicy {
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(100),
+                ..RetryPolicy::default()
+            },
+            ..ClientConfig::new("https://set-per-tenant.invalid")
+        };
+        let shared = Arc::new(Shared {
+            kube: env.client.clone(),
+            tenants: TenantClients::new(template, Duration::from_secs(1)),
+            remote: RemoteCache::default(),
+            settings: Settings {
+                drift_interval_override: Some(Duration::from_secs(1)),
+                debounce: Duration::from_millis(200),
+                watch_namespace: Some(env.namespace.clone()),
+            },
+        });
+        let controller = tokio::spawn(run(shared));
+        Harness {
+            env,
+            emulator,
+            control,
+            controller,
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        Api::namespaced(self.client(), &self.env.namespace)
+    }
+
+    fn client(&self) -> Client {
+        self.env.client.clone()
+    }
+
+    fn ns(&self) -> &str {
+        &self.env.namespace
+    }
+
+    async fn create<K>(&self, object: &K) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .create(&PostParams::default(), object)
+            .await
+            .unwrap_or_else(|e| panic!("failed to create {}: {e}", object.name_any()))
+    }
+
+    async fn create_secret(&self, value: &str) {
+        let secret = Secret {
+            metadata: meta(SECRET),
+            string_data: Some(BTreeMap::from([(SECRET_KEY.to_owned(), value.to_owned())])),
+            ..Secret::default()
+        };
+        self.create(&secret).await;
+    }
+
+    fn tenant(&self, header: Option<HeaderSpec>) -> QlikTenant {
+        let mut tenant = QlikTenant::new(
+            TENANT,
+            QlikTenantSpec {
+                url: self.emulator.base_url(),
+                credentials: TenantCredentials {
+                    api_key: Some(ApiKeyCredential {
+                        secret_ref: SecretKeyRef {
+                            name: SECRET.to_owned(),
+                            key: SECRET_KEY.to_owned(),
+                        },
+                    }),
+                    oauth_client: None,
+                },
+                ca_bundle: Some(self.emulator.ca_pem().to_owned()),
+                header,
+                sync_interval: Duration::from_secs(600).into(),
+                rate_limit: RateLimitSpec::default(),
+            },
+        );
+        tenant.metadata.namespace = Some(self.ns().to_owned());
+        tenant
+    }
+
+    /// Waits until the tenant satisfies `probe`.
+    async fn wait_tenant<T>(&self, what: &str, probe: impl Fn(&QlikTenant) -> Option<T>) -> T {
+        let api = self.api::<QlikTenant>();
+        support::eventually(what, DEADLINE, || {
+            let api = api.clone();
+            let probe = &probe;
+            async move {
+                api.get_opt(TENANT)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|t| probe(&t))
+            }
+        })
+        .await
+    }
+
+    async fn wait_condition(&self, type_: &str, status: &str, reason: &str) -> QlikTenant {
+        self.wait_tenant(&format!("{type_}={status} reason {reason}"), |t| {
+            condition(t, type_)
+                .filter(|c| c.status == status && c.reason == reason)
+                .map(|_| t.clone())
+        })
+        .await
+    }
+
+    async fn config_map(&self) -> Option<ConfigMap> {
+        self.api::<ConfigMap>()
+            .get_opt(CONFIG_MAP)
+            .await
+            .unwrap_or_else(|e| panic!("failed to read the ConfigMap: {e}"))
+    }
+
+    /// Waits until the ConfigMap holds `value`, and returns it.
+    async fn wait_config_map(&self, value: &str) -> ConfigMap {
+        support::eventually(
+            &format!("ConfigMap {CONFIG_MAP} to hold {value:?}"),
+            DEADLINE,
+            || async {
+                self.config_map()
+                    .await
+                    .filter(|cm| header_value(cm).as_deref() == Some(value))
+            },
+        )
+        .await
+    }
+
+    fn admin_client(&self) -> TenantClient {
+        let config = ClientConfig {
+            ca_bundle: Some(self.emulator.ca_pem().to_owned()),
+            ..ClientConfig::new(self.emulator.base_url())
+        };
+        let source = CredentialSource::Secret {
+            namespace: self.ns().to_owned(),
+            name: "test-admin".to_owned(),
+            key: SECRET_KEY.to_owned(),
+        };
+        TenantClient::new(config, Credential::api_key(KEY), source)
+            .unwrap_or_else(|e| panic!("failed to build the admin client: {e}"))
+    }
+
+    /// How many requests the emulator saw for `operation`.
+    async fn count(&self, operation: &str) -> u64 {
+        let url = format!("{}/_emulator/counters", self.emulator.base_url());
+        let counters: Value = self
+            .control
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        counters["operations"][operation]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+fn meta(name: &str) -> kube::api::ObjectMeta {
+    kube::api::ObjectMeta {
+        name: Some(name.to_owned()),
+        ..kube::api::ObjectMeta::default()
+    }
+}
+
+fn header_spec(source: HeaderSource, base: Option<BTreeMap<String, Vec<String>>>) -> HeaderSpec {
+    HeaderSpec {
+        config_map_name: CONFIG_MAP.to_owned(),
+        key: HEADER_KEY.to_owned(),
+        source,
+        report_only: false,
+        base_directives: base,
+    }
+}
+
+fn default_self() -> Option<BTreeMap<String, Vec<String>>> {
+    Some(BTreeMap::from([(
+        "default-src".to_owned(),
+        vec!["'self'".to_owned()],
+    )]))
+}
+
+fn entry(name: &str, origin: &str, directives: &[DirectiveName], web_socket: bool) -> CspEntry {
+    CspEntry::new(
+        name,
+        CspEntrySpec {
+            tenant_ref: TenantRef {
+                name: TENANT.to_owned(),
+            },
+            origin: origin.to_owned(),
+            directives: directives.to_vec(),
+            allow_web_socket: web_socket,
+            description: None,
+            deletion_policy: DeletionPolicy::Delete,
+        },
+    )
+}
+
+fn ingress(name: &str, custom_headers: Option<String>) -> Ingress {
+    let mut object: Ingress = serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": { "name": name },
+        "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } },
+    }))
+    .unwrap_or_else(|e| panic!("bad Ingress: {e}"));
+    if let Some(reference) = custom_headers {
+        object.metadata.annotations = Some(BTreeMap::from([(
+            NGINX_CUSTOM_HEADERS.to_owned(),
+            reference,
+        )]));
+    }
+    object
+}
+
+fn condition<'a>(tenant: &'a QlikTenant, type_: &str) -> Option<&'a Condition> {
+    tenant
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn header_value(cm: &ConfigMap) -> Option<String> {
+    cm.data.as_ref()?.get(HEADER_KEY).cloned()
+}
+
+fn sha_annotation(annotations: Option<&BTreeMap<String, String>>) -> Option<String> {
+    annotations?.get(HEADER_SHA256).cloned()
+}
+
+#[tokio::test]
+async fn a_tenant_with_a_good_key_becomes_ready_with_its_tenant_id() {
+    let h = Harness::start().await;
+    h.create_secret(KEY).await;
+    h.create(&h.tenant(None)).await;
+
+    let tenant = h.wait_condition("Ready", "True", "Connected").await;
+    let status = tenant.status.as_ref().unwrap();
+    assert_eq!(status.tenant_id.as_deref(), Some(h.emulator.tenant_id()));
+    assert!(status.header.is_none());
+    assert!(condition(&tenant, "HeaderPublished").is_none());
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_and_the_tenant_becomes_ready_once_it_exists() {
+    let h = Harness::start().await;
+    h.create(&h.tenant(None)).await;
+
+    let tenant = h.wait_condition("Ready", "False", "SecretNotFound").await;
+    let message = &condition(&tenant, "Ready").unwrap().message;
+    assert!(message.contains(SECRET), "{message}");
+
+    h.create_secret(KEY).await;
+    let tenant = h.wait_condition("Ready", "True", "Connected").await;
+    assert_eq!(
+        tenant.status.unwrap().tenant_id.as_deref(),
+        Some(h.emulator.tenant_id())
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_unauthorized_and_the_message_names_the_secret_not_the_value() {
+    let h = Harness::start().await;
+    h.create_secret(WRONG_KEY).await;
+    h.create(&h.tenant(None)).await;
+
+    let tenant = h.wait_condition("Ready", "False", "Unauthorized").await;
+    let message = &condition(&tenant, "Ready").unwrap().message;
+    assert!(message.contains(SECRET), "{message}");
+    assert!(!message.contains(WRONG_KEY), "{message}");
+    let status_json = serde_json::to_string(&tenant.status).unwrap();
+    assert!(!status_json.contains(WRONG_KEY));
+
+    let events: Api<Event> = h.api();
+    let notes = support::eventually("an Unauthorized event", DEADLINE, || async {
+        let listed = events.list(&ListParams::default()).await.ok()?;
+        let notes: Vec<String> = listed
+            .items
+            .iter()
+            .map(|e| format!("{:?} {:?}", e.reason, e.note))
+            .collect();
+        notes
+            .iter()
+            .any(|n| n.contains("Unauthorized"))
+            .then_some(notes)
+    })
+    .await;
+    assert!(notes.iter().all(|n| !n.contains(WRONG_KEY)), "{notes:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_tenant_is_reported_as_unreachable() {
+    let h = Harness::start().await;
+    h.create_secret(KEY).await;
+    let mut tenant = h.tenant(Some(header_spec(HeaderSource::Tenant, None)));
+    // Nothing listens on port 1.
+    tenant.spec.url = "https://127.0.0.1:1".to_owned();
+    h.create(&tenant).await;
+
+    let tenant = h.wait_condition("Ready", "False", "Unreachable").await;
+    let message = &condition(&tenant, "Ready").unwrap().message;
+    assert!(message.contains("could not reach the tenant"), "{message}");
+    let header = condition(&tenant, "HeaderPublished").unwrap();
+    assert_eq!(
+        (header.status.as_str(), header.reason.as_str()),
+        ("False", "TenantNotReady")
+    );
+    assert!(h.config_map().await.is_none());
+}
+
+#[tokio::test]
+async fn a_local_header_is_compiled_exactly_from_the_tenants_two_entries() {
+    let h = Harness::start().await;
+    h.create_secret(KEY).await;
+    h.create(&entry(
+        "frames",
+        "https://a.example.com",
+        &[DirectiveName::FrameSrc],
+        true,
+    ))
+    .await;
+    h.create(&entry(
+        "scripts",
+        "https://b.example.com:8443",
+        &[DirectiveName::ScriptSrc, DirectiveName::ImgSrc],
+        false,
+    ))
+    .await;
+    let mut unrelated = entry(
+        "other-tenant",
+        "https://c.example.com",
+        &[DirectiveName::ImgSrc],
+        false,
+    );
+    unrelated.spec.tenant_ref.name = "globex".to_owned();
+    h.create(&unrelated).await;
+    h.create(&h.tenant(Some(header_spec(HeaderSource::Local, default_self()))))
+        .await;
+
+    let expected = "default-src 'self'; connect-src wss://a.example.com; \
+                    frame-src https://a.example.com; img-src https://b.example.com:8443; \
+                    script-src https://b.example.com:8443";
+    let cm = h.wait_config_map(expected).await;
+    assert_eq!(
+        sha_annotation(cm.metadata.annotations.as_ref()),
+        Some(header_sha256(expected))
+    );
+    let owner = &cm.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("QlikTenant", TENANT)
+    );
+    assert_eq!(owner.controller, Some(true));
+
+    let tenant = h
+        .wait_condition("HeaderPublished", "True", "Published")
+        .await;
+    let published = tenant.status.unwrap().header.unwrap();
+    assert_eq!(published.sha256, header_sha256(expected));
+    assert_eq!(published.length as usize, expected.len());
+    assert_eq!(published.origins, 3);
+}
+
+#[tokio::test]
+async fn a_tenant_sourced_header_equals_the_tenants_generated_header() {
+    let h = Harness::start().await;
+    let admin = h.admin_client();
+    let origin = Origin::parse("https://embed.example.com").unwrap();
+    admin
+        .create_csp_origin(&CspOriginContent::new(
+            "embed",
+            &origin,
+            [Directive::FrameAncestors],
+            false,
+            "test",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("failed to create the tenant entry: {e}"));
+    let expected = admin
+        .generate_csp_header()
+        .await
+        .unwrap_or_else(|e| panic!("failed to generate the header: {e}"));
+    assert!(expected.contains("https://embed.example.com"), "{expected}");
+
+    h.create_secret(KEY).await;
+    h.create(&h.tenant(Some(header_spec(HeaderSource::Tenant, None))))
+        .await;
+
+    h.wait_config_map(&expected).await;
+    h.wait_condition("HeaderPublished", "True", "Published")
+        .await;
+}
+
+#[tokio::test]
+async fn an_unchanged_header_is_not_written_again_over_several_drift_intervals() {
+    let h = Harness::start().await;
+    h.create_secret(KEY).await;
+    h.create(&h.tenant(Some(header_spec(HeaderSource::Tenant, None))))
+        .await;
+    h.wait_condition("HeaderPublished", "True", "Published")
+        .await;
+    h.wait_condition("Ready", "True", "Connected").await;
+    let config_map_version = h.config_map().await.unwrap().resource_version();
+    let tenant_version = h
+        .api::<QlikTenant>()
+        .get(TENANT)
+        .await
+        .unwrap()
+        .resource_version();
+
+    let headers = h.count("csp-origins.generate-header").await;
+    let checks = h.count("tenants.me").await;
+    support::eventually("3 more drift checks", DEADLINE, || async {
+        let more_headers = h.count("csp-origins.generate-header").await >= headers + 3;
+        let more_checks = h.count("tenants.me").await >= checks + 3;
+        (more_headers && more_checks).then_some(())
+    })
+    .await;
+
+    assert_eq!(
+        h.config_map().await.unwrap().resource_version(),
+        config_map_version
+    );
+    let tenant = h.api::<QlikTenant>().get(TENANT).await.unwrap();
+    assert_eq!(
+        tenant.resource_version(),
+        tenant_version,
+        "the status was rewritten"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_header_is_never_published_and_the_last_good_one_stays() {
+    let h = Harness::start().await;
+    h.create_secret(KEY).await;
+    h.create(&entry(
+        "good",
+        "https://good.example.com",
+        &[DirectiveName::ImgSrc],
+        false,
+    ))
+    .await;
+    h.create(&h.tenant(Some(header_spec(HeaderSource::Local, default_self()))))
+        .await;
+    let good = "default-src 'self'; img-src https://good.example.com";
+    h.wait_config_map(good).await;
+    h.wait_condition("HeaderPublished", "True", "Published")
+        .await;
+
+    // 40 origins of about 200 characters: well over the 6,144-character cap.
+    let label = |c: char| c.to_string().repeat(60);
+    for i in 0..40 {
+        let origin = format!(
+            "https://h{i}-{}.{}.{}.example.com",
+            label('x'),
+            label('y'),
+            label('z')
+        );
+        h.create(&entry(
+            &format!("long-{i}"),
+            &origin,
+            &[DirectiveName::FrameSrc],
+            false,
+        ))
+        .await;
+    }
+
+    let tenant = h
+        .wait_condition("HeaderPublished", "False", "InvalidHeader")
+        .await;
+    let message = &condition(&tenant, "HeaderPublished").unwrap().message;
+    assert!(message.contains("6144"), "{message}");
+    let cm = h.config_map().await.unwrap();
+    assert_eq!(header_value(&cm).as_deref(), Some(good));
+    assert_eq!(
+        tenant.status.unwrap().header.unwrap().sha256,
+        header_sha256(good)
+    );
+    assert_eq!(
+        condition(&h.api::<QlikTenant>().get(TENANT).await.unwrap(), "Ready")
+            .map(|c| c.status.clone()),
+        Some("True".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn only_ingresses_that_reference_the_config_map_get_the_header_sha() {
+    let h = Harness::start().await;
+    let ns = h.ns().to_owned();
+    h.create(&ingress("served", Some(format!("{ns}/{CONFIG_MAP}"))))
+        .await;
+    h.create(&ingress("other-map", Some(format!("{ns}/unrelated"))))
+        .await;
+    h.create(&ingress("plain", None)).await;
+    h.create_secret(KEY).await;
+    h.create(&entry(
+        "cdn",
+        "https://cdn.example.com",
+        &[DirectiveName::ScriptSrc],
+        false,
+    ))
+    .await;
+    h.create(&h.tenant(Some(header_spec(HeaderSource::Local, default_self()))))
+        .await;
+
+    let value = "default-src 'self'; script-src https://cdn.example.com";
+    h.wait_config_map(value).await;
+    let ingresses: Api<Ingress> = h.api();
+    support::eventually(
+        "the served Ingress to carry the header's sha",
+        DEADLINE,
+        || async {
+            let served = ingresses.get("served").await.ok()?;
+            (sha_annotation(served.metadata.annotations.as_ref()) == Some(header_sha256(value)))
+                .then_some(())
+        },
+    )
+    .await;
+    for name in ["other-map", "plain"] {
+        let other = ingresses.get(name).await.unwrap();
+        assert_eq!(
+            sha_annotation(other.metadata.annotations.as_ref()),
+            None,
+            "{name}"
+        );
+    }
+
+    // A header change bumps the annotation again.
+    h.create(&entry(
+        "fonts",
+        "https://fonts.example.com",
+        &[DirectiveName::FontSrc],
+        false,
+    ))
+    .await;
+    let changed = "default-src 'self'; font-src https://fonts.example.com; script-src https://cdn.example.com";
+    h.wait_config_map(changed).await;
+    support::eventually(
+        "the served Ingress to carry the new sha",
+        DEADLINE,
+        || async {
+            let served = ingresses.get("served").await.ok()?;
+            (sha_annotation(served.metadata.annotations.as_ref()) == Some(header_sha256(changed)))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_ready_condition_describes_the_current_generation_for_kubectl_wait() {
+    let h = Harness::start().await;
+    h.create_secret(KEY).await;
+    let created = h.create(&h.tenant(None)).await;
+    h.wait_condition("Ready", "True", "Connected").await;
+
+    let patch = json!({ "spec": { "syncInterval": "5m" } });
+    let patched = h
+        .api::<QlikTenant>()
+        .patch(TENANT, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let generation = patched.metadata.generation;
+    assert!(generation > created.metadata.generation);
+
+    // What `kubectl wait --for=condition=Ready` and kstatus check.
+    h.wait_tenant("Ready for the new generation", |t| {
+        let ready = condition(t, "Ready")?;
+        let current = ready.status == "True"
+            && ready.observed_generation == t.metadata.generation
+            && t.status.as_ref()?.observed_generation == t.metadata.generation;
+        current.then_some(())
+    })
+    .await;
+    assert_eq!(
+        generation,
+        h.api::<QlikTenant>()
+            .get(TENANT)
+            .await
+            .unwrap()
+            .metadata
+            .generation
+    );
+
+    h.api::<QlikTenant>()
+        .delete(TENANT, &DeleteParams::default())
+        .await
+        .unwrap();
+}
