@@ -70,3 +70,25 @@ fn a_missing_path_is_reported() {
             .contains("/nonexistent/manifests: no such file or directory")
     );
 }
+
+#[test]
+fn the_ingress_example_serves_the_config_map_of_the_example_tenant() {
+    use qlik_csp_operator::api::QlikTenant;
+    use qlik_csp_operator::controller::tenant::publish::ingress_serves;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let read = |file: &str| {
+        std::fs::read_to_string(examples.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let tenant: QlikTenant =
+        serde_norway::from_str(&read("qlik-tenant.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let ingress: k8s_openapi::api::networking::v1::Ingress =
+        serde_norway::from_str(&read("ingress-nginx/ingress.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let config_map = tenant
+        .spec
+        .header
+        .map(|h| h.config_map_name)
+        .unwrap_or_default();
+    let namespace = tenant.metadata.namespace.unwrap_or_default();
+    assert!(ingress_serves(&ingress, &namespace, &config_map));
+}
