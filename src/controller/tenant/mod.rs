@@ -3,6 +3,7 @@
 //! pure decisions.
 
 pub mod credentials;
+pub mod grants;
 pub mod publish;
 pub mod reconcile;
 pub mod run;

@@ -1,0 +1,107 @@
+//! Which CspEntries a `Local` header is compiled from. Pure.
+
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+
+use crate::api::CspEntry;
+use crate::csp::{Directive, Grant, Origin};
+
+/// The grants of the CspEntries of tenant `tenant_name` among `entries` (one namespace).
+/// Entries being deleted and origins that do not parse are left out; when two entries
+/// share an origin the older one counts, as the `csp-entry` controller syncs only that one.
+pub fn local_grants(entries: &[CspEntry], tenant_name: &str) -> Vec<Grant> {
+    let mut ours: Vec<&CspEntry> = entries
+        .iter()
+        .filter(|e| e.spec.tenant_ref.name == tenant_name)
+        .filter(|e| e.metadata.deletion_timestamp.is_none())
+        .collect();
+    ours.sort_by_key(|e| {
+        (
+            e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            e.name_any(),
+        )
+    });
+    let mut seen = BTreeSet::new();
+    ours.into_iter()
+        .filter_map(|entry| {
+            let origin = Origin::parse(&entry.spec.origin).ok()?;
+            if !seen.insert(origin.as_str().to_ascii_lowercase()) {
+                return None;
+            }
+            Some(Grant {
+                origin,
+                directives: entry
+                    .spec
+                    .directives
+                    .iter()
+                    .copied()
+                    .map(Directive::from)
+                    .collect(),
+                allow_web_socket: entry.spec.allow_web_socket,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    use super::*;
+    use crate::api::TenantRef;
+    use crate::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+
+    fn entry(name: &str, tenant: &str, origin: &str, created: i64) -> CspEntry {
+        CspEntry {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("web".into()),
+                creation_timestamp: Some(Time(jiff::Timestamp::from_second(created).unwrap())),
+                ..ObjectMeta::default()
+            },
+            spec: CspEntrySpec {
+                tenant_ref: TenantRef {
+                    name: tenant.into(),
+                },
+                origin: origin.into(),
+                directives: vec![DirectiveName::FrameSrc],
+                allow_web_socket: false,
+                description: None,
+                deletion_policy: DeletionPolicy::Delete,
+            },
+            status: None,
+        }
+    }
+
+    fn origins(grants: &[Grant]) -> Vec<&str> {
+        grants.iter().map(|g| g.origin.as_str()).collect()
+    }
+
+    #[test]
+    fn local_grants_take_only_this_tenants_live_entries_with_valid_origins() {
+        let mut deleting = entry("deleting", "acme", "https://gone.example.com", 1);
+        deleting.metadata.deletion_timestamp = deleting.metadata.creation_timestamp.clone();
+        let entries = [
+            entry("a", "acme", "https://a.example.com", 1),
+            entry("other", "globex", "https://b.example.com", 1),
+            entry("bad", "acme", "https://x.example.com/path", 1),
+            deleting,
+        ];
+        assert_eq!(
+            origins(&local_grants(&entries, "acme")),
+            ["https://a.example.com"]
+        );
+    }
+
+    #[test]
+    fn local_grants_keep_the_older_of_two_entries_with_the_same_origin() {
+        let mut newer = entry("newer", "acme", "https://A.example.com", 20);
+        newer.spec.directives = vec![DirectiveName::ScriptSrc];
+        let older = entry("older", "acme", "https://a.example.com", 10);
+        let grants = local_grants(&[newer, older], "acme");
+        assert_eq!(grants.len(), 1);
+        assert!(grants[0].directives.contains(&Directive::FrameSrc));
+        assert!(!grants[0].directives.contains(&Directive::ScriptSrc));
+    }
+}
