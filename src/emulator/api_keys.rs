@@ -219,7 +219,7 @@ pub fn list(state: &State, request: &ApiRequest, now: Timestamp) -> Result<ApiRe
         (None, None) => Position::Start,
     };
 
-    let mut items: Vec<(SortKey, &ApiKey)> = state
+    let items: Vec<(SortKey, &ApiKey)> = state
         .api_keys
         .values()
         .filter(|k| status.is_none_or(|s| k.status(now) == s))
@@ -227,13 +227,6 @@ pub fn list(state: &State, request: &ApiRequest, now: Timestamp) -> Result<ApiRe
         .filter(|k| created_by.is_none_or(|c| k.created_by_user == c))
         .map(|k| (key_of(k), k))
         .collect();
-    items.sort_by(|a, b| {
-        if descending {
-            b.0.cmp(&a.0)
-        } else {
-            a.0.cmp(&b.0)
-        }
-    });
     let page = paging::paginate(items, descending, &position, limit);
 
     let kept: Vec<(String, String)> = request

@@ -80,19 +80,12 @@ pub fn list(state: &State, request: &ApiRequest) -> Result<ApiResponse, QlikErro
     };
 
     let descending = sort.starts_with('-');
-    let mut items: Vec<(SortKey, &CspEntry)> = state
+    let items: Vec<(SortKey, &CspEntry)> = state
         .entries
         .values()
         .filter(|e| filter.matches(e))
         .map(|e| (sort_key(e, sort), e))
         .collect();
-    items.sort_by(|a, b| {
-        if descending {
-            b.0.cmp(&a.0)
-        } else {
-            a.0.cmp(&b.0)
-        }
-    });
     let page = paging::paginate(items, descending, &position, limit);
 
     let kept: Vec<(String, String)> = request

@@ -55,10 +55,9 @@ pub fn limit(request: &ApiRequest) -> Result<usize, QlikError> {
     Ok(value as usize)
 }
 
-/// Cuts the page at `position` from `items`, which are sorted by key (descending when
-/// `descending`).
+/// Sorts `items` by key (descending when `descending`) and cuts the page at `position`.
 pub fn paginate<T>(
-    items: Vec<(SortKey, T)>,
+    mut items: Vec<(SortKey, T)>,
     descending: bool,
     position: &Position,
     limit: usize,
@@ -66,6 +65,7 @@ pub fn paginate<T>(
     let order = |a: &SortKey, b: &SortKey| {
         if descending { b.cmp(a) } else { a.cmp(b) }
     };
+    items.sort_by(|a, b| order(&a.0, &b.0));
     let (start, end) = match position {
         Position::Start => (0, limit.min(items.len())),
         Position::After(key) => {
