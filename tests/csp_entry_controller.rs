@@ -5,16 +5,13 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
-use qlik_csp_operator::controller::csp_entry::{self, remote_cache::RemoteCache};
-use qlik_csp_operator::controller::tenant_clients::TenantClients;
-use qlik_csp_operator::controller::{Settings, Shared};
+use qlik_csp_operator::controller::csp_entry;
 use qlik_csp_operator::csp::{Directive, Origin};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::wire::{CspOrigin, CspOriginContent};
@@ -68,18 +65,7 @@ impl Setup {
             .unwrap();
         set_tenant_ready(&env.client, &ns, true).await;
 
-        let mut template = ClientConfig::new("https://unused.invalid");
-        template.request_timeout = Duration::from_secs(5);
-        let shared = Arc::new(Shared {
-            kube: env.client.clone(),
-            tenants: TenantClients::new(template, Duration::from_secs(1)),
-            remote: RemoteCache::default(),
-            settings: Settings {
-                drift_interval_override: Some(Duration::from_secs(1)),
-                debounce: Duration::from_millis(50),
-                watch_namespace: Some(ns.clone()),
-            },
-        });
+        let shared = support::controller_shared(&env, Duration::from_millis(50));
         tokio::spawn(csp_entry::run(shared));
 
         let mut config = ClientConfig::new(emulator.base_url());

@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -24,17 +23,14 @@ use qlik_csp_operator::api::tenant::{
     ApiKeyCredential, HeaderSource, HeaderSpec, QlikTenantSpec, RateLimitSpec, TenantCredentials,
 };
 use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretKeyRef, TenantRef};
-use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
 use qlik_csp_operator::controller::tenant::publish::{
     HEADER_SHA256, NGINX_CUSTOM_HEADERS, header_sha256,
 };
 use qlik_csp_operator::controller::tenant::run::run;
-use qlik_csp_operator::controller::tenant_clients::TenantClients;
-use qlik_csp_operator::controller::{Settings, Shared};
 use qlik_csp_operator::csp::{Directive, Origin};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::{
-    ClientConfig, Credential, CredentialSource, CspOriginContent, RetryPolicy, TenantClient,
+    ClientConfig, Credential, CredentialSource, CspOriginContent, TenantClient,
 };
 use serde_json::{Value, json};
 
@@ -77,26 +73,7 @@ impl Harness {
             .tls_backend_preconfigured(tls)
             .build()
             .unwrap_or_else(|e| panic!("failed to build the control client: {e}"));
-        let template = ClientConfig {
-            request_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(2),
-            retry: RetryPolicy {
-                initial_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(100),
-                ..RetryPolicy::default()
-            },
-            ..ClientConfig::new("https://set-per-tenant.invalid")
-        };
-        let shared = Arc::new(Shared {
-            kube: env.client.clone(),
-            tenants: TenantClients::new(template, Duration::from_secs(1)),
-            remote: RemoteCache::default(),
-            settings: Settings {
-                drift_interval_override: Some(Duration::from_secs(1)),
-                debounce: Duration::from_millis(200),
-                watch_namespace: Some(env.namespace.clone()),
-            },
-        });
+        let shared = support::controller_shared(&env, Duration::from_millis(200));
         let controller = tokio::spawn(run(shared));
         Harness {
             env,

@@ -112,3 +112,35 @@ where
         );
     }
 }
+
+/// Controller state for tests: the test's namespace only, drift checks every second, short
+/// tenant-client backoffs, and `debounce` between a change and its reconcile.
+pub fn controller_shared(
+    env: &TestEnv,
+    debounce: Duration,
+) -> std::sync::Arc<qlik_csp_operator::controller::Shared> {
+    use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
+    use qlik_csp_operator::controller::tenant_clients::TenantClients;
+    use qlik_csp_operator::controller::{Settings, Shared};
+    use qlik_csp_operator::tenant::{ClientConfig, RetryPolicy};
+    let template = ClientConfig {
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::new("https://set-per-tenant.invalid")
+    };
+    std::sync::Arc::new(Shared {
+        kube: env.client.clone(),
+        tenants: TenantClients::new(template, Duration::from_secs(1)),
+        remote: RemoteCache::default(),
+        settings: Settings {
+            drift_interval_override: Some(Duration::from_secs(1)),
+            debounce,
+            watch_namespace: Some(env.namespace.clone()),
+        },
+    })
+}
