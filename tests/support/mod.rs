@@ -6,20 +6,18 @@
 //! ```
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-mod certs;
 pub mod control_plane;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 
 pub use control_plane::ControlPlane;
+pub use qlikops_testenv::{Impersonation, client_from_kubeconfig};
 
 /// An admin client and a namespace of its own for one test.
 pub struct TestEnv {
@@ -69,27 +67,6 @@ impl TestEnv {
             .await
             .unwrap_or_else(|e| panic!("failed to build an impersonating client: {e}"))
     }
-}
-
-pub struct Impersonation {
-    pub user: String,
-    pub groups: Vec<String>,
-}
-
-pub async fn client_from_kubeconfig(
-    path: &Path,
-    impersonate: Option<Impersonation>,
-) -> Result<Client, String> {
-    let kubeconfig = Kubeconfig::read_from(path)
-        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| format!("failed to load {}: {e}", path.display()))?;
-    if let Some(identity) = impersonate {
-        config.auth_info.impersonate = Some(identity.user);
-        config.auth_info.impersonate_groups = Some(identity.groups);
-    }
-    Client::try_from(config).map_err(|e| format!("failed to build a client: {e}"))
 }
 
 /// Polls `probe` until it returns `Some`, failing the test with `what` after `deadline`.
