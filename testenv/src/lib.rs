@@ -324,7 +324,7 @@ async fn wait_ready_and_install_crds(
 
 /// The CRDs in `dir` (every `.yaml` file, one CRD each).
 pub fn read_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>, String> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("failed to read {}: {e}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
