@@ -3,13 +3,14 @@
 //! Kept to the standard library plus the operator crate itself (for the CRD types), so that
 //! `cargo xtask` works on a fresh clone with nothing installed but Rust and Go.
 
+mod bench;
 mod crds;
 mod envtest;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "\
+const USAGE_TEMPLATE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
@@ -17,7 +18,12 @@ commands:
   envtest          build etcd, kube-apiserver and helm from tests/envtest (cached under target/)
                    and print the directory holding them
   test [args...]   build the control plane tools if needed, then run `cargo test --workspace`
-                   with them (extra args go to cargo test)";
+                   with them (extra args go to cargo test)
+  {bench}";
+
+fn usage() -> String {
+    USAGE_TEMPLATE.replace("{bench}", bench::USAGE)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,11 +33,12 @@ fn main() -> ExitCode {
             envtest::ensure(&workspace_root()).map(|dir| println!("{}", dir.display()))
         }
         Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        _ => Err(USAGE.to_string()),
+        _ => Err(usage()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,7 +67,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     }
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
@@ -71,7 +78,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The target directory cargo uses for this workspace (honours `CARGO_TARGET_DIR`).
-fn target_dir(root: &std::path::Path) -> PathBuf {
+pub(crate) fn target_dir(root: &std::path::Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))

@@ -1,0 +1,186 @@
+//! `csp_burst` and `csp_steady`: 250 CspEntries applied at once to one tenant, then the same
+//! 250 left alone for two drift intervals.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::watcher;
+use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use serde_json::{Value, json};
+
+use super::Bench;
+use super::cluster::{self, HEADER_CONFIG_MAP, TENANT, Tracker};
+use super::processes::{Emulator, Operator};
+
+const ENTRIES: usize = 250;
+/// Qlik's largest page of csp-origins.
+const PAGE: usize = 100;
+/// The steady scenario's `syncInterval`: the CRD's minimum.
+const STEADY_INTERVAL: Duration = Duration::from_secs(30);
+/// Calls and writes a burst causes after it converged (trailing reconciles) still count.
+const TRAILING: Duration = Duration::from_secs(5);
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(900);
+
+pub async fn run(bench: &Bench) -> Result<(Value, Value), String> {
+    let namespace = "bench-burst";
+    cluster::create_namespace(&bench.client, namespace).await?;
+    let emulator = Emulator::start(&bench.bins, &bench.work, "burst")?;
+    cluster::create_tenant(&bench.client, namespace, &emulator, "10m").await?;
+    let burst = burst(bench, namespace, &emulator).await?;
+    let steady = steady(bench, namespace, &emulator).await?;
+    Ok((burst, steady))
+}
+
+async fn burst(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<Value, String> {
+    let mut operator = Operator::start(
+        &bench.bins,
+        &bench.kubeconfig,
+        Some(namespace),
+        bench.work.join("operator-burst.log"),
+    )?;
+    let tenants = Tracker::start(
+        Api::<QlikTenant>::namespaced(bench.client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    tenants
+        .wait_for("the tenant to be Ready", Duration::from_secs(120), |t| {
+            t.values().any(cluster::tenant_ready)
+        })
+        .await?;
+    let config_maps = header_tracker(bench, namespace).await?;
+    config_maps
+        .wait_for("the first header", Duration::from_secs(60), |c| {
+            !c.is_empty()
+        })
+        .await?;
+    let entries = Tracker::start(
+        Api::<CspEntry>::namespaced(bench.client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+
+    let calls_before = emulator.counters().await?;
+    let writes_before = config_maps.writes();
+    let start = Instant::now();
+    cluster::create_entries(&bench.client, namespace, ENTRIES, 16).await?;
+    let applied = start.elapsed();
+    entries
+        .wait_for("all entries Ready", CONVERGE_DEADLINE, |e| {
+            e.values().filter(|e| cluster::entry_ready(e)).count() == ENTRIES
+        })
+        .await?;
+    config_maps
+        .wait_for("the header to hold every origin", CONVERGE_DEADLINE, |c| {
+            c.values()
+                .filter_map(cluster::header_of)
+                .any(|h| cluster::header_has_all(h, ENTRIES))
+        })
+        .await?;
+    let converge = start.elapsed();
+    tokio::time::sleep(TRAILING).await;
+    operator.check_alive()?;
+    let calls = emulator.counters().await?.since(&calls_before);
+    // The design's minimum: one create per entry, one (single-page: the tenant starts
+    // empty) list, and one generate-header for the final header.
+    let minimum = ENTRIES as u64 + 1 + 1;
+    Ok(json!({
+        "entries": ENTRIES,
+        "apply_seconds": round(applied.as_secs_f64()),
+        "converge_seconds": round(converge.as_secs_f64()),
+        "tenant_calls": calls.total(),
+        "tenant_calls_minimum": minimum,
+        "tenant_calls_ratio": round(calls.total() as f64 / minimum as f64),
+        "tenant_calls_by_operation": calls.to_json(),
+        "configmap_writes": config_maps.writes() - writes_before,
+        "peak_rss_mib": round(operator.peak_rss_mib()?),
+    }))
+}
+
+async fn steady(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<Value, String> {
+    // A fresh operator picks up the shorter interval for every entry.
+    let interval = format!("{}s", STEADY_INTERVAL.as_secs());
+    Api::<QlikTenant>::namespaced(bench.client.clone(), namespace)
+        .patch(
+            TENANT,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "syncInterval": interval } })),
+        )
+        .await
+        .map_err(|e| format!("failed to shorten the sync interval: {e}"))?;
+    let mut operator = Operator::start(
+        &bench.bins,
+        &bench.kubeconfig,
+        Some(namespace),
+        bench.work.join("operator-steady.log"),
+    )?;
+    let client = &bench.client;
+    let entries = Tracker::start(
+        Api::<CspEntry>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    let tenants = Tracker::start(
+        Api::<QlikTenant>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    let config_maps = Tracker::start(
+        Api::<ConfigMap>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    let events = Tracker::start(
+        Api::<Event>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    // The restart's own catch-up (every entry checked once) is not steady state.
+    tokio::time::sleep(STEADY_INTERVAL + Duration::from_secs(2)).await;
+    let calls_before = emulator.counters().await?;
+    let before = [
+        entries.writes(),
+        tenants.writes(),
+        config_maps.writes(),
+        events.writes(),
+    ];
+    tokio::time::sleep(STEADY_INTERVAL * 2).await;
+    operator.check_alive()?;
+    let calls = emulator.counters().await?.since(&calls_before);
+    let after = [
+        entries.writes(),
+        tenants.writes(),
+        config_maps.writes(),
+        events.writes(),
+    ];
+    let writes: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let pages = ENTRIES.div_ceil(PAGE) as u64;
+    // Per interval: one paged list of the entries and the tenant's header.
+    let minimum = 2 * (pages + 1);
+    Ok(json!({
+        "entries": ENTRIES,
+        "interval_seconds": STEADY_INTERVAL.as_secs(),
+        "intervals": 2,
+        "tenant_calls": calls.total(),
+        "tenant_calls_minimum": minimum,
+        "tenant_calls_by_operation": calls.to_json(),
+        "apiserver_writes": writes.iter().sum::<u64>(),
+        "apiserver_writes_by_kind": {
+            "CspEntry": writes[0], "QlikTenant": writes[1], "ConfigMap": writes[2], "Event": writes[3],
+        },
+    }))
+}
+
+/// Watches the header ConfigMap of `namespace`.
+pub async fn header_tracker(bench: &Bench, namespace: &str) -> Result<Tracker<ConfigMap>, String> {
+    Tracker::start(
+        Api::<ConfigMap>::namespaced(bench.client.clone(), namespace),
+        watcher::Config::default().fields(&format!("metadata.name={HEADER_CONFIG_MAP}")),
+    )
+    .await
+}
+
+pub fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}

@@ -1,0 +1,238 @@
+//! The processes a benchmark runs: tenant emulators and the operator, both release builds,
+//! killed when their handle is dropped (and by the kernel if xtask dies first).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::Value;
+
+/// The admin API key every emulator accepts; the operator reads it from a Secret.
+pub const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
+
+/// A running `qlik-tenant-emulator`, Qlik's tier rate limits on.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+    pub ca_pem: String,
+    control: reqwest::Client,
+}
+
+impl Emulator {
+    pub fn start(bins: &Path, work: &Path, name: &str) -> Result<Emulator, String> {
+        let ca_path = work.join(format!("{name}-ca.pem"));
+        let mut command = Command::new(bins.join("qlik-tenant-emulator"));
+        command
+            .arg("--ca-out")
+            .arg(&ca_path)
+            .args(["--tenant-name", name])
+            .env("QLIK_EMULATOR_ADMIN_API_KEY", ADMIN_KEY)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = spawn_tied(&mut command)?;
+        let stdout = child.stdout.take().ok_or("the emulator has no stdout")?;
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .map_err(|e| format!("failed to read the emulator's address: {e}"))?;
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected first line from the emulator: {first:?}"))?
+            .to_owned();
+        let ca_pem = std::fs::read_to_string(&ca_path)
+            .map_err(|e| format!("failed to read {}: {e}", ca_path.display()))?;
+        let control = http_client(&ca_pem)?;
+        Ok(Emulator {
+            child,
+            url,
+            ca_pem,
+            control,
+        })
+    }
+
+    /// Requests answered so far, by operation (`csp-origins.create`, ...).
+    pub async fn counters(&self) -> Result<Counters, String> {
+        let body: Value = self
+            .control
+            .get(format!("{}/_emulator/counters", self.url))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("failed to read the emulator's counters: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("failed to parse the emulator's counters: {e}"))?;
+        let operations = body["operations"]
+            .as_object()
+            .ok_or("the emulator's counters have no operations")?;
+        Ok(Counters(
+            operations
+                .iter()
+                .map(|(name, counts)| (name.clone(), counts["requests"].as_u64().unwrap_or(0)))
+                .filter(|(_, requests)| *requests > 0)
+                .collect(),
+        ))
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Request counts by operation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters(pub std::collections::BTreeMap<String, u64>);
+
+impl Counters {
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    pub fn get(&self, operation: &str) -> u64 {
+        self.0.get(operation).copied().unwrap_or(0)
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters(
+            self.0
+                .iter()
+                .map(|(name, n)| (name.clone(), n.saturating_sub(earlier.get(name))))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        )
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Counters) {
+        for (name, n) in &other.0 {
+            *self.0.entry(name.clone()).or_default() += n;
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+/// A running `qlik-csp-operator run`, logging to a file.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Runs the operator against the control plane of `kubeconfig`, watching `namespace`
+    /// or every namespace.
+    pub fn start(
+        bins: &Path,
+        kubeconfig: &Path,
+        namespace: Option<&str>,
+        log: PathBuf,
+    ) -> Result<Operator, String> {
+        let file = std::fs::File::create(&log)
+            .map_err(|e| format!("failed to create {}: {e}", log.display()))?;
+        let mut command = Command::new(bins.join("qlik-csp-operator"));
+        command.arg("run").args(["--log-format", "json"]);
+        if let Some(namespace) = namespace {
+            command.args(["--namespace", namespace]);
+        }
+        command
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file);
+        let child = spawn_tied(&mut command)?;
+        Ok(Operator { child, log })
+    }
+
+    /// The operator's peak resident memory so far (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> Result<f64, String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .map_err(|e| format!("failed to read the operator's memory use: {e}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map(|kib| kib / 1024.0)
+            .ok_or_else(|| "no VmHWM in /proc/<pid>/status".to_owned())
+    }
+
+    /// Fails if the operator has exited.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "the operator exited ({status}); see {}",
+                self.log.display()
+            )),
+            Err(e) => Err(format!("failed to check the operator: {e}")),
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` so that the kernel kills it if xtask dies first. Call from the thread
+/// that lives as long as the benchmark (`PR_SET_PDEATHSIG` fires when the spawning thread
+/// exits): the main thread.
+fn spawn_tied(command: &mut Command) -> Result<Child, String> {
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other("parent exited before exec"));
+            }
+            Ok(())
+        });
+    }
+    command
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("failed to start {:?}: {e}", command.get_program()))
+}
+
+/// An HTTPS client that trusts only `ca_pem`, for the emulator's control API.
+fn http_client(ca_pem: &str) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("the emulator's CA is not PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("the emulator's CA is unusable: {e}"))?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| format!("failed to build an HTTP client: {e}"))
+}
