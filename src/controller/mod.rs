@@ -37,8 +37,10 @@ pub struct Settings {
     /// Replaces every tenant's `syncInterval`. For tests and benchmarks, where the CRD's 30 s
     /// minimum is too slow; not exposed to users.
     pub drift_interval_override: Option<Duration>,
-    /// How long a controller waits for more changes before reconciling, so a burst of
-    /// changes coalesces into one reconcile.
+    /// How long a controller waits for more changes to an object before reconciling it.
+    /// Zero by default: bursts coalesce without it (the tenant controller publishes once
+    /// the entries have settled, see [`tenant::pacing`]), and any wait adds to the latency
+    /// of every edit.
     pub debounce: Duration,
     /// Watch only this namespace (a namespaced install); all namespaces when `None`.
     pub watch_namespace: Option<String>,
@@ -48,7 +50,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             drift_interval_override: None,
-            debounce: Duration::from_millis(500),
+            debounce: Duration::ZERO,
             watch_namespace: None,
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod grants;
+pub mod pacing;
 pub mod publish;
 pub mod reconcile;
 pub mod run;

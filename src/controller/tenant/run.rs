@@ -3,9 +3,9 @@
 //! ConfigMaps they own, the CspEntries that name them and the Ingresses that serve their
 //! ConfigMaps. Does I/O.
 //!
-//! CspEntry changes are mapped to their tenant and debounced
-//! ([`Settings::debounce`](crate::controller::Settings::debounce)), so a burst of entry
-//! changes coalesces into a few reconciles of the tenant.
+//! CspEntry changes are mapped to their tenant. A burst of entry changes still publishes
+//! once: the reconcile holds the header while the tenant's entries are settling
+//! ([`pacing`](super::pacing)).
 
 use std::sync::Arc;
 

@@ -1,0 +1,225 @@
+//! When the tenant controller talks to the tenant: the header is fetched (or compiled) once
+//! the tenant's CspEntries have settled, not on every entry event, and the connection is
+//! proven once per drift interval, not on every reconcile. No I/O.
+//!
+//! This is what makes a burst cheap without slowing a single edit: while the `csp-entry`
+//! controller is still syncing entries of a tenant, each of their status updates would
+//! otherwise fetch a header that is about to change. The last entry to settle triggers the
+//! one reconcile that publishes. A header is never held back longer than the drift interval,
+//! so an entry that never settles cannot starve it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{CspEntry, QlikTenant};
+
+/// Entries of tenant `tenant_name` (among one namespace's `entries`) whose latest change the
+/// `csp-entry` controller has not recorded yet: new, edited or being deleted.
+pub fn settling_entries(entries: &[CspEntry], tenant_name: &str) -> usize {
+    entries
+        .iter()
+        .filter(|e| e.spec.tenant_ref.name == tenant_name)
+        .filter(|e| {
+            let observed = e.status.as_ref().and_then(|s| s.observed_generation);
+            e.metadata.deletion_timestamp.is_some() || observed != e.metadata.generation
+        })
+        .count()
+}
+
+/// How long to hold the header back, or `None` to publish now. Held only while entries are
+/// settling, the status already describes this generation, and the last publish is younger
+/// than the drift interval.
+pub fn hold_header(
+    settling: usize,
+    status_current: bool,
+    since_last_publish: Option<Duration>,
+    drift: Duration,
+) -> Option<Duration> {
+    if settling == 0 || !status_current {
+        return None;
+    }
+    let age = since_last_publish?;
+    drift.checked_sub(age).filter(|left| !left.is_zero())
+}
+
+/// Whether the connection must be proven again (`tenants/me`): never proven for this
+/// generation of the tenant, or longer ago than the drift interval.
+pub fn needs_connection_check(
+    last: Option<&Checked>,
+    generation: Option<i64>,
+    drift: Duration,
+    now: Instant,
+) -> bool {
+    match last {
+        Some(checked) => {
+            checked.generation != generation || now.duration_since(checked.at) >= drift
+        }
+        None => true,
+    }
+}
+
+/// A successful connection check.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub at: Instant,
+    pub generation: Option<i64>,
+    pub tenant_id: String,
+}
+
+/// What the controller remembers per tenant between reconciles (lost on restart, which
+/// only costs one extra check and publish).
+#[derive(Default)]
+pub struct Pacer {
+    tenants: Mutex<HashMap<ObjectRef<QlikTenant>, Memory>>,
+}
+
+#[derive(Clone, Default)]
+struct Memory {
+    checked: Option<Checked>,
+    published_at: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn last_check(&self, tenant: &ObjectRef<QlikTenant>) -> Option<Checked> {
+        self.with(tenant, |m| m.checked.clone())
+    }
+
+    pub fn since_last_publish(
+        &self,
+        tenant: &ObjectRef<QlikTenant>,
+        now: Instant,
+    ) -> Option<Duration> {
+        self.with(tenant, |m| m.published_at.map(|at| now.duration_since(at)))
+    }
+
+    pub fn checked(&self, tenant: &ObjectRef<QlikTenant>, checked: Checked) {
+        self.with(tenant, |m| m.checked = Some(checked));
+    }
+
+    pub fn published(&self, tenant: &ObjectRef<QlikTenant>, at: Instant) {
+        self.with(tenant, |m| m.published_at = Some(at));
+    }
+
+    /// Forgets a tenant: deleted, or its credential is suspect.
+    pub fn forget(&self, tenant: &ObjectRef<QlikTenant>) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(tenant);
+    }
+
+    fn with<T>(&self, tenant: &ObjectRef<QlikTenant>, f: impl FnOnce(&mut Memory) -> T) -> T {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        f(tenants.entry(tenant.clone()).or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::api::csp_entry::CspEntryStatus;
+
+    const DRIFT: Duration = Duration::from_secs(600);
+
+    fn entry(tenant: &str, generation: i64, observed: Option<i64>, deleting: bool) -> CspEntry {
+        let mut entry: CspEntry = serde_json::from_value(serde_json::json!({
+            "apiVersion": "qlikops.io/v1alpha1",
+            "kind": "CspEntry",
+            "metadata": { "name": "e", "namespace": "ns", "generation": generation },
+            "spec": { "tenantRef": { "name": tenant }, "origin": "https://a.example", "directives": ["img-src"] },
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        entry.status = observed.map(|g| CspEntryStatus {
+            observed_generation: Some(g),
+            ..CspEntryStatus::default()
+        });
+        if deleting {
+            entry.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+        }
+        entry
+    }
+
+    #[test]
+    fn new_edited_and_deleting_entries_of_this_tenant_are_settling() {
+        let entries = [
+            entry("t", 1, Some(1), false), // settled
+            entry("t", 1, None, false),    // new
+            entry("t", 3, Some(2), false), // edited
+            entry("t", 2, Some(2), true),  // being deleted
+            entry("other", 1, None, false),
+        ];
+        assert_eq!(settling_entries(&entries, "t"), 3);
+        assert_eq!(settling_entries(&entries[..1], "t"), 0);
+    }
+
+    #[test]
+    fn the_header_is_held_only_while_entries_settle_and_never_past_the_drift_interval() {
+        let recent = Some(Duration::from_secs(5));
+        assert_eq!(
+            hold_header(2, true, recent, DRIFT),
+            Some(Duration::from_secs(595))
+        );
+        assert_eq!(
+            hold_header(0, true, recent, DRIFT),
+            None,
+            "settled: publish"
+        );
+        assert_eq!(
+            hold_header(2, false, recent, DRIFT),
+            None,
+            "a new generation is recorded at once"
+        );
+        assert_eq!(
+            hold_header(2, true, None, DRIFT),
+            None,
+            "never published by this process"
+        );
+        assert_eq!(
+            hold_header(2, true, Some(DRIFT), DRIFT),
+            None,
+            "held long enough"
+        );
+    }
+
+    #[test]
+    fn the_connection_is_proven_once_per_generation_and_drift_interval() {
+        let now = Instant::now();
+        let checked = Checked {
+            at: now,
+            generation: Some(1),
+            tenant_id: "t1".into(),
+        };
+        assert!(needs_connection_check(None, Some(1), DRIFT, now));
+        assert!(!needs_connection_check(
+            Some(&checked),
+            Some(1),
+            DRIFT,
+            now + Duration::from_secs(1)
+        ));
+        assert!(needs_connection_check(Some(&checked), Some(2), DRIFT, now));
+        assert!(needs_connection_check(
+            Some(&checked),
+            Some(1),
+            DRIFT,
+            now + DRIFT
+        ));
+    }
+
+    #[test]
+    fn the_pacer_remembers_per_tenant_and_forgets() {
+        let pacer = Pacer::default();
+        let a = ObjectRef::<QlikTenant>::new("a").within("ns");
+        let b = ObjectRef::<QlikTenant>::new("b").within("ns");
+        let now = Instant::now();
+        pacer.published(&a, now);
+        assert_eq!(pacer.since_last_publish(&a, now), Some(Duration::ZERO));
+        assert_eq!(pacer.since_last_publish(&b, now), None);
+        pacer.forget(&a);
+        assert_eq!(pacer.since_last_publish(&a, now), None);
+    }
+}
