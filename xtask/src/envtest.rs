@@ -40,17 +40,23 @@ pub fn ensure(root: &Path) -> Result<PathBuf, String> {
     let scratch = cache.join(format!("{key}.building-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| format!("failed to create {}: {e}", scratch.display()))?;
-    for (module, package, name) in TOOLS {
+    for (index, (module, package, name)) in TOOLS.iter().enumerate() {
         let started = Instant::now();
-        eprintln!("envtest: building {name} from {package} (first build takes minutes)");
-        let status = Command::new("go")
+        eprintln!(
+            "envtest: building {name} ({}/{}) from {package}; the first build takes minutes \
+             (kube-apiserver about 8 on two cores), later runs reuse it",
+            index + 1,
+            TOOLS.len()
+        );
+        let mut child = Command::new("go")
             .current_dir(modules.join(module))
             .args(["build", "-trimpath", "-o"])
             .arg(scratch.join(name))
             .arg(package)
             .env("CGO_ENABLED", "0")
-            .status()
+            .spawn()
             .map_err(|e| format!("failed to run go (is Go installed and on PATH?): {e}"))?;
+        let status = wait_with_progress(&mut child, name, started)?;
         if !status.success() {
             return Err(format!("go build of {package} failed ({status})"));
         }
@@ -67,6 +73,28 @@ pub fn ensure(root: &Path) -> Result<PathBuf, String> {
         let _ = std::fs::remove_dir_all(&scratch);
     }
     Ok(bin)
+}
+
+/// Waits for `child`, saying every 30 seconds that the build of `name` is still running.
+fn wait_with_progress(
+    child: &mut std::process::Child,
+    name: &str,
+    started: Instant,
+) -> Result<std::process::ExitStatus, String> {
+    let mut last_note = Instant::now();
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| format!("failed to wait for go build: {e}"))?
+        {
+            return Ok(status);
+        }
+        if last_note.elapsed() >= std::time::Duration::from_secs(30) {
+            eprintln!("envtest: still building {name} ({:.0?})", started.elapsed());
+            last_note = Instant::now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// Hash of every file of the Go modules plus the Go toolchain identity.

@@ -5,7 +5,9 @@
 
 mod bench;
 mod crds;
+mod demo;
 mod envtest;
+mod processes;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -19,10 +21,13 @@ commands:
                    and print the directory holding them
   test [args...]   build the control plane tools if needed, then run `cargo test --workspace`
                    with them (extra args go to cargo test)
-  {bench}";
+  {bench}
+  {demo}";
 
 fn usage() -> String {
-    USAGE_TEMPLATE.replace("{bench}", bench::USAGE)
+    USAGE_TEMPLATE
+        .replace("{bench}", bench::USAGE)
+        .replace("{demo}", demo::USAGE)
 }
 
 fn main() -> ExitCode {
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
         }
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        Some("demo") => demo::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             Ok(())

@@ -31,6 +31,8 @@ use crate::tenant;
 pub const CONTROLLER_NAME: &str = "qlik-csp-operator/csp-entry";
 /// Holds a `CspEntry` until its tenant entry is deleted (or orphaned).
 pub const FINALIZER: &str = "qlikops.io/csp-entry";
+/// The requeue after a step that wrote the entry, in case its watch event is lost.
+const SELF_WRITE_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// Why a reconcile failed; each variant is one failed step.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,15 @@ impl Error {
             Error::Write(e) => e.reason(),
             Error::TenantGone => "TenantNotReady",
         }
+    }
+
+    /// Whether the apiserver refused a write made from a stale copy of the entry (409).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::Finalizer(kube::Error::Api(status)) | Error::Status(kube::Error::Api(status))
+                if status.code == 409
+        )
     }
 
     /// Whether retrying soon can help.
@@ -156,6 +167,14 @@ pub async fn run(shared: Arc<Shared>) {
 #[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = entry.namespace(), name = entry.name_any()))]
 async fn reconcile(entry: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
     let result = sync(&entry, &context).await;
+    if let Err(error) = &result
+        && error.is_conflict()
+    {
+        // This reconcile saw an older version than the apiserver has; the watch event of
+        // the newer one reconciles again. Not a failure worth a condition or an event.
+        tracing::debug!(error = %error.message(), "stale view of the entry");
+        return result;
+    }
     if let Err(error) = &result {
         tracing::warn!(reason = error.reason(), error = %error.message(), "reconcile failed");
         record_failure(&context, &entry, error).await;
@@ -174,7 +193,10 @@ async fn sync(entry: &CspEntry, context: &Context) -> Result<Requeue, Error> {
         record::record(shared, entry, desired, &outcome).await?;
     }
     Ok(match plan.requeue {
-        Next::Immediately => Requeue::requeue(Duration::ZERO),
+        // The step just written changes the entry, and that change's watch event runs the
+        // next step with the new version; the short requeue is only a backstop. Requeueing
+        // at once would run it on the store's older copy and conflict.
+        Next::Immediately => Requeue::requeue(SELF_WRITE_BACKSTOP),
         Next::After(wait) => Requeue::requeue(wait),
         Next::Drift => Requeue::requeue(observation.drift),
         Next::OnChange | Next::Never => Requeue::await_change(),
@@ -226,6 +248,7 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
 
 fn error_policy(_entry: Arc<CspEntry>, error: &Error, _context: Arc<Context>) -> Requeue {
     match error {
+        _ if error.is_conflict() => Requeue::requeue(SELF_WRITE_BACKSTOP),
         _ if error.is_transient() => Requeue::requeue(Duration::from_secs(5)),
         Error::Write(tenant::Error::LimitReached { .. }) => Requeue::requeue(plan::WAIT_FOR_ROOM),
         _ => Requeue::requeue(Duration::from_secs(300)),

@@ -194,6 +194,11 @@ fn same_content(remote: &CspOriginContent, desired: &CspOriginContent) -> bool {
         && remote.directives() == desired.directives()
 }
 
+/// `Ready` reasons of an entry whose sync is under way: the header waits for them.
+pub const IN_PROGRESS_REASONS: [&str; 2] = [PENDING, DELETING];
+const PENDING: &str = "Pending";
+const DELETING: &str = "Deleting";
+
 /// Decides the next step for `observed`. `now` only stamps `lastSyncTime`.
 pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
     let entry = &observed.entry;
@@ -202,7 +207,7 @@ pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
     }
     let status_id = entry.status.as_ref().and_then(|s| s.id.clone());
     if !entry.has_finalizer {
-        let plan = Plan::not_ready(Action::AddFinalizer, "Pending", "adding the finalizer");
+        let plan = Plan::not_ready(Action::AddFinalizer, PENDING, "adding the finalizer");
         return plan.id(status_id).requeue(Requeue::Immediately);
     }
     if let Some(message) = tenant_not_ready(&observed.tenant) {
@@ -312,7 +317,7 @@ fn plan_deletion(observed: &Observed) -> Plan {
         Some(remote) => {
             let id = remote.id.clone();
             let message = format!("deleting the tenant's entry {id}");
-            let plan = Plan::not_ready(Action::Delete { id: id.clone() }, "Deleting", message);
+            let plan = Plan::not_ready(Action::Delete { id: id.clone() }, DELETING, message);
             plan.id(Some(id)).requeue(Requeue::Immediately)
         }
         None => Plan::untouched(Action::RemoveFinalizer),

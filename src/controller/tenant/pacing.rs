@@ -15,16 +15,25 @@ use std::time::{Duration, Instant};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{CspEntry, QlikTenant};
+use crate::controller::conditions::READY;
+use crate::controller::csp_entry::plan::IN_PROGRESS_REASONS;
 
 /// Entries of tenant `tenant_name` (among one namespace's `entries`) whose latest change the
-/// `csp-entry` controller has not recorded yet: new, edited or being deleted.
+/// `csp-entry` controller has not finished: new, edited, being deleted, or recorded as
+/// under way (`Pending`, `Deleting`).
 pub fn settling_entries(entries: &[CspEntry], tenant_name: &str) -> usize {
     entries
         .iter()
         .filter(|e| e.spec.tenant_ref.name == tenant_name)
         .filter(|e| {
-            let observed = e.status.as_ref().and_then(|s| s.observed_generation);
-            e.metadata.deletion_timestamp.is_some() || observed != e.metadata.generation
+            let status = e.status.as_ref();
+            let observed = status.and_then(|s| s.observed_generation);
+            let in_progress = status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+                .is_some_and(|c| IN_PROGRESS_REASONS.contains(&c.reason.as_str()));
+            e.metadata.deletion_timestamp.is_some()
+                || observed != e.metadata.generation
+                || in_progress
         })
         .count()
 }
@@ -61,6 +70,65 @@ pub fn needs_connection_check(
     }
 }
 
+/// uid, generation, observed generation, Ready reason, remote id.
+type EntryDigest<'a> = (
+    &'a str,
+    Option<i64>,
+    Option<i64>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+/// A digest of what the tenant's header depends on among its entries: which exist, at
+/// which generation, how far their sync got. Equal digests mean no entry event since.
+pub fn entries_digest(entries: &[CspEntry], tenant_name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut ours: Vec<EntryDigest> = entries
+        .iter()
+        .filter(|e| e.spec.tenant_ref.name == tenant_name)
+        .map(|e| {
+            let status = e.status.as_ref();
+            let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+            (
+                e.metadata.uid.as_deref().unwrap_or_default(),
+                e.metadata.generation,
+                status.and_then(|s| s.observed_generation),
+                ready.map(|c| c.reason.as_str()),
+                status.and_then(|s| s.id.as_deref()),
+            )
+        })
+        .collect();
+    ours.sort_unstable();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    ours.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The header last fetched from the tenant, and what it was fetched for.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub at: Instant,
+    pub generation: Option<i64>,
+    pub entries: u64,
+    pub value: String,
+}
+
+/// Whether `fetched` still stands for the tenant: same tenant generation, no entry event
+/// since, younger than the drift interval (which is what catches edits made in the
+/// tenant's console). Saves the tenant call when the reconcile was triggered by the
+/// controller's own writes (the status, the ConfigMap).
+pub fn header_still_fresh(
+    fetched: &Fetched,
+    generation: Option<i64>,
+    entries: u64,
+    drift: Duration,
+    now: Instant,
+) -> bool {
+    fetched.generation == generation
+        && fetched.entries == entries
+        && now.duration_since(fetched.at) < drift
+}
+
 /// A successful connection check.
 #[derive(Clone, Debug)]
 pub struct Checked {
@@ -80,6 +148,7 @@ pub struct Pacer {
 struct Memory {
     checked: Option<Checked>,
     published_at: Option<Instant>,
+    fetched: Option<Fetched>,
 }
 
 impl Pacer {
@@ -97,6 +166,14 @@ impl Pacer {
 
     pub fn checked(&self, tenant: &ObjectRef<QlikTenant>, checked: Checked) {
         self.with(tenant, |m| m.checked = Some(checked));
+    }
+
+    pub fn last_fetch(&self, tenant: &ObjectRef<QlikTenant>) -> Option<Fetched> {
+        self.with(tenant, |m| m.fetched.clone())
+    }
+
+    pub fn fetched(&self, tenant: &ObjectRef<QlikTenant>, fetched: Fetched) {
+        self.with(tenant, |m| m.fetched = Some(fetched));
     }
 
     pub fn published(&self, tenant: &ObjectRef<QlikTenant>, at: Instant) {
@@ -125,6 +202,23 @@ mod tests {
     use crate::api::csp_entry::CspEntryStatus;
 
     const DRIFT: Duration = Duration::from_secs(600);
+
+    fn entry_with_reason(reason: &str) -> CspEntry {
+        let mut entry = entry("t", 1, Some(1), false);
+        if let Some(status) = entry.status.as_mut() {
+            status
+                .conditions
+                .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: READY.to_owned(),
+                    status: "False".to_owned(),
+                    reason: reason.to_owned(),
+                    message: String::new(),
+                    observed_generation: Some(1),
+                    last_transition_time: Time(jiff::Timestamp::now()),
+                });
+        }
+        entry
+    }
 
     fn entry(tenant: &str, generation: i64, observed: Option<i64>, deleting: bool) -> CspEntry {
         let mut entry: CspEntry = serde_json::from_value(serde_json::json!({
@@ -155,6 +249,20 @@ mod tests {
         ];
         assert_eq!(settling_entries(&entries, "t"), 3);
         assert_eq!(settling_entries(&entries[..1], "t"), 0);
+    }
+
+    #[test]
+    fn an_entry_recorded_as_under_way_is_settling_and_a_settled_failure_is_not() {
+        assert_eq!(settling_entries(&[entry_with_reason("Pending")], "t"), 1);
+        assert_eq!(settling_entries(&[entry_with_reason("Deleting")], "t"), 1);
+        assert_eq!(
+            settling_entries(&[entry_with_reason("TenantNotReady")], "t"),
+            0
+        );
+        assert_eq!(
+            settling_entries(&[entry_with_reason("DuplicateOrigin")], "t"),
+            0
+        );
     }
 
     #[test]
@@ -208,6 +316,37 @@ mod tests {
             DRIFT,
             now + DRIFT
         ));
+    }
+
+    #[test]
+    fn a_fetched_header_stands_until_an_entry_changes_the_tenant_changes_or_drift_passes() {
+        let now = Instant::now();
+        let entries = [entry("t", 1, Some(1), false)];
+        let digest = entries_digest(&entries, "t");
+        let fetched = Fetched {
+            at: now,
+            generation: Some(1),
+            entries: digest,
+            value: "default-src 'self'".into(),
+        };
+        let later = now + Duration::from_secs(1);
+        assert!(header_still_fresh(&fetched, Some(1), digest, DRIFT, later));
+        let edited = entries_digest(&[entry("t", 2, Some(2), false)], "t");
+        assert_ne!(edited, digest);
+        assert!(!header_still_fresh(&fetched, Some(1), edited, DRIFT, later));
+        assert!(!header_still_fresh(&fetched, Some(2), digest, DRIFT, later));
+        assert!(!header_still_fresh(
+            &fetched,
+            Some(1),
+            digest,
+            DRIFT,
+            now + DRIFT
+        ));
+        assert_eq!(
+            entries_digest(&[entry("other", 5, None, false)], "t"),
+            entries_digest(&[], "t"),
+            "other tenants' entries do not count"
+        );
     }
 
     #[test]

@@ -282,7 +282,8 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (Some(spec), Some(entries)) => match (&connection, spec.source) {
             (Err(_), HeaderSource::Tenant) => Ok(None),
             (Ok((client, _)), HeaderSource::Tenant) => {
-                publish_header(&ctx, &tenant, &namespace, spec, tenant_header(client).await)
+                let value = tenant_header(&ctx, &tenant, &me, client, entries.as_deref(), drift);
+                publish_header(&ctx, &tenant, &namespace, spec, value.await)
                     .await
                     .map(Some)
             }
@@ -430,11 +431,44 @@ async fn connect(
     Ok((client, tenant_id))
 }
 
-async fn tenant_header(client: &TenantClient) -> Result<Header, Error> {
-    let value = client
-        .generate_csp_header()
-        .await
-        .map_err(Error::GenerateHeader)?;
+/// The tenant's `generate-header`, or the value fetched last when nothing it depends on
+/// has changed since (see [`pacing::header_still_fresh`]).
+async fn tenant_header(
+    ctx: &Context,
+    tenant: &QlikTenant,
+    me: &ObjectRef<QlikTenant>,
+    client: &TenantClient,
+    entries: Result<&[CspEntry], &Error>,
+    drift: Duration,
+) -> Result<Header, Error> {
+    let generation = tenant.metadata.generation;
+    let digest = entries
+        .ok()
+        .map(|entries| pacing::entries_digest(entries, &tenant.name_any()));
+    let cached = ctx.pacer.last_fetch(me).filter(|fetched| {
+        digest.is_some_and(|digest| {
+            pacing::header_still_fresh(fetched, generation, digest, drift, Instant::now())
+        })
+    });
+    let value = match cached {
+        Some(fetched) => fetched.value,
+        None => {
+            let value = client
+                .generate_csp_header()
+                .await
+                .map_err(Error::GenerateHeader)?;
+            if let Some(digest) = digest {
+                let fetched = pacing::Fetched {
+                    at: Instant::now(),
+                    generation,
+                    entries: digest,
+                    value: value.clone(),
+                };
+                ctx.pacer.fetched(me, fetched);
+            }
+            value
+        }
+    };
     header::validate(&value).map_err(Error::InvalidHeader)
 }
 

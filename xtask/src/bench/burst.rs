@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::Bench;
 use super::cluster::{self, HEADER_CONFIG_MAP, TENANT, Tracker};
-use super::processes::{Emulator, Operator};
+use crate::processes::{Emulator, Operator};
 
 const ENTRIES: usize = 250;
 /// Qlik's largest page of csp-origins.
@@ -36,7 +36,7 @@ async fn burst(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<Va
     let mut operator = Operator::start(
         &bench.bins,
         &bench.kubeconfig,
-        Some(namespace),
+        &["--log-format", "json", "--namespace", namespace],
         bench.work.join("operator-burst.log"),
     )?;
     let tenants = Tracker::start(
@@ -112,7 +112,7 @@ async fn steady(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<V
     let mut operator = Operator::start(
         &bench.bins,
         &bench.kubeconfig,
-        Some(namespace),
+        &["--log-format", "json", "--namespace", namespace],
         bench.work.join("operator-steady.log"),
     )?;
     let client = &bench.client;
@@ -138,6 +138,7 @@ async fn steady(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<V
     .await?;
     // The restart's own catch-up (every entry checked once) is not steady state.
     tokio::time::sleep(STEADY_INTERVAL + Duration::from_secs(2)).await;
+    let window_start = emulator.arrivals("csp-origins.generate-header").await?;
     let calls_before = emulator.counters().await?;
     let before = [
         entries.writes(),
@@ -155,9 +156,14 @@ async fn steady(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<V
         events.writes(),
     ];
     let writes: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    // When the drift checks ran, to tell a missed interval from an unaligned window.
+    let header_times = emulator.arrivals("csp-origins.generate-header").await?;
+    let list_times = emulator.arrivals("csp-origins.list").await?;
+    let skip = window_start.len();
     let pages = ENTRIES.div_ceil(PAGE) as u64;
-    // Per interval: one paged list of the entries and the tenant's header.
-    let minimum = 2 * (pages + 1);
+    // Per interval: one paged list of the entries, the tenant's header and the connection
+    // check (tenants/me).
+    let minimum = 2 * (pages + 1 + 1);
     Ok(json!({
         "entries": ENTRIES,
         "interval_seconds": STEADY_INTERVAL.as_secs(),
@@ -165,6 +171,9 @@ async fn steady(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<V
         "tenant_calls": calls.total(),
         "tenant_calls_minimum": minimum,
         "tenant_calls_by_operation": calls.to_json(),
+        "generate_header_at_seconds": header_times,
+        "list_pages_at_seconds": list_times,
+        "calls_before_window": skip,
         "apiserver_writes": writes.iter().sum::<u64>(),
         "apiserver_writes_by_kind": {
             "CspEntry": writes[0], "QlikTenant": writes[1], "ConfigMap": writes[2], "Event": writes[3],

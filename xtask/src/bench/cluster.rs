@@ -15,7 +15,7 @@ use qlik_csp_operator::api::{CspEntry, QlikTenant};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::processes::{ADMIN_KEY, Emulator};
+use crate::processes::{ADMIN_KEY, Emulator};
 
 /// The ConfigMap every bench tenant publishes its header to.
 pub const HEADER_CONFIG_MAP: &str = "qlik-csp-header";
@@ -95,15 +95,42 @@ pub async fn create_entries(
     count: usize,
     parallel: usize,
 ) -> Result<(), String> {
-    let api = Api::<CspEntry>::namespaced(client.clone(), namespace);
-    futures::stream::iter(0..count)
-        .map(|index| {
-            let api = api.clone();
+    let namespaces = [namespace.to_owned()];
+    create_entries_in(client, &namespaces, count, parallel).await
+}
+
+/// Creates `count` entries in each of `namespaces`, `parallel` at a time in all. A create
+/// that fails in transport (a loaded apiserver on two cores) is retried; an error answer
+/// is not.
+pub async fn create_entries_in(
+    client: &Client,
+    namespaces: &[String],
+    count: usize,
+    parallel: usize,
+) -> Result<(), String> {
+    let work = namespaces
+        .iter()
+        .flat_map(|namespace| (0..count).map(move |index| (namespace.clone(), index)));
+    futures::stream::iter(work)
+        .map(|(namespace, index)| {
+            let api = Api::<CspEntry>::namespaced(client.clone(), &namespace);
             async move {
-                api.create(&PostParams::default(), &entry(index)?)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("failed to create entry {index}: {e}"))
+                let object = entry(index)?;
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match api.create(&PostParams::default(), &object).await {
+                        Ok(_) => return Ok(()),
+                        Err(kube::Error::Api(status)) if status.code == 409 => return Ok(()),
+                        Err(e @ kube::Error::Api(_)) => {
+                            return Err(format!("failed to create {namespace}/e{index}: {e}"));
+                        }
+                        Err(e) if attempt >= 5 => {
+                            return Err(format!("failed to create {namespace}/e{index}: {e}"));
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+                    }
+                }
             }
         })
         .buffer_unordered(parallel)

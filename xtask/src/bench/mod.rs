@@ -3,9 +3,9 @@
 //! prints a table. Figures are measured, never asserted.
 
 mod burst;
-mod cluster;
+pub(crate) mod cluster;
 mod edit_latency;
-mod processes;
+
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -104,16 +104,21 @@ async fn scenarios(bench: &Bench, only: &[String], scale_tenants: usize) -> Resu
     if wants("csp_burst") || wants("csp_steady") {
         println!("csp_burst + csp_steady: 250 entries on one tenant...");
         let (burst, steady) = burst::run(bench).await?;
+        println!("csp_burst: {burst}\ncsp_steady: {steady}");
         report.insert("csp_burst".into(), burst);
         report.insert("csp_steady".into(), steady);
     }
     if wants("csp_edit_latency") {
         println!("csp_edit_latency: 100 sequential edits...");
-        report.insert("csp_edit_latency".into(), edit_latency::run(bench).await?);
+        let edits = edit_latency::run(bench).await?;
+        println!("csp_edit_latency: {edits}");
+        report.insert("csp_edit_latency".into(), edits);
     }
     if wants("scale") {
         println!("scale: {scale_tenants} tenants x 250 entries...");
-        report.insert("scale".into(), scale::run(bench, scale_tenants).await?);
+        let scale = scale::run(bench, scale_tenants).await?;
+        println!("scale: {scale}");
+        report.insert("scale".into(), scale);
     }
     Ok(Value::Object(report))
 }

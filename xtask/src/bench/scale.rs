@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::Bench;
 use super::burst::round;
 use super::cluster::{self, HEADER_CONFIG_MAP, Tracker};
-use super::processes::{Emulator, Operator};
+use crate::processes::{Emulator, Operator};
 
 const ENTRIES_PER_TENANT: usize = 250;
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(1800);
@@ -29,7 +29,7 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
     let mut operator = Operator::start(
         &bench.bins,
         &bench.kubeconfig,
-        None,
+        &["--log-format", "json"],
         bench.work.join("operator-scale.log"),
     )?;
     let client = &bench.client;
@@ -55,10 +55,7 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
     .await?;
 
     let start = Instant::now();
-    let creating = namespaces
-        .iter()
-        .map(|namespace| cluster::create_entries(client, namespace, ENTRIES_PER_TENANT, 2));
-    futures::future::try_join_all(creating).await?;
+    cluster::create_entries_in(client, &namespaces, ENTRIES_PER_TENANT, 16).await?;
     let applied = start.elapsed();
     let total = tenants * ENTRIES_PER_TENANT;
     entries
@@ -78,7 +75,7 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         .await?;
     let converge = start.elapsed();
     operator.check_alive()?;
-    let mut calls = super::processes::Counters::default();
+    let mut calls = crate::processes::Counters::default();
     for emulator in &emulators {
         calls.add(&emulator.counters().await?);
     }

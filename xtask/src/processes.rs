@@ -80,6 +80,31 @@ impl Emulator {
     }
 }
 
+impl Emulator {
+    /// When each request for `operation` arrived, in seconds since the emulator started.
+    pub async fn arrivals(&self, operation: &str) -> Result<Vec<f64>, String> {
+        let body: Value = self
+            .control
+            .get(format!("{}/_emulator/requests", self.url))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("failed to read the emulator's request log: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("failed to parse the emulator's request log: {e}"))?;
+        Ok(body["requests"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r["operation"] == operation)
+            .filter_map(|r| r["atMs"].as_f64())
+            .map(|ms| (ms / 10.0).round() / 100.0)
+            .collect())
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -130,21 +155,17 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Runs the operator against the control plane of `kubeconfig`, watching `namespace`
-    /// or every namespace.
+    /// Runs `qlik-csp-operator run <args>` against the control plane of `kubeconfig`.
     pub fn start(
         bins: &Path,
         kubeconfig: &Path,
-        namespace: Option<&str>,
+        args: &[&str],
         log: PathBuf,
     ) -> Result<Operator, String> {
         let file = std::fs::File::create(&log)
             .map_err(|e| format!("failed to create {}: {e}", log.display()))?;
         let mut command = Command::new(bins.join("qlik-csp-operator"));
-        command.arg("run").args(["--log-format", "json"]);
-        if let Some(namespace) = namespace {
-            command.args(["--namespace", namespace]);
-        }
+        command.arg("run").args(args);
         command
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")

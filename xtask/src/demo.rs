@@ -1,0 +1,440 @@
+//! `cargo xtask demo`: the whole product on a laptop. A real etcd + kube-apiserver, the
+//! tenant emulator, the manifests of `examples/` applied as a user would (the tenant's URL
+//! pointed at the emulator), and the operator running; then what a user should look at.
+//! Runs until Ctrl-C; `--once` exits after showing the results.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
+use qlikops_testenv::ControlPlane;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::bench::cluster;
+use crate::processes::{ADMIN_KEY, Emulator, Operator};
+
+pub const USAGE: &str =
+    "demo [--once]   start a local control plane, the tenant emulator and the operator,
+                   apply examples/ and show the results; --once exits 0 after showing them";
+
+const DEADLINE: Duration = Duration::from_secs(120);
+const FIELD_MANAGER: &str = "qlikops-demo";
+
+pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+    let once = match args {
+        [] => false,
+        [flag] if flag == "--once" => true,
+        _ => return Err(format!("usage: cargo xtask {USAGE}")),
+    };
+    let tools = crate::envtest::ensure(root)?;
+    step("building the operator and the tenant emulator");
+    let status = Command::new(crate::cargo())
+        .current_dir(root)
+        .args(["build", "--locked", "--bins"])
+        .status()
+        .map_err(|e| format!("failed to run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build failed ({status})"));
+    }
+    let target = crate::target_dir(root);
+    let work = target.join("demo");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)
+        .map_err(|e| format!("failed to create {}: {e}", work.display()))?;
+
+    step("starting etcd and kube-apiserver on loopback, with the CRDs from crds/");
+    let control_plane = ControlPlane::start(&tools, &root.join("crds"))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("no async runtime: {e}"))?;
+    runtime.block_on(demo(
+        root,
+        &control_plane,
+        &target.join("debug"),
+        &work,
+        once,
+    ))
+}
+
+async fn demo(
+    root: &Path,
+    control_plane: &ControlPlane,
+    bins: &Path,
+    work: &Path,
+    once: bool,
+) -> Result<(), String> {
+    step("starting the tenant emulator (a Qlik Cloud tenant in memory, HTTPS)");
+    let emulator = Emulator::start(bins, work, "acme")?;
+    println!("    {}", emulator.url);
+    let client = control_plane.admin_client().await?;
+
+    step("applying examples/ (the QlikTenant's url and caBundle point at the emulator)");
+    let objects = examples(&root.join("examples"))?;
+    ensure_namespaces(&client, &objects).await?;
+    for namespace in namespaces_of(&objects, "QlikTenant") {
+        create_admin_secret(&client, &namespace).await?;
+    }
+    for mut object in objects {
+        if object["kind"] == "QlikTenant" {
+            object["spec"]["url"] = json!(emulator.url);
+            object["spec"]["caBundle"] = json!(emulator.ca_pem);
+        }
+        apply(&client, &object).await?;
+    }
+
+    step("running the operator (logs: target/demo/operator.log)");
+    let mut operator = Operator::start(
+        bins,
+        &control_plane.kubeconfig,
+        &[
+            "--log-format",
+            "text",
+            "--allowed-tenant-hosts",
+            "127.0.0.1",
+        ],
+        work.join("operator.log"),
+    )?;
+
+    let result = show(&client).await;
+    operator.check_alive()?;
+    result?;
+    println!(
+        "\nThe control plane is yours to explore:\n    export KUBECONFIG={}\n    kubectl get qlik -A",
+        control_plane.kubeconfig.display()
+    );
+    if once {
+        return Ok(());
+    }
+    println!("\nRunning; press Ctrl-C to stop (everything started here stops with it).");
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("failed to wait for Ctrl-C: {e}"))?;
+    Ok(())
+}
+
+/// Waits for each result and prints it.
+async fn show(client: &Client) -> Result<(), String> {
+    let tenants: Api<QlikTenant> = Api::all(client.clone());
+    let tenant = eventually("the QlikTenant to be Ready", || async {
+        tenants
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(cluster::tenant_ready)
+    })
+    .await?;
+    let namespace = tenant.namespace().unwrap_or_default();
+    step(&format!(
+        "QlikTenant {namespace}/{} is Ready",
+        tenant.name_any()
+    ));
+    print_conditions(tenant.status.as_ref().map(|s| s.conditions.as_slice()));
+
+    let entries: Api<CspEntry> = Api::namespaced(client.clone(), &namespace);
+    let listed = eventually("every CspEntry to be Ready", || async {
+        let list = entries.list(&Default::default()).await.ok()?.items;
+        list.iter().all(cluster::entry_ready).then_some(list)
+    })
+    .await?;
+    step("CspEntries, each synced to the tenant");
+    println!("    {:<16} {:<40} {:<8} REASON", "NAME", "ORIGIN", "READY");
+    for entry in &listed {
+        let ready = entry
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+        println!(
+            "    {:<16} {:<40} {:<8} {}",
+            entry.name_any(),
+            entry.spec.origin,
+            ready.map_or("-", |c| c.status.as_str()),
+            ready.map_or("-", |c| c.reason.as_str()),
+        );
+    }
+
+    let header_spec = tenant
+        .spec
+        .header
+        .clone()
+        .ok_or("the example tenant publishes no header")?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let config_map = eventually("the header ConfigMap", || async {
+        config_maps
+            .get_opt(&header_spec.config_map_name)
+            .await
+            .ok()
+            .flatten()
+    })
+    .await?;
+    step(&format!(
+        "ConfigMap {namespace}/{}: the header ingress-nginx serves",
+        header_spec.config_map_name
+    ));
+    for (key, value) in config_map.data.unwrap_or_default() {
+        println!("    {key}: {value}");
+    }
+
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &namespace);
+    for ingress in ingresses
+        .list(&Default::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+    {
+        let annotations = ingress.annotations();
+        if let Some(sha) = annotations.get("qlikops.io/header-sha256") {
+            step(&format!(
+                "Ingress {namespace}/{} annotated, so ingress-nginx reloads",
+                ingress.name_any()
+            ));
+            println!("    qlikops.io/header-sha256: {sha}");
+        }
+    }
+
+    show_rotation(client, &namespace).await
+}
+
+/// The SecretRotation of the examples: its first credential, then a rotation on request.
+async fn show_rotation(client: &Client, namespace: &str) -> Result<(), String> {
+    let rotations: Api<SecretRotation> = Api::namespaced(client.clone(), namespace);
+    let Some(rotation) = rotations
+        .list(&Default::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let name = rotation.name_any();
+    let first = eventually("the SecretRotation's first credential", || async {
+        let r = rotations.get(&name).await.ok()?;
+        (r.status.as_ref()?.revision >= 1
+            && is_ready(r.status.as_ref().map(|s| s.conditions.as_slice())))
+        .then_some(r)
+    })
+    .await?;
+    let revision = first.status.as_ref().map_or(0, |s| s.revision);
+    step(&format!(
+        "SecretRotation {namespace}/{name}: credential revision {revision} in Secret {}",
+        first.spec.secret.name
+    ));
+    print_rotation(&first);
+
+    step("requesting a rotation now (annotation qlikops.io/rotate-requested-at)");
+    let now = jiff::Timestamp::now().to_string();
+    rotations
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "metadata": { "annotations": { "qlikops.io/rotate-requested-at": now } } }),
+            ),
+        )
+        .await
+        .map_err(|e| format!("failed to request a rotation: {e}"))?;
+    let rotated = eventually("the requested rotation", || async {
+        let r = rotations.get(&name).await.ok()?;
+        (r.status.as_ref()?.revision > revision).then_some(r)
+    })
+    .await?;
+    step(&format!(
+        "rotated: revision {}; the previous credential stays valid under <key>.previous until the grace period ends",
+        rotated.status.as_ref().map_or(0, |s| s.revision)
+    ));
+    print_rotation(&rotated);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    if let Ok(secret) = secrets.get(&rotated.spec.secret.name).await {
+        let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+        println!(
+            "    Secret {} keys (values never shown): {}",
+            rotated.spec.secret.name,
+            keys.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn print_rotation(rotation: &SecretRotation) {
+    let Some(status) = &rotation.status else {
+        return;
+    };
+    println!("    phase: {:?}", status.phase);
+    if let Some(current) = &status.current {
+        println!(
+            "    current: {} expires {}",
+            current
+                .id
+                .as_deref()
+                .or(current.hint.as_deref())
+                .unwrap_or("-"),
+            current
+                .expires_at
+                .as_ref()
+                .map_or("never".to_owned(), |t| t.0.to_string()),
+        );
+    }
+    if let Some(next) = &status.next_rotation_at {
+        println!("    next rotation: {}", next.0);
+    }
+}
+
+fn is_ready(
+    conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) -> bool {
+    conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+fn print_conditions(
+    conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) {
+    for c in conditions.unwrap_or_default() {
+        println!("    {}={} {}: {}", c.type_, c.status, c.reason, c.message);
+    }
+}
+
+fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!(
+                "timed out after {DEADLINE:?} waiting for {what}; see target/demo/operator.log"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every YAML document under `dir`, in path order.
+fn examples(dir: &Path) -> Result<Vec<Value>, String> {
+    let mut paths = Vec::new();
+    collect_yaml(dir, &mut paths)?;
+    paths.sort();
+    let mut objects = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+        for document in serde_norway::Deserializer::from_str(&text) {
+            let value =
+                Value::deserialize(document).map_err(|e| format!("{}: {e}", path.display()))?;
+            if value.is_object() {
+                objects.push(value);
+            }
+        }
+    }
+    Ok(objects)
+}
+
+fn collect_yaml(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), String> {
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| format!("failed to read {}: {e}", dir.display()))?
+    {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            collect_yaml(&path, into)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            into.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn namespaces_of(objects: &[Value], kind: &str) -> Vec<String> {
+    let mut names: Vec<String> = objects
+        .iter()
+        .filter(|o| o["kind"] == kind)
+        .filter_map(|o| o["metadata"]["namespace"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+async fn ensure_namespaces(client: &Client, objects: &[Value]) -> Result<(), String> {
+    let mut names: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o["metadata"]["namespace"].as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    let api: Api<Namespace> = Api::all(client.clone());
+    for name in names {
+        let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))
+            .map_err(|e| e.to_string())?;
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&namespace),
+        )
+        .await
+        .map_err(|e| format!("failed to create namespace {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The Secret the example tenant names, holding the emulator's admin API key.
+async fn create_admin_secret(client: &Client, namespace: &str) -> Result<(), String> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "qlik-admin" },
+        "stringData": { "api-key": ADMIN_KEY },
+    }))
+    .map_err(|e| e.to_string())?;
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("failed to create Secret {namespace}/qlik-admin: {e}"))?;
+    Ok(())
+}
+
+/// Server-side applies one manifest, as `kubectl apply --server-side` would.
+async fn apply(client: &Client, object: &Value) -> Result<(), String> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|e| format!("unknown kind {api_version}/{kind}: {e}"))?;
+    let api: Api<DynamicObject> =
+        match (capabilities.scope, object["metadata"]["namespace"].as_str()) {
+            (kube::discovery::Scope::Namespaced, Some(namespace)) => {
+                Api::namespaced_with(client.clone(), namespace, &resource)
+            }
+            (kube::discovery::Scope::Namespaced, None) => {
+                Api::default_namespaced_with(client.clone(), &resource)
+            }
+            (kube::discovery::Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        };
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|e| format!("failed to apply {kind} {name}: {e}"))?;
+    println!("    applied {kind} {name}");
+    Ok(())
+}
