@@ -241,7 +241,9 @@ impl Context {
 pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     if tenant.metadata.deletion_timestamp.is_some() {
         // The ConfigMap goes with the tenant (owner reference); only the client is ours.
-        ctx.shared.tenants.forget(&key_of(&tenant));
+        let key = key_of(&tenant);
+        ctx.shared.runtime.metrics.forget_header(&key.0, &key.1);
+        ctx.shared.tenants.forget(&key);
         return Ok(Action::await_change());
     }
     let namespace = tenant.namespace().ok_or(Error::InvalidObject)?;
@@ -273,6 +275,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         Err(e) => Connection::Failed {
             reason: e.reason(),
             message: e.describe(),
+            transient: e.is_transient(),
         },
     };
     let header_state = match (&tenant.spec.header, &header) {
@@ -287,6 +290,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (Some(_), Err(e)) => HeaderState::Failed {
             reason: e.reason(),
             message: e.describe(),
+            transient: e.is_transient(),
         },
     };
     let previous = tenant.status.as_ref();
@@ -467,6 +471,8 @@ async fn publish_header(
             namespace: namespace.to_owned(),
             source,
         })?;
+    let metrics = &ctx.shared.runtime.metrics;
+    metrics.set_header_bytes(namespace, &tenant.name_any(), value.len());
     let to_bump = publish::ingresses_to_bump(&listed.items, namespace, name, &sha256);
     for ingress in &to_bump {
         let patch = publish::ingress_annotation_patch(namespace, ingress, &sha256);
