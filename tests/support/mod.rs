@@ -121,6 +121,15 @@ pub fn controller_shared(
     env: &TestEnv,
     debounce: Duration,
 ) -> std::sync::Arc<qlik_csp_operator::controller::Shared> {
+    controller_shared_with_hosts(env, debounce, test_allowed_hosts())
+}
+
+/// [`controller_shared`] with these tenant hosts allowed.
+pub fn controller_shared_with_hosts(
+    env: &TestEnv,
+    debounce: Duration,
+    allowed_hosts: qlik_csp_operator::controller::allowed_hosts::AllowedHosts,
+) -> std::sync::Arc<qlik_csp_operator::controller::Shared> {
     use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
     use qlik_csp_operator::controller::tenant_clients::TenantClients;
     use qlik_csp_operator::controller::{Runtime, Settings, Shared};
@@ -138,13 +147,13 @@ pub fn controller_shared(
     std::sync::Arc::new(Shared {
         kube: env.client.clone(),
         tenants: TenantClients::new(template, Duration::from_secs(1))
-            .with_allowed_hosts(test_allowed_hosts()),
+            .with_allowed_hosts(allowed_hosts.clone()),
         remote: RemoteCache::default(),
         settings: Settings {
             drift_interval_override: Some(Duration::from_secs(1)),
             debounce,
             watch_namespace: Some(env.namespace.clone()),
-            allowed_tenant_hosts: test_allowed_hosts(),
+            allowed_tenant_hosts: allowed_hosts,
         },
         runtime: Runtime::default(),
     })
