@@ -1,9 +1,12 @@
 //! The `qlik-csp-operator` command: parses arguments and dispatches. No logic of its own.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
+use qlik_csp_operator::controller::leader::{self, LeaseSettings};
 use qlik_csp_operator::{api, controller, render};
 
 /// Kubernetes operator for Qlik tenants' CSP allow-list, CSP header and credentials.
@@ -18,14 +21,7 @@ struct Cli {
 enum Command {
     /// Run the controllers, with the credentials of the in-cluster ServiceAccount or the
     /// current kubeconfig context.
-    Run {
-        /// Watch only this namespace (a namespaced install); all namespaces when absent.
-        #[arg(long, env = "WATCH_NAMESPACE")]
-        namespace: Option<String>,
-        /// Log format: `json` (one object per line) or `text`.
-        #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
-        log_format: String,
-    },
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as a multi-document YAML stream.
     Crd,
     /// Print the CSP header a `source: Local` tenant would publish, compiled offline from
@@ -38,19 +34,90 @@ enum Command {
     },
 }
 
+/// `run` flags; each has an environment variable for container manifests.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (a namespaced install); all namespaces when absent. One
+    /// namespace at most: for several, run one operator per namespace.
+    #[arg(long, env = "WATCH_NAMESPACE", value_parser = one_namespace)]
+    namespace: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
+    metrics_address: std::net::SocketAddr,
+    /// Log format: `json` (one object per line) or `text`. Default: `text` when stderr is a
+    /// terminal, `json` otherwise (in a cluster).
+    #[arg(long, env = "LOG_FORMAT", value_parser = ["json", "text"])]
+    log_format: Option<String>,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or a filter such as
+    /// `info,kube=debug`. `RUST_LOG`, when set, takes precedence.
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Hosts a QlikTenant's URL may name, comma-separated: exact hosts or a leading `*.`
+    /// wildcard. Others get `Ready=False, reason HostNotAllowed`, and their Secret is never
+    /// read.
+    #[arg(
+        long,
+        env = "ALLOWED_TENANT_HOSTS",
+        value_delimiter = ',',
+        default_value = "*.qlikcloud.com,*.qlikcloudgov.com"
+    )]
+    allowed_tenant_hosts: Vec<String>,
+    /// Hold a Lease before reconciling, so that only one replica works at a time. Default:
+    /// on in a cluster (`KUBERNETES_SERVICE_HOST` set), off elsewhere.
+    #[arg(long, env = "LEADER_ELECTION", num_args = 0..=1, default_missing_value = "true")]
+    leader_election: Option<bool>,
+    /// The Lease's namespace. Default: `POD_NAMESPACE`, else the ServiceAccount's namespace.
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    /// The Lease's name.
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE_NAME",
+        default_value = "qlik-csp-operator"
+    )]
+    leader_election_lease_name: String,
+    /// Seconds a leader keeps the Lease without renewing it; a standby takes over within
+    /// this time after the leader stops.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    leader_election_lease_seconds: u64,
+}
+
+/// Where the in-cluster ServiceAccount's namespace is mounted.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+fn one_namespace(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.contains(',') {
+        return Err("only one namespace is supported; leave it out to watch all".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run {
-            namespace,
-            log_format,
-        } => run(namespace, &log_format),
+        Command::Run(args) => run(*args),
         Command::Crd => print_crds(),
         Command::Render { paths } => render(&paths),
     }
 }
 
-fn run(namespace: Option<String>, log_format: &str) -> ExitCode {
-    qlik_csp_operator::telemetry::init_logging(log_format == "json");
+fn run(args: RunArgs) -> ExitCode {
+    use qlik_csp_operator::telemetry::{self, LogFormat};
+    let format = match args.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Text,
+        None if std::io::stderr().is_terminal() => LogFormat::Text,
+        None => LogFormat::Json,
+    };
+    telemetry::init_logging(format, &args.log_level);
+    let (settings, options) = match configure(args) {
+        Ok(configured) => configured,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -58,17 +125,61 @@ fn run(namespace: Option<String>, log_format: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let settings = controller::Settings {
-        watch_namespace: namespace,
-        ..Default::default()
-    };
-    match runtime.block_on(controller::run_until_signal(settings)) {
+    match runtime.block_on(controller::run_until_signal(settings, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "the operator stopped");
+            tracing::error!(error = %error_chain(&e), "the operator stopped");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The controllers' settings and the process options from the flags.
+fn configure(args: RunArgs) -> Result<(controller::Settings, controller::Options), String> {
+    let allowed_tenant_hosts = AllowedHosts::parse(&args.allowed_tenant_hosts)
+        .map_err(|e| format!("--allowed-tenant-hosts: {e}"))?;
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let leader_election = if args.leader_election.unwrap_or(in_cluster) {
+        let namespace = args
+            .leader_election_namespace
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
+            .map(|ns| ns.trim().to_owned())
+            .filter(|ns| !ns.is_empty())
+            .ok_or("leader election needs a namespace for its Lease: set --leader-election-namespace (or POD_NAMESPACE)")?;
+        let pod =
+            std::env::var("POD_NAME").unwrap_or_else(|_| controller::OPERATOR_NAME.to_owned());
+        Some(LeaseSettings {
+            name: args.leader_election_lease_name,
+            namespace,
+            identity: leader::identity(&pod),
+            duration: Duration::from_secs(args.leader_election_lease_seconds),
+        })
+    } else {
+        None
+    };
+    let settings = controller::Settings {
+        watch_namespace: args.namespace.filter(|ns| !ns.is_empty()),
+        allowed_tenant_hosts,
+        ..Default::default()
+    };
+    let options = controller::Options {
+        metrics_address: args.metrics_address,
+        leader_election,
+    };
+    Ok((settings, options))
+}
+
+/// The error and its causes, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 fn print_crds() -> ExitCode {

@@ -133,6 +133,27 @@ async fn set_tenant_ready(client: &Client, namespace: &str, ready: bool) {
         .unwrap();
 }
 
+/// The kstatus progress condition present (`Reconciling` or `Stalled`, with its reason and
+/// for the current generation), or `("", "")` when neither is.
+fn progress(entry: &CspEntry) -> (&'static str, String) {
+    let conditions = &entry.status.as_ref().unwrap().conditions;
+    let find = |type_| conditions.iter().find(|c| c.type_ == type_);
+    match (find("Reconciling"), find("Stalled")) {
+        (Some(_), Some(_)) => panic!("both Reconciling and Stalled: {conditions:?}"),
+        (Some(c), None) | (None, Some(c)) => {
+            assert_eq!(c.status, "True");
+            assert_eq!(c.observed_generation, entry.metadata.generation);
+            let type_ = if c.type_ == "Reconciling" {
+                "Reconciling"
+            } else {
+                "Stalled"
+            };
+            (type_, c.reason.clone())
+        }
+        (None, None) => ("", String::new()),
+    }
+}
+
 fn spec(origin: &str, directives: &[&str]) -> Value {
     json!({ "tenantRef": { "name": "acme" }, "origin": origin, "directives": directives })
 }
@@ -254,7 +275,10 @@ async fn the_younger_of_two_entries_for_one_origin_reports_a_duplicate() {
     setup
         .apply("second", spec("https://SHARED.example.com", &["font-src"]))
         .await;
-    setup.wait_ready("second", "False", "DuplicateOrigin").await;
+    let second = setup.wait_ready("second", "False", "DuplicateOrigin").await;
+    assert_eq!(progress(&second), ("Stalled", "DuplicateOrigin".to_owned()));
+    let first = setup.entries.get("first").await.unwrap();
+    assert_eq!(progress(&first), ("", String::new()));
     let remote = setup.remote().await;
     assert_eq!(remote.len(), 1);
     assert_eq!(
@@ -291,10 +315,19 @@ async fn entries_wait_for_their_tenant_and_sync_once_it_recovers() {
     setup
         .apply("cdn", spec("https://cdn.example.com", &["img-src"]))
         .await;
-    setup.wait_ready("cdn", "False", "TenantNotReady").await;
+    let waiting = setup.wait_ready("cdn", "False", "TenantNotReady").await;
+    assert_eq!(
+        progress(&waiting),
+        ("Reconciling", "TenantNotReady".to_owned())
+    );
     assert!(setup.remote().await.is_empty());
     set_tenant_ready(&setup.env.client, &setup.env.namespace, true).await;
-    setup.wait_ready("cdn", "True", "Created").await;
+    let synced = setup.wait_ready("cdn", "True", "Created").await;
+    assert_eq!(
+        progress(&synced),
+        ("", String::new()),
+        "done: neither condition"
+    );
     assert_eq!(setup.remote().await.len(), 1);
 }
 

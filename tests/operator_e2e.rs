@@ -2,6 +2,10 @@
 //! emulator, with the manifests of `examples/` applied as a user would: the tenant becomes
 //! Ready, every CspEntry Ready, the header lands in the ConfigMap exactly as
 //! `qlik-csp-operator render` previews it, and the Ingress serving it is annotated.
+//!
+//! The operator runs as in a cluster: with leader election, its health and metrics endpoint
+//! on a loopback port, and the emulator's host allowed. The test scrapes `/readyz` and
+//! `/metrics`, then sends SIGTERM: the process exits 0 and leaves the Lease free.
 
 mod support;
 
@@ -9,6 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject, PostParams};
@@ -107,10 +112,16 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         api.create(&PostParams::default(), &object).await.unwrap();
     }
 
-    let _operator = Operator(
+    let metrics_address = free_loopback_address();
+    let mut operator = Operator(
         Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
             .args(["run", "--namespace", &ns, "--log-format", "text"])
+            .args(["--metrics-address", &metrics_address])
+            .args(["--allowed-tenant-hosts", "*.qlikcloud.com,127.0.0.1"])
+            .args(["--leader-election", "--leader-election-namespace", &ns])
+            .args(["--leader-election-lease-seconds", "5"])
             .env("KUBECONFIG", &env.control_plane.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -159,4 +170,78 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         },
     )
     .await;
+
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &ns);
+    let holder = || async {
+        let lease = leases.get_opt(LEASE).await.ok()??;
+        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+    };
+    assert!(holder().await.is_some(), "the leader holds the Lease");
+
+    let http = reqwest::Client::new();
+    let base = format!("http://{metrics_address}");
+    let readyz = eventually("/readyz to answer 200", DEADLINE, || async {
+        let response = http.get(format!("{base}/readyz")).send().await.ok()?;
+        let ok = response.status() == reqwest::StatusCode::OK;
+        ok.then_some(response.text().await.ok()?)
+    })
+    .await;
+    assert_eq!(readyz, "tenant: synced\ncsp-entry: synced\n");
+    let healthz = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), reqwest::StatusCode::OK);
+
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+    let metrics = metrics.text().await.unwrap();
+    for series in [
+        r#"qlikops_reconcile_total{controller="tenant",result="success"}"#,
+        r#"qlikops_reconcile_total{controller="csp-entry",result="success"}"#,
+        r#"qlikops_reconcile_duration_seconds_count{controller="csp-entry"}"#,
+        r#"qlikops_tenant_requests_total{operation="tenants.me",status="302"}"#,
+        r#"qlikops_tenant_requests_total{operation="csp-origins.create",status="201"}"#,
+        &format!(r#"qlikops_header_bytes{{namespace="{ns}",tenant="acme"}}"#),
+    ] {
+        let value = sample(&metrics, series).unwrap_or_else(|| panic!("{series} in\n{metrics}"));
+        assert!(value > 0.0, "{series} is {value}");
+    }
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!(r#"qlikops_header_bytes{{namespace="{ns}",tenant="acme"}}"#)
+        ),
+        Some(expected.len() as f64)
+    );
+    for secret in [KEY, "127.0.0.1", "https://"] {
+        assert!(!metrics.contains(secret), "/metrics contains {secret:?}");
+    }
+
+    // SIGTERM: the operator finishes, exits 0 and releases the Lease.
+    let pid = i32::try_from(operator.0.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let child = std::sync::Mutex::new(&mut operator.0);
+    let status = eventually("the operator to exit after SIGTERM", DEADLINE, || {
+        let exited = child.lock().unwrap().try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "the operator exited with {status}");
+    assert_eq!(holder().await, None, "the Lease was released");
+}
+
+/// The default `--leader-election-lease-name`.
+const LEASE: &str = "qlik-csp-operator";
+
+/// A loopback address with a port free right now (the operator binds it a moment later).
+fn free_loopback_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The value of the sample whose name and labels are exactly `series`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -288,6 +288,26 @@ fn condition<'a>(tenant: &'a QlikTenant, type_: &str) -> Option<&'a Condition> {
         .find(|c| c.type_ == type_)
 }
 
+/// The kstatus progress condition present (`Reconciling` or `Stalled`, with its reason),
+/// or `("", "")` when neither is; fails the test if both are, or one is not `True`.
+fn progress(tenant: &QlikTenant) -> (&'static str, String) {
+    let reconciling = condition(tenant, "Reconciling");
+    let stalled = condition(tenant, "Stalled");
+    assert!(reconciling.is_none() || stalled.is_none(), "both present");
+    match (reconciling, stalled) {
+        (Some(c), None) | (None, Some(c)) => {
+            assert_eq!(c.status, "True");
+            let type_ = if reconciling.is_some() {
+                "Reconciling"
+            } else {
+                "Stalled"
+            };
+            (type_, c.reason.clone())
+        }
+        _ => ("", String::new()),
+    }
+}
+
 fn header_value(cm: &ConfigMap) -> Option<String> {
     cm.data.as_ref()?.get(HEADER_KEY).cloned()
 }
@@ -305,6 +325,12 @@ async fn a_tenant_with_a_good_key_becomes_ready_with_its_tenant_id() {
     let tenant = h.wait_condition("Ready", "True", "Connected").await;
     let status = tenant.status.as_ref().unwrap();
     assert_eq!(status.tenant_id.as_deref(), Some(h.emulator.tenant_id()));
+    assert_eq!(
+        progress(&tenant),
+        ("", String::new()),
+        "done: neither kstatus condition"
+    );
+    assert_eq!(status.observed_generation, tenant.metadata.generation);
     assert!(status.header.is_none());
     assert!(condition(&tenant, "HeaderPublished").is_none());
 }
@@ -335,6 +361,8 @@ async fn a_wrong_key_is_unauthorized_and_the_message_names_the_secret_not_the_va
     let tenant = h.wait_condition("Ready", "False", "Unauthorized").await;
     let message = &condition(&tenant, "Ready").unwrap().message;
     assert!(message.contains(SECRET), "{message}");
+    // kstatus: a wrong key needs a user, so the tenant is Stalled, not Reconciling.
+    assert_eq!(progress(&tenant), ("Stalled", "Unauthorized".to_owned()));
     assert!(!message.contains(WRONG_KEY), "{message}");
     let status_json = serde_json::to_string(&tenant.status).unwrap();
     assert!(!status_json.contains(WRONG_KEY));
@@ -368,6 +396,8 @@ async fn an_unreachable_tenant_is_reported_as_unreachable() {
     let tenant = h.wait_condition("Ready", "False", "Unreachable").await;
     let message = &condition(&tenant, "Ready").unwrap().message;
     assert!(message.contains("could not reach the tenant"), "{message}");
+    // kstatus: an unreachable tenant is retried, so it is Reconciling, not Stalled.
+    assert_eq!(progress(&tenant), ("Reconciling", "Unreachable".to_owned()));
     let header = condition(&tenant, "HeaderPublished").unwrap();
     assert_eq!(
         (header.status.as_str(), header.reason.as_str()),

@@ -8,6 +8,51 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// The condition every kind reports; `kubectl wait --for=condition=Ready` waits on it.
 pub const READY: &str = "Ready";
+/// kstatus: `True` while the controller is still working towards the spec (a retry is
+/// scheduled, a dependency is not ready yet). Absent when there is nothing left to do.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: `True` when the controller cannot make progress without a user (a rejected
+/// spec, a wrong credential, a host not allowed). Absent otherwise.
+pub const STALLED: &str = "Stalled";
+
+/// Where an object stands for kstatus (Flux, `kstatus`-based tools): at most one of
+/// `Reconciling` and `Stalled` is present, and neither when the object is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// Nothing pending: both conditions removed.
+    Done,
+    /// Work pending; the reason (CamelCase) and message say what it waits for.
+    Reconciling(&'a str),
+    /// Needs a user; the reason (CamelCase) says why.
+    Stalled(&'a str),
+}
+
+/// Sets `Reconciling` or `Stalled` (status `True`, with `reason` and `message`) and removes
+/// the other, or removes both for [`Progress::Done`].
+pub fn set_progress(
+    conditions: &mut Vec<Condition>,
+    progress: Progress<'_>,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) {
+    let (keep, reason) = match progress {
+        Progress::Done => {
+            conditions.retain(|c| c.type_ != RECONCILING && c.type_ != STALLED);
+            return;
+        }
+        Progress::Reconciling(reason) => (RECONCILING, reason),
+        Progress::Stalled(reason) => (STALLED, reason),
+    };
+    conditions.retain(|c| c.type_ != RECONCILING && c.type_ != STALLED || c.type_ == keep);
+    let desired = Desired {
+        type_: keep,
+        status: true,
+        reason,
+        message: message.to_owned(),
+    };
+    set(conditions, desired, generation, now);
+}
 
 /// What a controller wants a condition to say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +122,34 @@ mod tests {
             reason,
             message: format!("{reason} message"),
         }
+    }
+
+    fn types(conditions: &[Condition]) -> Vec<(&str, &str)> {
+        conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn progress_keeps_at_most_one_of_reconciling_and_stalled() {
+        let mut conditions = Vec::new();
+        set(&mut conditions, ready(false, "Unreachable"), Some(1), at(1));
+        let reconciling = Progress::Reconciling("Unreachable");
+        set_progress(&mut conditions, reconciling, "retrying", Some(1), at(1));
+        assert_eq!(
+            types(&conditions),
+            [("Ready", "Unreachable"), ("Reconciling", "Unreachable")]
+        );
+        let stalled = Progress::Stalled("Unauthorized");
+        set_progress(&mut conditions, stalled, "fix the key", Some(1), at(2));
+        assert_eq!(
+            types(&conditions),
+            [("Ready", "Unreachable"), ("Stalled", "Unauthorized")]
+        );
+        assert_eq!(conditions[1].status, "True");
+        set_progress(&mut conditions, Progress::Done, "", Some(1), at(3));
+        assert_eq!(types(&conditions), [("Ready", "Unreachable")]);
     }
 
     #[test]

@@ -4,9 +4,15 @@
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`conditions`]: kstatus-style conditions without churn.
+//! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
+//! - [`leader`]: leader election on a Lease.
+//! - [`process`]: the `run` command: endpoints, leader election, controllers, signals.
 
+pub mod allowed_hosts;
 pub mod conditions;
 pub mod csp_entry;
+pub mod leader;
+pub mod process;
 pub mod tenant;
 pub mod tenant_clients;
 
@@ -14,11 +20,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::health::Readiness;
+use crate::telemetry::metrics::Metrics;
 use crate::tenant::ClientConfig;
 
+use self::allowed_hosts::AllowedHosts;
 use self::csp_entry::remote_cache::RemoteCache;
 use self::tenant_clients::TenantClients;
+
+pub use self::process::{Options, RunError, run_until_signal};
 
 /// The operator's name: field manager prefix, event reporter and finalizer domain.
 pub const OPERATOR_NAME: &str = "qlik-csp-operator";
@@ -29,6 +41,38 @@ pub struct Shared {
     pub tenants: TenantClients,
     pub remote: RemoteCache,
     pub settings: Settings,
+    pub runtime: Runtime,
+}
+
+/// What the process provides the controllers: where to report, and when to stop.
+#[derive(Clone, Debug, Default)]
+pub struct Runtime {
+    /// The Prometheus registry: reconciles (see [`Runtime::observe`]), tenant requests,
+    /// header sizes, credential expiry.
+    pub metrics: Arc<Metrics>,
+    /// Each controller registers here and reports when its watches have synced.
+    pub readiness: Readiness,
+    /// Cancelled on SIGTERM: controllers stop taking new work and finish the current
+    /// reconciles (`Controller::graceful_shutdown_on`).
+    pub shutdown: CancellationToken,
+}
+
+impl Runtime {
+    /// Runs `reconcile` and records it in the metrics under `controller`, with the error's
+    /// bounded `reason` when it fails.
+    pub async fn observe<T, E>(
+        &self,
+        controller: &str,
+        reason: impl FnOnce(&E) -> &'static str,
+        reconcile: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = tokio::time::Instant::now();
+        let result = reconcile.await;
+        let failed = result.as_ref().err().map(reason);
+        self.metrics
+            .reconciled(controller, started.elapsed(), failed);
+        result
+    }
 }
 
 /// Operator-wide settings (from the command line).
@@ -44,6 +88,9 @@ pub struct Settings {
     pub debounce: Duration,
     /// Watch only this namespace (a namespaced install); all namespaces when `None`.
     pub watch_namespace: Option<String>,
+    /// The hosts a `QlikTenant` may point at; others get `Ready=False HostNotAllowed` and
+    /// their Secret is never read. Defaults to Qlik's cloud domains only.
+    pub allowed_tenant_hosts: AllowedHosts,
 }
 
 impl Default for Settings {
@@ -52,6 +99,7 @@ impl Default for Settings {
             drift_interval_override: None,
             debounce: Duration::ZERO,
             watch_namespace: None,
+            allowed_tenant_hosts: AllowedHosts::default(),
         }
     }
 }
@@ -78,41 +126,19 @@ impl Settings {
 /// How long a tenant's credential Secret is trusted before it is read again.
 const SECRET_MAX_AGE: Duration = Duration::from_secs(30);
 
-/// Runs every controller until their watches end.
-pub async fn run(kube: Client, settings: Settings) {
+/// Runs every controller until their watches end or `runtime.shutdown` is cancelled and
+/// the reconciles in flight have finished.
+pub async fn run(kube: Client, settings: Settings, runtime: Runtime) {
     // The URL, CA and budgets come from each QlikTenant; the template gives the rest.
-    let template = ClientConfig::new("https://tenant.invalid");
+    let mut template = ClientConfig::new("https://tenant.invalid");
+    template.observer = Some(runtime.metrics.clone());
     let shared = Arc::new(Shared {
         kube,
-        tenants: TenantClients::new(template, SECRET_MAX_AGE),
+        tenants: TenantClients::new(template, SECRET_MAX_AGE)
+            .with_allowed_hosts(settings.allowed_tenant_hosts.clone()),
         remote: RemoteCache::default(),
         settings,
+        runtime,
     });
     tokio::join!(tenant::run::run(shared.clone()), csp_entry::run(shared));
-}
-
-/// Connects with the in-cluster or kubeconfig credentials and runs until SIGTERM or Ctrl-C.
-pub async fn run_until_signal(settings: Settings) -> Result<(), kube::Error> {
-    let kube = Client::try_default().await?;
-    tracing::info!(namespace = ?settings.watch_namespace, "starting the controllers");
-    tokio::select! {
-        () = run(kube, settings) => tracing::warn!("the controllers stopped"),
-        () = shutdown_signal() => tracing::info!("shutting down"),
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -5,6 +5,9 @@
 //! only handed the new credential when the Secret changes, so a credential rotation keeps
 //! the rate limiter's history and the connection pool. The Secret is read again at most
 //! every `secret_max_age`, not on every reconcile of every CspEntry.
+//!
+//! Every tenant's URL host is checked against the [`AllowedHosts`] first, before its
+//! Secret is read, so no credential is ever read for, or sent to, a host not allowed.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -15,6 +18,7 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 use tokio::time::Instant;
 
+use super::allowed_hosts::AllowedHosts;
 use super::tenant::credentials::{self, CredentialError};
 use crate::api::QlikTenant;
 use crate::tenant::{self, ClientConfig, RateLimits, TenantClient};
@@ -30,6 +34,9 @@ pub fn key_of(tenant: &QlikTenant) -> TenantKey {
 /// Why no client could be had for a tenant.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
+    /// The tenant's URL host is not in the operator's allow-list (`--allowed-tenant-hosts`).
+    #[error("tenant host {host:?} is not allowed by the operator (allowed: {allowed})")]
+    HostNotAllowed { host: String, allowed: String },
     /// The credential's Secret is missing or unusable.
     #[error(transparent)]
     Credential(#[from] CredentialError),
@@ -50,6 +57,7 @@ impl AccessError {
     /// The condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
+            AccessError::HostNotAllowed { .. } => "HostNotAllowed",
             AccessError::Credential(e) => e.reason(),
             AccessError::ReadSecret { .. } => "SecretUnreadable",
             AccessError::Client(e) => e.reason(),
@@ -85,15 +93,24 @@ pub struct TenantClients {
     /// Applied to every client built (timeouts, retries); URL, CA and budgets come from the
     /// `QlikTenant`.
     template: ClientConfig,
+    allowed_hosts: AllowedHosts,
 }
 
 impl TenantClients {
+    /// A registry allowing only Qlik's cloud hosts ([`AllowedHosts::default`]).
     pub fn new(template: ClientConfig, secret_max_age: Duration) -> TenantClients {
         TenantClients {
             clients: Mutex::default(),
             secret_max_age,
             template,
+            allowed_hosts: AllowedHosts::default(),
         }
+    }
+
+    /// Replaces the host allow-list.
+    pub fn with_allowed_hosts(mut self, allowed_hosts: AllowedHosts) -> TenantClients {
+        self.allowed_hosts = allowed_hosts;
+        self
     }
 
     /// The client for `tenant`, built or refreshed as needed.
@@ -102,6 +119,7 @@ impl TenantClients {
         kube: &Client,
         tenant: &QlikTenant,
     ) -> Result<TenantClient, AccessError> {
+        self.check_host(&tenant.spec.url)?;
         let key = key_of(tenant);
         let settings = Settings {
             url: tenant.spec.url.clone(),
@@ -162,6 +180,21 @@ impl TenantClients {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+    }
+
+    /// Refuses a URL that does not parse or whose host is not allowed.
+    fn check_host(&self, url: &str) -> Result<(), AccessError> {
+        let parsed = url::Url::parse(url).map_err(|source| tenant::Error::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?;
+        match parsed.host_str() {
+            Some(host) if self.allowed_hosts.allows(host) => Ok(()),
+            host => Err(AccessError::HostNotAllowed {
+                host: host.unwrap_or_default().to_owned(),
+                allowed: self.allowed_hosts.to_string(),
+            }),
+        }
     }
 
     fn fresh(&self, key: &TenantKey, settings: &Settings) -> Option<TenantClient> {

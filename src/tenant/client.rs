@@ -36,8 +36,21 @@ pub const USER_AGENT: &str = concat!("qlik-csp-operator/", env!("CARGO_PKG_VERSI
 /// The most pages one list follows before the tenant's paging is considered broken.
 const MAX_PAGES: usize = 1_000;
 
+/// Told about every request and rate-limit wait (metrics). Implementations must be cheap
+/// and must not block: they run on the request path.
+pub trait RequestObserver: Send + Sync {
+    /// One HTTP exchange of `operation` (a stable name such as `csp-origins.list`) ended
+    /// with `status`, or with no response (`None`: connect error, timeout, reset).
+    fn request(&self, operation: &'static str, status: Option<u16>);
+    /// A request waited `waited` for the client's rate limit or a tenant's 429 pause.
+    fn rate_limit_wait(&self, waited: Duration);
+}
+
+/// Waits shorter than this are scheduling noise, not rate limiting.
+const NOTABLE_WAIT: Duration = Duration::from_millis(5);
+
 /// How to reach one tenant.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// `https://<tenant>.<region>.qlikcloud.com`, without a path.
     pub base_url: String,
@@ -56,6 +69,24 @@ pub struct ClientConfig {
     /// Allows `http://` URLs. Only for local experiments with `qlik-tenant-emulator
     /// --plain-http`: credentials would cross the network in clear text.
     pub allow_plain_http: bool,
+    /// Told about every request (for metrics); `None` observes nothing.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("ca_bundle", &self.ca_bundle.as_ref().map(|_| "<PEM>"))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("rate_limits", &self.rate_limits)
+            .field("retry", &self.retry)
+            .field("token_refresh_margin", &self.token_refresh_margin)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -71,6 +102,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             token_refresh_margin: Duration::from_secs(300),
             allow_plain_http: false,
+            observer: None,
         }
     }
 }
@@ -334,12 +366,17 @@ impl TenantClient {
         let mut reauthenticated = false;
         loop {
             attempt += 1;
-            if let Err(paused) = self
+            let waiting = Instant::now();
+            let acquired = self
                 .inner
                 .limiter
                 .acquire(call.budget(), policy.max_retry_after)
-                .await
-            {
+                .await;
+            let waited = waiting.elapsed();
+            if let (Some(observer), true) = (&self.inner.config.observer, waited >= NOTABLE_WAIT) {
+                observer.rate_limit_wait(waited);
+            }
+            if let Err(paused) = acquired {
                 return Err(Error::RateLimited {
                     operation: op,
                     retry_after: Some(paused.0),
@@ -353,6 +390,10 @@ impl TenantClient {
             let started = Instant::now();
             let result = self.send_once(call, bearer.as_ref()).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            if let Some(observer) = &self.inner.config.observer {
+                let status = result.as_ref().ok().map(|a| a.status.as_u16());
+                observer.request(op, status);
+            }
             let answer = match result {
                 Ok(answer) => answer,
                 Err(err) => {

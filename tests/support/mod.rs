@@ -91,14 +91,25 @@ where
 }
 
 /// Controller state for tests: the test's namespace only, drift checks every second, short
-/// tenant-client backoffs, and `debounce` between a change and its reconcile.
+/// tenant-client backoffs, `debounce` between a change and its reconcile, and tenant hosts
+/// allowed: the emulator's loopback address only (the operator's default allows only Qlik
+/// Cloud).
 pub fn controller_shared(
     env: &TestEnv,
     debounce: Duration,
 ) -> std::sync::Arc<qlik_csp_operator::controller::Shared> {
+    controller_shared_with_hosts(env, debounce, test_allowed_hosts())
+}
+
+/// [`controller_shared`] with these tenant hosts allowed.
+pub fn controller_shared_with_hosts(
+    env: &TestEnv,
+    debounce: Duration,
+    allowed_hosts: qlik_csp_operator::controller::allowed_hosts::AllowedHosts,
+) -> std::sync::Arc<qlik_csp_operator::controller::Shared> {
     use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
     use qlik_csp_operator::controller::tenant_clients::TenantClients;
-    use qlik_csp_operator::controller::{Settings, Shared};
+    use qlik_csp_operator::controller::{Runtime, Settings, Shared};
     use qlik_csp_operator::tenant::{ClientConfig, RetryPolicy};
     let template = ClientConfig {
         request_timeout: Duration::from_secs(10),
@@ -112,12 +123,21 @@ pub fn controller_shared(
     };
     std::sync::Arc::new(Shared {
         kube: env.client.clone(),
-        tenants: TenantClients::new(template, Duration::from_secs(1)),
+        tenants: TenantClients::new(template, Duration::from_secs(1))
+            .with_allowed_hosts(allowed_hosts.clone()),
         remote: RemoteCache::default(),
         settings: Settings {
             drift_interval_override: Some(Duration::from_secs(1)),
             debounce,
             watch_namespace: Some(env.namespace.clone()),
+            allowed_tenant_hosts: allowed_hosts,
         },
+        runtime: Runtime::default(),
     })
+}
+
+/// The hosts tests let the operator talk to: the emulator's loopback address.
+pub fn test_allowed_hosts() -> qlik_csp_operator::controller::allowed_hosts::AllowedHosts {
+    qlik_csp_operator::controller::allowed_hosts::AllowedHosts::parse(["127.0.0.1", "localhost"])
+        .unwrap_or_else(|e| panic!("{e}"))
 }

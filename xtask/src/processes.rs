@@ -155,7 +155,8 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Runs `qlik-csp-operator run <args>` against the control plane of `kubeconfig`.
+    /// Runs `qlik-csp-operator run <args>` against the control plane of `kubeconfig`,
+    /// allowing tenants on 127.0.0.1.
     pub fn start(
         bins: &Path,
         kubeconfig: &Path,
@@ -165,7 +166,13 @@ impl Operator {
         let file = std::fs::File::create(&log)
             .map_err(|e| format!("failed to create {}: {e}", log.display()))?;
         let mut command = Command::new(bins.join("qlik-csp-operator"));
-        command.arg("run").args(args);
+        // The emulators listen on loopback, which the default host allow-list refuses; the
+        // metrics port is picked freely so runs never collide.
+        command
+            .arg("run")
+            .args(["--allowed-tenant-hosts", "127.0.0.1"])
+            .args(["--metrics-address", "127.0.0.1:0"])
+            .args(args);
         command
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use self::plan::Requeue as Next;
 use super::Shared;
-use super::conditions::{self, Desired, READY};
+use super::conditions::{self, Desired, Progress, READY};
 use super::tenant_clients::AccessError;
 use crate::api::{CspEntry, QlikTenant};
 use crate::tenant;
@@ -33,6 +33,8 @@ pub const CONTROLLER_NAME: &str = "qlik-csp-operator/csp-entry";
 pub const FINALIZER: &str = "qlikops.io/csp-entry";
 /// The requeue after a step that wrote the entry, in case its watch event is lost.
 const SELF_WRITE_BACKSTOP: Duration = Duration::from_secs(1);
+/// The `controller` label of this controller's metrics and its readiness line.
+pub const METRICS_NAME: &str = "csp-entry";
 
 /// Why a reconcile failed; each variant is one failed step.
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +121,11 @@ struct Context {
     recorder: Recorder,
 }
 
-/// Runs the controller until its watch streams end.
+/// Runs the controller until its watch streams end, or until `shared.runtime.shutdown`
+/// and the reconciles in flight have finished.
 pub async fn run(shared: Arc<Shared>) {
+    let runtime = shared.runtime.clone();
+    let synced = runtime.readiness.register(METRICS_NAME);
     let kube = shared.kube.clone();
     let config = controller::Config::default().debounce(shared.settings.debounce);
     let controller = Controller::new(
@@ -130,6 +135,14 @@ pub async fn run(shared: Arc<Shared>) {
     .with_config(config);
     let store = controller.store();
     let entries = store.clone();
+    let ready = {
+        let store = store.clone();
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                synced.ready();
+            }
+        }
+    };
     // A tenant that becomes ready (or not) changes what every entry of it should say.
     let controller = controller.watches(
         shared.settings.api::<QlikTenant>(&kube),
@@ -154,14 +167,27 @@ pub async fn run(shared: Arc<Shared>) {
         store,
         recorder: Recorder::new(kube, reporter),
     });
-    controller
-        .run(reconcile, error_policy, context)
+    let controller = controller
+        .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
+        .run(
+            move |entry, context| {
+                let runtime = runtime.clone();
+                async move {
+                    let reconcile = reconcile(entry, context);
+                    runtime
+                        .observe(METRICS_NAME, Error::reason, reconcile)
+                        .await
+                }
+            },
+            error_policy,
+            context,
+        )
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(controller = CONTROLLER_NAME, %error, "reconcile failed");
             }
-        })
-        .await;
+        });
+    futures::join!(controller, ready);
 }
 
 #[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = entry.namespace(), name = entry.name_any()))]
@@ -221,6 +247,13 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
         };
         conditions::set(&mut status.conditions, desired, generation, now.clone());
     }
+    let progress = if error.is_transient() {
+        Progress::Reconciling(error.reason())
+    } else {
+        Progress::Stalled(error.reason())
+    };
+    let message = error.message();
+    conditions::set_progress(&mut status.conditions, progress, &message, generation, now);
     status.observed_generation = generation;
     if entry
         .status

@@ -13,7 +13,22 @@ use super::apply::Outcome;
 use super::plan::{Action, DesiredStatus};
 use crate::api::{CspEntry, CspEntryStatus};
 use crate::controller::Shared;
-use crate::controller::conditions;
+use crate::controller::conditions::{self, Desired, Progress};
+
+/// Plan reasons that only a user can resolve (kstatus `Stalled`); any other not-Ready
+/// reason is work pending (`Reconciling`), e.g. `TenantNotReady`, `Pending`, `Deleting`.
+const STALLED_REASONS: &[&str] = &["InvalidSpec", "DuplicateOrigin", "TenantLimitReached"];
+
+/// The kstatus progress a plan's `Ready` condition implies (pure).
+pub fn plan_progress<'a>(ready: &Desired<'a>) -> Progress<'a> {
+    if ready.status {
+        Progress::Done
+    } else if STALLED_REASONS.contains(&ready.reason) {
+        Progress::Stalled(ready.reason)
+    } else {
+        Progress::Reconciling(ready.reason)
+    }
+}
 
 /// The status `desired` leads to from `current` (pure).
 pub fn build_status(
@@ -34,8 +49,11 @@ pub fn build_status(
         &mut status.conditions,
         desired.synced.clone(),
         generation,
-        now,
+        now.clone(),
     );
+    let progress = plan_progress(&desired.ready);
+    let message = &desired.ready.message;
+    conditions::set_progress(&mut status.conditions, progress, message, generation, now);
     status.observed_generation = generation;
     status.id = outcome.created_id.clone().or_else(|| desired.id.clone());
     if let Some(synced_at) = desired.synced_at {
@@ -138,5 +156,32 @@ async fn publish(
     };
     if let Err(e) = recorder.publish(&event, &entry.object_ref(&())).await {
         tracing::warn!(error = %e, "failed to publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(status: bool, reason: &'static str) -> Desired<'static> {
+        Desired {
+            type_: conditions::READY,
+            status,
+            reason,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_origin_is_stalled_a_waiting_entry_reconciling_a_synced_one_neither() {
+        assert_eq!(
+            plan_progress(&ready(false, "DuplicateOrigin")),
+            Progress::Stalled("DuplicateOrigin")
+        );
+        assert_eq!(
+            plan_progress(&ready(false, "TenantNotReady")),
+            Progress::Reconciling("TenantNotReady")
+        );
+        assert_eq!(plan_progress(&ready(true, "Created")), Progress::Done);
     }
 }

@@ -249,7 +249,9 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
     let me = ObjectRef::from_obj(tenant.as_ref());
     if tenant.metadata.deletion_timestamp.is_some() {
         // The ConfigMap goes with the tenant (owner reference); only the client is ours.
-        ctx.shared.tenants.forget(&key_of(&tenant));
+        let key = key_of(&tenant);
+        ctx.shared.runtime.metrics.forget_header(&key.0, &key.1);
+        ctx.shared.tenants.forget(&key);
         ctx.pacer.forget(&me);
         return Ok(Action::await_change());
     }
@@ -306,6 +308,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         Err(e) => Connection::Failed {
             reason: e.reason(),
             message: e.describe(),
+            transient: e.is_transient(),
         },
     };
     let header_state = match (&tenant.spec.header, &header) {
@@ -320,6 +323,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (Some(_), Err(e)) => HeaderState::Failed {
             reason: e.reason(),
             message: e.describe(),
+            transient: e.is_transient(),
         },
     };
     let previous = tenant.status.as_ref();
@@ -558,6 +562,8 @@ async fn publish_header(
             namespace: namespace.to_owned(),
             source,
         })?;
+    let metrics = &ctx.shared.runtime.metrics;
+    metrics.set_header_bytes(namespace, &tenant.name_any(), value.len());
     let to_bump = publish::ingresses_to_bump(&listed.items, namespace, name, &sha256);
     for ingress in &to_bump {
         let patch = publish::ingress_annotation_patch(namespace, ingress, &sha256);

@@ -24,9 +24,15 @@ use crate::controller::Shared;
 
 /// Tenants reconciled at once; each reconcile waits mostly on the tenant and the apiserver.
 const CONCURRENCY: u16 = 8;
+/// The `controller` label of this controller's metrics and its readiness line.
+pub const METRICS_NAME: &str = "tenant";
 
 /// Runs the controller until its watches end.
+/// On `shared.runtime.shutdown`, stops taking new work and returns once the reconciles in
+/// flight have finished.
 pub async fn run(shared: Arc<Shared>) {
+    let runtime = shared.runtime.clone();
+    let synced = runtime.readiness.register(METRICS_NAME);
     let client = shared.kube.clone();
     let settings = shared.settings.clone();
     let controller = Controller::new(
@@ -34,7 +40,15 @@ pub async fn run(shared: Arc<Shared>) {
         watcher::Config::default(),
     );
     let tenants = controller.store();
-    controller
+    let ready = {
+        let store = controller.store();
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                synced.ready();
+            }
+        }
+    };
+    let controller = controller
         .owns(
             settings.api::<ConfigMap>(&client),
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
@@ -54,8 +68,17 @@ pub async fn run(shared: Arc<Shared>) {
                 .debounce(settings.debounce)
                 .concurrency(CONCURRENCY),
         )
+        .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
         .run(
-            reconcile::reconcile,
+            move |tenant, ctx| {
+                let runtime = runtime.clone();
+                async move {
+                    let reconcile = reconcile::reconcile(tenant, ctx);
+                    runtime
+                        .observe(METRICS_NAME, reconcile::Error::reason, reconcile)
+                        .await
+                }
+            },
             reconcile::error_policy,
             Arc::new(Context::new(shared)),
         )
@@ -64,8 +87,8 @@ pub async fn run(shared: Arc<Shared>) {
                 tracing::debug!(error = %e, "tenant controller");
             }
             futures::future::ready(())
-        })
-        .await;
+        });
+    futures::join!(controller, ready);
 }
 
 /// The tenant a CspEntry names (same namespace).

@@ -5,11 +5,15 @@
 //! `HeaderPublished` whether the header in the ConfigMap is the current one. A header that
 //! could not be checked or failed validation leaves `status.header` (the last good one)
 //! as it was; `publishedAt` moves only when the header's SHA-256 changes.
+//!
+//! For kstatus, a failure also sets `Reconciling` (transient: retried on its own) or
+//! `Stalled` (needs a user: a wrong key, a missing Secret, a host not allowed, an invalid
+//! header); both are absent once the tenant is Ready and its header published.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::tenant::{PublishedHeader, QlikTenantStatus};
-use crate::controller::conditions::{self, Desired, READY};
+use crate::controller::conditions::{self, Desired, Progress, READY};
 
 /// The condition saying whether the current header is in the ConfigMap.
 pub const HEADER_PUBLISHED: &str = "HeaderPublished";
@@ -19,10 +23,12 @@ pub const HEADER_PUBLISHED: &str = "HeaderPublished";
 pub enum Connection {
     /// The credential works; the tenant has this id.
     Connected { tenant_id: String },
-    /// No client, or the tenant refused or could not be reached.
+    /// No client, or the tenant refused or could not be reached; `transient` when
+    /// retrying without a change can help.
     Failed {
         reason: &'static str,
         message: String,
+        transient: bool,
     },
 }
 
@@ -44,6 +50,7 @@ pub enum HeaderState {
     Failed {
         reason: &'static str,
         message: String,
+        transient: bool,
     },
 }
 
@@ -68,7 +75,9 @@ pub fn build(
                 message: format!("the credential is accepted by tenant {tenant_id}"),
             }
         }
-        Connection::Failed { reason, message } => Desired {
+        Connection::Failed {
+            reason, message, ..
+        } => Desired {
             type_: READY,
             status: false,
             reason,
@@ -120,7 +129,9 @@ pub fn build(
                 ),
             })
         }
-        HeaderState::Failed { reason, message } => Some(Desired {
+        HeaderState::Failed {
+            reason, message, ..
+        } => Some(Desired {
             type_: HEADER_PUBLISHED,
             status: false,
             reason,
@@ -128,9 +139,39 @@ pub fn build(
         }),
     };
     if let Some(desired) = published {
-        conditions::set(&mut status.conditions, desired, generation, now);
+        conditions::set(&mut status.conditions, desired, generation, now.clone());
     }
+    let (progress, message) = progress(connection, header);
+    conditions::set_progress(&mut status.conditions, progress, message, generation, now);
     status
+}
+
+/// `Reconciling` or `Stalled` for the first failure (the connection's, then the header's).
+fn progress<'a>(connection: &'a Connection, header: &'a HeaderState) -> (Progress<'a>, &'a str) {
+    let failure = match (connection, header) {
+        (
+            Connection::Failed {
+                reason,
+                message,
+                transient,
+            },
+            _,
+        )
+        | (
+            _,
+            HeaderState::Failed {
+                reason,
+                message,
+                transient,
+            },
+        ) => Some((*reason, message.as_str(), *transient)),
+        _ => None,
+    };
+    match failure {
+        None => (Progress::Done, ""),
+        Some((reason, message, true)) => (Progress::Reconciling(reason), message),
+        Some((reason, message, false)) => (Progress::Stalled(reason), message),
+    }
 }
 
 /// Whether `next` says something `previous` does not (condition times aside).
@@ -187,6 +228,7 @@ mod tests {
         HeaderState::Failed {
             reason,
             message: format!("{reason} happened"),
+            transient: false,
         }
     }
 
@@ -273,6 +315,7 @@ mod tests {
         let down = Connection::Failed {
             reason: "Unreachable",
             message: "failed to connect".into(),
+            transient: true,
         };
         let next = build(
             Some(&first),
@@ -295,6 +338,7 @@ mod tests {
         let down = Connection::Failed {
             reason: "SecretNotFound",
             message: "Secret web/qlik not found".into(),
+            transient: false,
         };
         let status = build(None, Some(1), &down, &HeaderState::NotChecked, at(100));
         let c = condition(Some(&status), HEADER_PUBLISHED).unwrap();
@@ -318,6 +362,51 @@ mod tests {
         assert!(next.header.is_none());
         assert!(condition(Some(&next), HEADER_PUBLISHED).is_none());
         assert!(changed(Some(&first), &next));
+    }
+
+    fn has(status: &QlikTenantStatus, type_: &str) -> Option<String> {
+        condition(Some(status), type_).map(|c| format!("{} {}", c.status, c.reason))
+    }
+
+    #[test]
+    fn failures_are_reconciling_when_transient_stalled_when_not_and_neither_once_ready() {
+        let unreachable = Connection::Failed {
+            reason: "Unreachable",
+            message: "failed to connect".into(),
+            transient: true,
+        };
+        let down = build(None, Some(1), &unreachable, &HeaderState::NotChecked, at(1));
+        assert_eq!(
+            has(&down, "Reconciling").as_deref(),
+            Some("True Unreachable")
+        );
+        assert_eq!(has(&down, "Stalled"), None);
+
+        let invalid = build(
+            Some(&down),
+            Some(1),
+            &connected(),
+            &failed("InvalidHeader"),
+            at(2),
+        );
+        assert_eq!(
+            has(&invalid, "Stalled").as_deref(),
+            Some("True InvalidHeader")
+        );
+        assert_eq!(has(&invalid, "Reconciling"), None);
+
+        let fine = build(
+            Some(&invalid),
+            Some(1),
+            &connected(),
+            &published("abc"),
+            at(3),
+        );
+        assert_eq!(
+            (has(&fine, "Stalled"), has(&fine, "Reconciling")),
+            (None, None)
+        );
+        assert!(changed(Some(&invalid), &fine));
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! The operator's runtime safeguards on a real apiserver: leader election on a Lease (one
+//! leader at a time, takeover after a release, a leader that loses the Lease notices) and
+//! the tenant host allow-list (a tenant pointing at a host not allowed is refused before
+//! anything is read or sent). Waits are on conditions with deadlines, never sleeps.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use qlik_csp_operator::api::QlikTenant;
+use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
+use qlik_csp_operator::controller::leader::{Elector, LeaseSettings};
+use qlik_csp_operator::controller::tenant::run::run;
+use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use serde_json::{Value, json};
+use support::{TestEnv, eventually};
+
+const LEASE: &str = "operator-leader";
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+const KEY: &str = "runtime-test-admin-key-0123456789abcdef";
+
+fn lease_settings(env: &TestEnv, identity: &str) -> LeaseSettings {
+    LeaseSettings {
+        name: LEASE.to_owned(),
+        namespace: env.namespace.clone(),
+        identity: identity.to_owned(),
+        duration: LEASE_DURATION,
+    }
+}
+
+async fn holder(env: &TestEnv) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    let lease = leases.get_opt(LEASE).await.ok()??;
+    lease.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+#[tokio::test]
+async fn one_of_two_electors_leads_and_the_other_takes_over_after_a_release() {
+    let env = TestEnv::new().await;
+    let a = Elector::start(env.client.clone(), lease_settings(&env, "replica-a"))
+        .await
+        .unwrap();
+    let b = Elector::start(env.client.clone(), lease_settings(&env, "replica-b"))
+        .await
+        .unwrap();
+
+    let deadline = LEASE_DURATION * 3;
+    eventually("a leader", deadline, || {
+        assert!(
+            !(a.is_leader() && b.is_leader()),
+            "both electors lead at once"
+        );
+        let leader = a.is_leader() || b.is_leader();
+        async move { leader.then_some(()) }
+    })
+    .await;
+    let (leader, standby, leader_id, standby_id) = if a.is_leader() {
+        (a, b, "replica-a", "replica-b")
+    } else {
+        (b, a, "replica-b", "replica-a")
+    };
+    assert!(!standby.is_leader());
+    assert_eq!(holder(&env).await.as_deref(), Some(leader_id));
+
+    // The standby must not take over while the leader renews: several lease durations pass
+    // while the standby stays a standby (checked on every poll).
+    let renewed = tokio::time::Instant::now() + LEASE_DURATION * 2;
+    eventually("two lease durations with one leader", deadline, || {
+        assert!(leader.is_leader() && !standby.is_leader());
+        let done = tokio::time::Instant::now() >= renewed;
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert_eq!(holder(&env).await.as_deref(), Some(leader_id));
+
+    let released = tokio::time::Instant::now();
+    leader.release().await.unwrap();
+    eventually(
+        "the standby to take over",
+        LEASE_DURATION + Duration::from_secs(2),
+        || async { standby.is_leader().then_some(()) },
+    )
+    .await;
+    assert!(released.elapsed() <= LEASE_DURATION + Duration::from_secs(2));
+    assert_eq!(holder(&env).await.as_deref(), Some(standby_id));
+}
+
+#[tokio::test]
+async fn a_leader_whose_lease_is_taken_notices_it_has_lost_it() {
+    let env = TestEnv::new().await;
+    let mut elector = Elector::start(env.client.clone(), lease_settings(&env, "replica-a"))
+        .await
+        .unwrap();
+    tokio::time::timeout(LEASE_DURATION * 3, elector.acquired())
+        .await
+        .expect("the only elector leads")
+        .unwrap();
+
+    // Someone else (a replica that saw the Lease expire) now holds it.
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+    let patch =
+        json!({ "spec": { "holderIdentity": "intruder", "renewTime": now, "acquireTime": now } });
+    leases
+        .patch(LEASE, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    tokio::time::timeout(LEASE_DURATION * 2, elector.lost())
+        .await
+        .expect("the elector notices the Lease is no longer its own");
+}
+
+#[tokio::test]
+async fn a_tenant_on_a_host_not_allowed_is_stalled_and_the_tenant_never_hears_of_it() {
+    let env = TestEnv::new().await;
+    let emulator = Emulator::start(EmulatorConfig {
+        admin_api_keys: vec![KEY.to_owned()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let secret: Secret = serde_json::from_value(
+        json!({ "metadata": { "name": "qlik-admin" }, "stringData": { "api-key": KEY } }),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(env.client.clone(), &env.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let tenants: Api<QlikTenant> = Api::namespaced(env.client.clone(), &env.namespace);
+    // `acme` has its Secret; `ghost` has none: a SecretNotFound would mean the Secret was
+    // looked up before the host was checked.
+    for (name, secret) in [("acme", "qlik-admin"), ("ghost", "missing")] {
+        let tenant: QlikTenant = serde_json::from_value(json!({
+            "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
+            "metadata": { "name": name },
+            "spec": {
+                "url": emulator.base_url(),
+                "caBundle": emulator.ca_pem(),
+                "credentials": { "apiKey": { "secretRef": { "name": secret, "key": "api-key" } } },
+            },
+        }))
+        .unwrap();
+        tenants
+            .create(&PostParams::default(), &tenant)
+            .await
+            .unwrap();
+    }
+
+    // The operator's default allow-list: Qlik Cloud only, not the emulator's 127.0.0.1.
+    let hosts = AllowedHosts::default();
+    let shared = support::controller_shared_with_hosts(&env, Duration::from_millis(50), hosts);
+    let controller = tokio::spawn(run(shared));
+
+    for name in ["acme", "ghost"] {
+        let tenant = eventually(
+            &format!("{name} Ready=False HostNotAllowed"),
+            Duration::from_secs(30),
+            || async {
+                let tenant = tenants.get(name).await.ok()?;
+                let value = serde_json::to_value(&tenant).ok()?;
+                let ready = condition(&value, "Ready")?;
+                (ready["status"] == "False" && ready["reason"] == "HostNotAllowed").then_some(value)
+            },
+        )
+        .await;
+        let ready = condition(&tenant, "Ready").unwrap();
+        let message = ready["message"].as_str().unwrap();
+        assert!(message.contains("\"127.0.0.1\""), "{message}");
+        assert!(message.contains("*.qlikcloud.com"), "{message}");
+        assert!(!message.contains(KEY), "{message}");
+        let stalled = condition(&tenant, "Stalled").expect("a host not allowed needs a user");
+        assert_eq!(
+            (&stalled["status"], &stalled["reason"]),
+            (&json!("True"), &json!("HostNotAllowed"))
+        );
+        assert!(condition(&tenant, "Reconciling").is_none());
+    }
+    controller.abort();
+
+    let counters: Value = control_client(&emulator)
+        .get(format!("{}/_emulator/counters", emulator.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        counters["total"], 0,
+        "requests reached the tenant: {counters}"
+    );
+}
+
+fn condition<'a>(tenant: &'a Value, type_: &str) -> Option<&'a Value> {
+    tenant["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn control_client(emulator: &Emulator) -> reqwest::Client {
+    let tls = emulator.client_tls_config().unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}
