@@ -4,9 +4,11 @@
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`conditions`]: kstatus-style conditions without churn.
+//! - [`rbac`]: every Kubernetes permission the operator uses (the chart's RBAC follows it).
 
 pub mod conditions;
 pub mod csp_entry;
+pub mod rbac;
 pub mod tenant;
 pub mod tenant_clients;
 

@@ -1,10 +1,11 @@
-//! Developer commands: `cargo xtask crds | envtest | test`.
+//! Developer commands: `cargo xtask crds | envtest | manifests | test`.
 //!
 //! Kept to the standard library plus the operator crate itself (for the CRD types), so that
 //! `cargo xtask` works on a fresh clone with nothing installed but Rust and Go.
 
 mod crds;
 mod envtest;
+mod manifests;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -16,6 +17,8 @@ commands:
   crds             write the CRDs generated from src/api to crds/ and the Helm chart
   envtest          build etcd, kube-apiserver and helm from tests/envtest (cached under target/)
                    and print the directory holding them
+  manifests        render the Helm chart (default values, CRDs included) into
+                   deploy/qlik-csp-operator.yaml for `kubectl apply`
   test [args...]   build the control plane tools if needed, then run `cargo test --workspace`
                    with them (extra args go to cargo test)";
 
@@ -25,6 +28,10 @@ fn main() -> ExitCode {
         Some("crds") => crds::write(&workspace_root()),
         Some("envtest") => {
             envtest::ensure(&workspace_root()).map(|dir| println!("{}", dir.display()))
+        }
+        Some("manifests") => {
+            let root = workspace_root();
+            envtest::ensure(&root).and_then(|bin| manifests::write(&bin.join("helm"), &root))
         }
         Some("test") => test(&args[1..]),
         Some("-h" | "--help" | "help") => {
