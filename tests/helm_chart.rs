@@ -178,6 +178,25 @@ fn chart_app_version_is_the_crate_version() {
 }
 
 #[test]
+fn the_dockerfile_runs_the_operator_as_the_charts_user() {
+    // The image cannot be built here (no Docker); this keeps it consistent with the chart.
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("\nUSER 65532:65532\n"), "{dockerfile}");
+    assert!(dockerfile.contains("--bin qlik-csp-operator"));
+    assert!(dockerfile.contains("\nFROM gcr.io/distroless/cc-debian12:nonroot\n"));
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/qlik-csp-operator\"]"));
+    let objects = template("qco", "ops", &[]);
+    let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["containers"][0]["args"][0], "run");
+    let ignored = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(
+        ignored.lines().any(|l| l == "target"),
+        "the build context must leave out target/"
+    );
+}
+
+#[test]
 fn helm_lint_is_clean() {
     for values in [&[][..], &["--set", "watchNamespaces={a,b}"][..]] {
         let mut args = vec!["lint", "--strict", manifests::CHART];
