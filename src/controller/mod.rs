@@ -7,12 +7,14 @@
 //! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
 //! - [`leader`]: leader election on a Lease.
 //! - [`process`]: the `run` command: endpoints, leader election, controllers, signals.
+//! - [`rbac`]: every Kubernetes permission the operator uses (the chart's RBAC follows it).
 
 pub mod allowed_hosts;
 pub mod conditions;
 pub mod csp_entry;
 pub mod leader;
 pub mod process;
+pub mod rbac;
 pub mod tenant;
 pub mod tenant_clients;
 

@@ -9,6 +9,7 @@
 pub mod control_plane;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,17 +56,49 @@ impl TestEnv {
 
     /// A client that acts as ServiceAccount `namespace/name` (via impersonation), for RBAC tests.
     pub async fn client_as_service_account(&self, namespace: &str, name: &str) -> Client {
-        let identity = Impersonation {
-            user: format!("system:serviceaccount:{namespace}:{name}"),
-            groups: vec![
-                "system:serviceaccounts".to_owned(),
-                format!("system:serviceaccounts:{namespace}"),
-                "system:authenticated".to_owned(),
-            ],
-        };
+        let identity = service_account_identity(namespace, name);
         client_from_kubeconfig(&self.control_plane.kubeconfig, Some(identity))
             .await
             .unwrap_or_else(|e| panic!("failed to build an impersonating client: {e}"))
+    }
+
+    /// A kubeconfig file for a process (such as the operator binary) that acts as
+    /// ServiceAccount `namespace/name`: the admin kubeconfig with `as`/`as-groups` set, so the
+    /// apiserver authorizes every request with the ServiceAccount's RBAC.
+    pub fn kubeconfig_as_service_account(&self, namespace: &str, name: &str) -> PathBuf {
+        let path = &self.control_plane.kubeconfig;
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()));
+        let mut config: serde_json::Value = serde_norway::from_str(&text)
+            .unwrap_or_else(|e| panic!("failed to parse {}: {e}", path.display()));
+        let identity = service_account_identity(namespace, name);
+        let users = config["users"]
+            .as_array_mut()
+            .unwrap_or_else(|| panic!("{} has no users", path.display()));
+        for user in users {
+            user["user"]["as"] = serde_json::json!(identity.user);
+            user["user"]["as-groups"] = serde_json::json!(identity.groups);
+        }
+        let out = self
+            .control_plane
+            .run_dir
+            .join(format!("kubeconfig-{}-{namespace}-{name}", self.namespace));
+        let yaml = serde_norway::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&out, yaml)
+            .unwrap_or_else(|e| panic!("failed to write {}: {e}", out.display()));
+        out
+    }
+}
+
+/// The user and groups the apiserver gives ServiceAccount `namespace/name`.
+pub fn service_account_identity(namespace: &str, name: &str) -> Impersonation {
+    Impersonation {
+        user: format!("system:serviceaccount:{namespace}:{name}"),
+        groups: vec![
+            "system:serviceaccounts".to_owned(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".to_owned(),
+        ],
     }
 }
 

@@ -1,4 +1,4 @@
-//! Developer commands: `cargo xtask crds | envtest | test`.
+//! Developer commands: `cargo xtask crds | envtest | manifests | test`.
 //!
 //! Kept to the standard library plus the operator crate itself (for the CRD types), so that
 //! `cargo xtask` works on a fresh clone with nothing installed but Rust and Go.
@@ -7,6 +7,7 @@ mod bench;
 mod crds;
 mod demo;
 mod envtest;
+mod manifests;
 mod processes;
 
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ commands:
   crds             write the CRDs generated from src/api to crds/ and the Helm chart
   envtest          build etcd, kube-apiserver and helm from tests/envtest (cached under target/)
                    and print the directory holding them
+  manifests        render the Helm chart (default values, CRDs included) into
+                   deploy/qlik-csp-operator.yaml for `kubectl apply`
   test [args...]   build the control plane tools if needed, then run `cargo test --workspace`
                    with them (extra args go to cargo test)
   {bench}
@@ -36,6 +39,10 @@ fn main() -> ExitCode {
         Some("crds") => crds::write(&workspace_root()),
         Some("envtest") => {
             envtest::ensure(&workspace_root()).map(|dir| println!("{}", dir.display()))
+        }
+        Some("manifests") => {
+            let root = workspace_root();
+            envtest::ensure(&root).and_then(|bin| manifests::write(&bin.join("helm"), &root))
         }
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),

@@ -1,0 +1,875 @@
+//! The Helm chart and the plain manifests, proven on a real kube-apiserver (RBAC on):
+//!
+//! - `helm lint` is clean, `helm template` renders both install modes, the schema rejects
+//!   unknown values, the Deployment is hardened;
+//! - the chart grants exactly `REQUIRED_PERMISSIONS` (src/controller/rbac.rs): nothing missing,
+//!   nothing extra, in both install modes;
+//! - `helm install` succeeds, and the installed ServiceAccount is allowed every required
+//!   permission (SelfSubjectAccessReview as the ServiceAccount), cluster-wide or only in the
+//!   watched namespaces, where it is refused Secrets in any other namespace;
+//! - the operator binary, run with the ServiceAccount's identity (impersonation), syncs a
+//!   CspEntry end to end with only the chart's RBAC;
+//! - `deploy/qlik-csp-operator.yaml` is what `cargo xtask manifests` renders today, and every
+//!   object in it applies on the apiserver.
+
+mod support;
+
+#[allow(dead_code)] // `write` is for the xtask; the test uses `render`
+#[path = "../xtask/src/manifests.rs"]
+mod manifests;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use qlik_csp_operator::controller::rbac::{REQUIRED_PERMISSIONS, Scope};
+use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
+use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use support::{TestEnv, eventually};
+
+const KEY: &str = "helm-chart-admin-key-0123456789abcdef";
+const DEADLINE: Duration = Duration::from_secs(60);
+const CHART_NAME: &str = "qlik-csp-operator";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm_binary() -> PathBuf {
+    let dir = std::env::var_os(qlikops_testenv::BIN_DIR_VAR).unwrap_or_else(|| {
+        panic!(
+            "{} is not set: run the tests with `cargo xtask test`, which builds helm",
+            qlikops_testenv::BIN_DIR_VAR
+        )
+    });
+    PathBuf::from(dir).join("helm")
+}
+
+/// Runs helm with its own (empty) config, cache and data dirs; returns stdout, or fails the
+/// test with stderr.
+fn helm(args: &[&str]) -> String {
+    let home = std::env::temp_dir().join("qlikops-helm-home");
+    let output = Command::new(helm_binary())
+        .current_dir(root())
+        .args(args)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run helm: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "helm {args:?} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// The objects of a multi-document YAML stream (empty documents dropped).
+fn documents(text: &str) -> Vec<Value> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|document| Value::deserialize(document).unwrap_or_else(|e| panic!("{e}\n{text}")))
+        .filter(|value| !value.is_null())
+        .collect()
+}
+
+/// `helm template` of the chart as release `release` in namespace `namespace`.
+fn template(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "template",
+        release,
+        manifests::CHART,
+        "--namespace",
+        namespace,
+    ];
+    args.extend_from_slice(extra);
+    documents(&helm(&args))
+}
+
+fn fullname(release: &str) -> String {
+    if release.contains(CHART_NAME) {
+        release.to_owned()
+    } else {
+        format!("{release}-{CHART_NAME}")
+    }
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+/// (apiGroup, resource, verb)
+type Grant = (String, String, String);
+
+fn grants_of(role: &Value) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        let strings = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        for group in strings("apiGroups") {
+            for resource in strings("resources") {
+                for verb in strings("verbs") {
+                    grants.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Fails with what is missing and what is extra when `actual` is not `expected`.
+fn assert_grants(actual: &BTreeSet<Grant>, expected: &BTreeSet<Grant>, what: &str) {
+    let missing: Vec<_> = expected.difference(actual).collect();
+    let extra: Vec<_> = actual.difference(expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, not in REQUIRED_PERMISSIONS {extra:?}"
+    );
+}
+
+fn required(scope: Scope) -> BTreeSet<Grant> {
+    REQUIRED_PERMISSIONS
+        .iter()
+        .filter(|p| p.scope == scope)
+        .flat_map(|p| {
+            p.verbs.iter().map(|verb| {
+                (
+                    p.group.to_owned(),
+                    p.resource.to_owned(),
+                    (*verb).to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let text = std::fs::read_to_string(root().join(manifests::CHART).join("Chart.yaml")).unwrap();
+    let chart: Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["name"], CHART_NAME);
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml appVersion must equal Cargo.toml's version"
+    );
+}
+
+#[test]
+fn the_dockerfile_runs_the_operator_as_the_charts_user() {
+    // The image cannot be built here (no Docker); this keeps it consistent with the chart.
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("\nUSER 65532:65532\n"), "{dockerfile}");
+    assert!(dockerfile.contains("--bin qlik-csp-operator"));
+    assert!(dockerfile.contains("\nFROM gcr.io/distroless/cc-debian12:nonroot\n"));
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/qlik-csp-operator\"]"));
+    let objects = template("qco", "ops", &[]);
+    let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["containers"][0]["args"][0], "run");
+    let ignored = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(
+        ignored.lines().any(|l| l == "target"),
+        "the build context must leave out target/"
+    );
+}
+
+#[test]
+fn helm_lint_is_clean() {
+    for values in [&[][..], &["--set", "watchNamespaces={a}"][..]] {
+        let mut args = vec!["lint", "--strict", manifests::CHART];
+        args.extend_from_slice(values);
+        let out = helm(&args);
+        assert!(
+            out.contains("1 chart(s) linted, 0 chart(s) failed"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn the_schema_rejects_unknown_and_invalid_values() {
+    let home = std::env::temp_dir().join("qlikops-helm-home");
+    for bad in [
+        "watchNamespace=web",    // a typo of watchNamespaces
+        "logFormat=xml",         // not json or text
+        "image.digest=latest",   // not a digest
+        "securityContext.x=y",   // security settings are not configurable
+        "metrics.port=70000",    // not a port
+        "watchNamespaces={Web}", // not a namespace name
+        "watchNamespaces={a,b}", // the operator watches one namespace or all
+    ] {
+        let output = Command::new(helm_binary())
+            .current_dir(root())
+            .args(["template", "r", manifests::CHART, "--set", bad])
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "--set {bad} was accepted:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+#[test]
+fn the_deployment_is_hardened_and_configured_from_values() {
+    let objects = template(
+        "qco",
+        "ops",
+        &[
+            "--set",
+            "watchNamespaces={a}",
+            "--set",
+            "allowedTenantHosts={*.qlikcloud.com,qlik.example.com}",
+            "--set",
+            "logFormat=text",
+            "--set",
+            "logLevel=debug",
+        ],
+    );
+    let deployments = of_kind(&objects, "Deployment");
+    assert_eq!(deployments.len(), 1);
+    let pod = &deployments[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "qco-qlik-csp-operator");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["ports"][0]["name"], "metrics");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "run",
+            "--log-format=text",
+            "--metrics-address=0.0.0.0:8080",
+            "--leader-election",
+            "--namespace=a",
+            "--allowed-tenant-hosts=*.qlikcloud.com,qlik.example.com",
+        ]
+    );
+    let env = container["env"].as_array().unwrap();
+    let pod_namespace = env.iter().find(|e| e["name"] == "POD_NAMESPACE").unwrap();
+    assert_eq!(
+        pod_namespace["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    let level = env.iter().find(|e| e["name"] == "RUST_LOG").unwrap();
+    assert_eq!(level["value"], "debug");
+
+    // Optional objects are off by default and render when enabled.
+    let defaults = template("qco", "ops", &[]);
+    for kind in [
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "NetworkPolicy",
+        "CustomResourceDefinition",
+    ] {
+        assert!(
+            of_kind(&defaults, kind).is_empty(),
+            "{kind} rendered by default"
+        );
+    }
+    assert_eq!(of_kind(&defaults, "Service").len(), 1);
+    let everything = template(
+        "qco",
+        "ops",
+        &[
+            "--set",
+            "podDisruptionBudget.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "crds.install=true",
+        ],
+    );
+    for (kind, count) in [
+        ("PodDisruptionBudget", 1),
+        ("ServiceMonitor", 1),
+        ("NetworkPolicy", 1),
+        ("CustomResourceDefinition", 3),
+    ] {
+        assert_eq!(of_kind(&everything, kind).len(), count, "{kind}");
+    }
+    let policy = of_kind(&everything, "NetworkPolicy")[0];
+    let egress_ports: BTreeSet<i64> = policy["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().unwrap().iter())
+        .map(|port| port["port"].as_i64().unwrap())
+        .collect();
+    assert_eq!(egress_ports, BTreeSet::from([53, 443, 6443]));
+    // The templated CRDs are the generated ones, kept on uninstall.
+    for crd in of_kind(&everything, "CustomResourceDefinition") {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+        let name = crd["metadata"]["name"].as_str().unwrap();
+        let (_, generated) = qlik_csp_operator::api::crds()
+            .into_iter()
+            .find(|(_, c)| c.name_any() == name)
+            .unwrap();
+        // Helm's toYaml writes `1000.0` as `1000`: the same number to the apiserver.
+        let generated = serde_json::to_value(&generated.spec).unwrap();
+        assert!(
+            numbers_as_f64(&crd["spec"]) == numbers_as_f64(&generated),
+            "the templated CRD {name} differs from the generated one"
+        );
+    }
+}
+
+fn numbers_as_f64(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_f64).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn the_chart_grants_exactly_the_required_permissions_in_both_modes() {
+    // Cluster-wide (default): one ClusterRole for the watched resources, one Role for the Lease.
+    let objects = template("qco", "ops", &[]);
+    let cluster_roles = of_kind(&objects, "ClusterRole");
+    assert_eq!(cluster_roles.len(), 1);
+    assert_grants(
+        &grants_of(cluster_roles[0]),
+        &required(Scope::Watched),
+        "ClusterRole",
+    );
+    let roles = of_kind(&objects, "Role");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+    assert_grants(
+        &grants_of(roles[0]),
+        &required(Scope::OperatorNamespace),
+        "leader-election Role",
+    );
+    assert_eq!(of_kind(&objects, "ClusterRoleBinding").len(), 1);
+
+    // Namespaced: the same rules in a Role per watched namespace, nothing cluster-wide.
+    let objects = template("qco", "ops", &["--set", "watchNamespaces={a}"]);
+    assert!(of_kind(&objects, "ClusterRole").is_empty());
+    assert!(of_kind(&objects, "ClusterRoleBinding").is_empty());
+    let roles = of_kind(&objects, "Role");
+    let mut namespaces = BTreeSet::new();
+    for role in &roles {
+        let namespace = role["metadata"]["namespace"].as_str().unwrap();
+        if role["metadata"]["name"] == "qco-qlik-csp-operator-leader-election" {
+            assert_eq!(namespace, "ops");
+            assert_grants(
+                &grants_of(role),
+                &required(Scope::OperatorNamespace),
+                "leader-election Role",
+            );
+        } else {
+            assert_grants(&grants_of(role), &required(Scope::Watched), namespace);
+            namespaces.insert(namespace.to_owned());
+        }
+    }
+    assert_eq!(namespaces, BTreeSet::from(["a".to_owned()]));
+    assert_eq!(of_kind(&objects, "RoleBinding").len(), 2);
+}
+
+/// Whether the client's identity may `verb` the permission's resource in `namespace` (all
+/// namespaces when `None`).
+async fn allowed(
+    client: &Client,
+    namespace: Option<&str>,
+    group: &str,
+    resource: &str,
+    verb: &str,
+) -> bool {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((resource, subresource)) => (resource, Some(subresource.to_owned())),
+        None => (resource, None),
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                subresource,
+                verb: Some(verb.to_owned()),
+                namespace: namespace.map(str::to_owned),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let created = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap_or_else(|e| panic!("SelfSubjectAccessReview failed: {e}"));
+    created.status.is_some_and(|s| s.allowed)
+}
+
+/// Every required permission of `scope` that `client` is refused in `namespace`.
+async fn refused(client: &Client, scope: Scope, namespace: Option<&str>) -> Vec<String> {
+    let mut refused = Vec::new();
+    for permission in REQUIRED_PERMISSIONS.iter().filter(|p| p.scope == scope) {
+        for verb in permission.verbs {
+            if !allowed(
+                client,
+                namespace,
+                permission.group,
+                permission.resource,
+                verb,
+            )
+            .await
+            {
+                refused.push(format!(
+                    "{verb} {}/{} in {namespace:?} ({})",
+                    permission.group, permission.resource, permission.used_by
+                ));
+            }
+        }
+    }
+    refused
+}
+
+/// Every required permission of `scope` that `client` is granted in `namespace`.
+async fn granted(client: &Client, scope: Scope, namespace: Option<&str>) -> Vec<String> {
+    let mut granted = Vec::new();
+    for permission in REQUIRED_PERMISSIONS.iter().filter(|p| p.scope == scope) {
+        for verb in permission.verbs {
+            if allowed(
+                client,
+                namespace,
+                permission.group,
+                permission.resource,
+                verb,
+            )
+            .await
+            {
+                granted.push(format!(
+                    "{verb} {}/{} in {namespace:?}",
+                    permission.group, permission.resource
+                ));
+            }
+        }
+    }
+    granted
+}
+
+fn helm_install(env: &TestEnv, release: &str, extra: &[&str]) -> String {
+    let kubeconfig = env.control_plane.kubeconfig.to_string_lossy().into_owned();
+    let mut args = vec![
+        "install",
+        release,
+        manifests::CHART,
+        "--namespace",
+        &env.namespace,
+        "--kubeconfig",
+        &kubeconfig,
+        // No kubelet runs here, so no pod ever starts: don't --wait.
+        "--timeout",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    helm(&args)
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap_or_else(|e| panic!("failed to create namespace {name}: {e}"));
+}
+
+#[tokio::test]
+async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_crds() {
+    let env = TestEnv::new().await;
+    let ns = env.namespace.clone();
+    let release = format!("qco-{ns}");
+    // The control plane already has the CRDs (without Helm's ownership): this is the
+    // documented switch to Helm-managed CRDs.
+    let out = helm_install(
+        &env,
+        &release,
+        &[
+            "--skip-crds",
+            "--take-ownership",
+            "--set",
+            "crds.install=true",
+        ],
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    assert!(out.contains("It watches all namespaces"), "NOTES: {out}");
+
+    let sa = fullname(&release);
+    let as_sa = env.client_as_service_account(&ns, &sa).await;
+    let missing = refused(&as_sa, Scope::Watched, None).await;
+    assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
+    let missing = refused(&as_sa, Scope::OperatorNamespace, Some(&ns)).await;
+    assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
+    // The Lease permission is for the release namespace only.
+    let elsewhere = granted(&as_sa, Scope::OperatorNamespace, Some("default")).await;
+    assert!(
+        elsewhere.is_empty(),
+        "granted outside the release namespace: {elsewhere:?}"
+    );
+
+    // Helm now owns the CRDs; uninstalling keeps them (and so every custom resource).
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    for (_, crd) in qlik_csp_operator::api::crds() {
+        let installed = crds.get(&crd.name_any()).await.unwrap();
+        assert_eq!(
+            installed.annotations().get("meta.helm.sh/release-name"),
+            Some(&release)
+        );
+        assert_eq!(
+            installed.annotations().get("helm.sh/resource-policy"),
+            Some(&"keep".to_owned())
+        );
+    }
+    let kubeconfig = env.control_plane.kubeconfig.to_string_lossy().into_owned();
+    let out = helm(&[
+        "uninstall",
+        &release,
+        "--namespace",
+        &ns,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    assert!(out.contains("uninstalled"), "{out}");
+    for (_, crd) in qlik_csp_operator::api::crds() {
+        let kept = crds.get_opt(&crd.name_any()).await.unwrap();
+        assert!(
+            kept.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+            "{} was deleted with the release",
+            crd.name_any()
+        );
+    }
+    let gone = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(env.client.clone())
+        .get_opt(&sa)
+        .await
+        .unwrap();
+    assert!(gone.is_none(), "the ClusterRole outlived the release");
+}
+
+/// Kills the operator when the test ends, passes or panics.
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn is_ready(status: Option<&Value>) -> bool {
+    status
+        .and_then(|s| s["conditions"].as_array())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+#[tokio::test]
+async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
+    let env = TestEnv::new().await;
+    let ns = env.namespace.clone();
+    let other = format!("{ns}-unwatched");
+    create_namespace(&env.client, &other).await;
+    let release = "qco";
+    let out = helm_install(
+        &env,
+        release,
+        &["--set-json", &format!("watchNamespaces=[\"{ns}\"]")],
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let sa = fullname(release);
+    let as_sa = env.client_as_service_account(&ns, &sa).await;
+
+    // Everything the operator needs, in the watched namespace.
+    for scope in [Scope::Watched, Scope::OperatorNamespace] {
+        let missing = refused(&as_sa, scope, Some(&ns)).await;
+        assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
+    }
+    // Nothing in another namespace, nothing cluster-wide.
+    for namespace in [Some(other.as_str()), None] {
+        for scope in [Scope::Watched, Scope::OperatorNamespace] {
+            let extra = granted(&as_sa, scope, namespace).await;
+            assert!(
+                extra.is_empty(),
+                "granted beyond the watched namespace: {extra:#?}"
+            );
+        }
+    }
+    // And a real read of a Secret there is refused.
+    let secret: Secret = serde_json::from_value(
+        json!({ "metadata": { "name": "not-yours" }, "stringData": { "token": "s3cr3t" } }),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(env.client.clone(), &other)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    match Api::<Secret>::namespaced(as_sa.clone(), &other)
+        .get("not-yours")
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("reading a Secret of an unwatched namespace: {other:?}"),
+    }
+
+    // The operator, with exactly the chart's RBAC, syncs a CspEntry end to end.
+    let emulator = Emulator::start(EmulatorConfig {
+        admin_api_keys: vec![KEY.into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin =
+        |kind| -> Api<DynamicObject> { Api::namespaced_with(env.client.clone(), &ns, &kind) };
+    let secret: Secret = serde_json::from_value(
+        json!({ "metadata": { "name": "qlik-admin" }, "stringData": { "api-key": KEY } }),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {
+            "name": "reports",
+            "annotations": { "nginx.ingress.kubernetes.io/custom-headers": format!("{ns}/qlik-csp-header") },
+        },
+        "spec": { "defaultBackend": { "service": { "name": "reports", "port": { "number": 80 } } } },
+    }))
+    .unwrap();
+    Api::<Ingress>::namespaced(env.client.clone(), &ns)
+        .create(&PostParams::default(), &ingress)
+        .await
+        .unwrap();
+    let tenant: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
+        "metadata": { "name": "acme" },
+        "spec": {
+            "url": emulator.base_url(),
+            "caBundle": emulator.ca_pem(),
+            "credentials": { "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } } },
+            "header": { "configMapName": "qlik-csp-header", "source": "Local" },
+        },
+    }))
+    .unwrap();
+    admin(ApiResource::erase::<QlikTenant>(&()))
+        .create(&PostParams::default(), &tenant)
+        .await
+        .unwrap();
+    let entry: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "CspEntry",
+        "metadata": { "name": "cdn" },
+        "spec": { "tenantRef": { "name": "acme" }, "origin": "https://cdn.example.com", "directives": ["script-src"] },
+    }))
+    .unwrap();
+    admin(ApiResource::erase::<CspEntry>(&()))
+        .create(&PostParams::default(), &entry)
+        .await
+        .unwrap();
+
+    let kubeconfig = env.kubeconfig_as_service_account(&ns, &sa);
+    let _operator = Operator(
+        Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
+            // The Deployment's arguments that bear on RBAC: the watched namespace and leader
+            // election. The emulator is on loopback, which the default allow-list refuses.
+            .args([
+                "run",
+                "--namespace",
+                &ns,
+                "--log-format",
+                "text",
+                "--leader-election",
+            ])
+            .args(["--allowed-tenant-hosts", "127.0.0.1"])
+            .args(["--metrics-address", "127.0.0.1:0"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", &ns)
+            .env("POD_NAME", "qco-operator-0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+
+    let entries: Api<CspEntry> = Api::namespaced(env.client.clone(), &ns);
+    let entry = eventually("the CspEntry to be Ready", DEADLINE, || async {
+        let entry = entries.get("cdn").await.ok()?;
+        is_ready(serde_json::to_value(&entry).ok()?.get("status")).then_some(entry)
+    })
+    .await;
+    assert!(
+        entry
+            .finalizers()
+            .iter()
+            .any(|f| f.starts_with("qlikops.io")),
+        "the finalizer was added: {:?}",
+        entry.finalizers()
+    );
+    let tenants: Api<QlikTenant> = Api::namespaced(env.client.clone(), &ns);
+    eventually("the QlikTenant to be Ready", DEADLINE, || async {
+        let tenant = tenants.get("acme").await.ok()?;
+        is_ready(serde_json::to_value(&tenant).ok()?.get("status")).then_some(())
+    })
+    .await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    let header = eventually("the header in the ConfigMap", DEADLINE, || async {
+        let map = config_maps.get_opt("qlik-csp-header").await.ok()??;
+        let value = map.data?.get("Content-Security-Policy")?.clone();
+        value
+            .contains("script-src https://cdn.example.com")
+            .then_some(value)
+    })
+    .await;
+    let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), &ns);
+    let sha = header_sha256(&header);
+    eventually("the Ingress annotated", DEADLINE, || async {
+        let ingress = ingresses.get("reports").await.ok()?;
+        (ingress.metadata.annotations?.get(HEADER_SHA256) == Some(&sha)).then_some(())
+    })
+    .await;
+
+    // SecretRotation: once the controller is merged, apply a SecretRotation for `qlik-admin`
+    // here and wait for its rotation to complete (Ready, a new revision, the Secret holding a
+    // credential the emulator accepts) with the same operator process and identity.
+}
+
+#[test]
+fn deploy_manifest_is_current() {
+    let rendered = manifests::render(&helm_binary(), root()).unwrap();
+    let path = root().join(manifests::OUTPUT);
+    let checked_in = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()));
+    assert!(
+        checked_in == rendered,
+        "{} is out of date: run `cargo xtask manifests` and commit the result",
+        path.display()
+    );
+}
+
+#[tokio::test]
+async fn deploy_manifest_applies_on_a_real_apiserver() {
+    let env = TestEnv::new().await;
+    let text = std::fs::read_to_string(root().join(manifests::OUTPUT)).unwrap();
+    let objects = documents(&text);
+    assert_eq!(objects[0]["kind"], "Namespace");
+    let kinds: BTreeSet<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    for kind in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Deployment",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "{kind} missing from {}",
+            manifests::OUTPUT
+        );
+    }
+
+    // What `kubectl apply --server-side -f` does: each object in order, by its kind's REST
+    // mapping from discovery.
+    let apply = PatchParams::apply("kubectl").force();
+    for object in &objects {
+        let api_version = object["apiVersion"].as_str().unwrap();
+        let kind = object["kind"].as_str().unwrap();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, capabilities) = kube::discovery::pinned_kind(&env.client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("{api_version} {kind} is not served: {e}"));
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(namespace) if capabilities.scope == kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(env.client.clone(), namespace, &resource)
+            }
+            _ => Api::all_with(env.client.clone(), &resource),
+        };
+        api.patch(name, &apply, &Patch::Apply(object))
+            .await
+            .unwrap_or_else(|e| panic!("applying {kind} {name} failed: {e}"));
+    }
+
+    // The plain install's ServiceAccount has every permission the operator needs.
+    let as_sa = env
+        .client_as_service_account(manifests::NAMESPACE, CHART_NAME)
+        .await;
+    let missing = refused(&as_sa, Scope::Watched, None).await;
+    assert!(
+        missing.is_empty(),
+        "the manifests' RBAC misses: {missing:#?}"
+    );
+    let missing = refused(&as_sa, Scope::OperatorNamespace, Some(manifests::NAMESPACE)).await;
+    assert!(
+        missing.is_empty(),
+        "the manifests' RBAC misses: {missing:#?}"
+    );
+}
