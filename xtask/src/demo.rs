@@ -68,13 +68,20 @@ async fn demo(
     work: &Path,
     once: bool,
 ) -> Result<(), String> {
+    let objects = examples(&root.join("examples"))?;
     step("starting the tenant emulator (a Qlik Cloud tenant in memory, HTTPS)");
-    let emulator = Emulator::start(bins, work, "acme")?;
+    // The OAuth clients the examples rotate secrets of exist on the emulated tenant.
+    let clients: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o["spec"]["credential"]["oauthClientSecret"]["clientId"].as_str())
+        .map(|id| format!("--oauth-client={id}:demo-initial-secret-0123456789"))
+        .collect();
+    let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+    let emulator = Emulator::start(bins, work, "acme", &clients)?;
     println!("    {}", emulator.url);
     let client = control_plane.admin_client().await?;
 
     step("applying examples/ (the QlikTenant's url and caBundle point at the emulator)");
-    let objects = examples(&root.join("examples"))?;
     ensure_namespaces(&client, &objects).await?;
     for namespace in namespaces_of(&objects, "QlikTenant") {
         create_admin_secret(&client, &namespace).await?;
@@ -204,13 +211,17 @@ async fn show(client: &Client) -> Result<(), String> {
 /// The SecretRotation of the examples: its first credential, then a rotation on request.
 async fn show_rotation(client: &Client, namespace: &str) -> Result<(), String> {
     let rotations: Api<SecretRotation> = Api::namespaced(client.clone(), namespace);
-    let Some(rotation) = rotations
+    let listed = rotations
         .list(&Default::default())
         .await
         .map_err(|e| e.to_string())?
-        .items
-        .into_iter()
-        .next()
+        .items;
+    // An API key shows the most: an id and an expiry.
+    let Some(rotation) = listed
+        .iter()
+        .find(|r| r.spec.credential.api_key.is_some())
+        .or(listed.first())
+        .cloned()
     else {
         return Ok(());
     };

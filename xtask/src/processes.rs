@@ -23,10 +23,12 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    pub fn start(bins: &Path, work: &Path, name: &str) -> Result<Emulator, String> {
+    /// Starts an emulator named `name`; `extra` are more flags (e.g. `--oauth-client`).
+    pub fn start(bins: &Path, work: &Path, name: &str, extra: &[&str]) -> Result<Emulator, String> {
         let ca_path = work.join(format!("{name}-ca.pem"));
         let mut command = Command::new(bins.join("qlik-tenant-emulator"));
         command
+            .args(extra)
             .arg("--ca-out")
             .arg(&ca_path)
             .args(["--tenant-name", name])
@@ -53,6 +55,11 @@ impl Emulator {
             ca_pem,
             control,
         })
+    }
+
+    /// An HTTPS client that trusts the emulator, without credentials.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.control
     }
 
     /// Requests answered so far, by operation (`csp-origins.create`, ...).

@@ -25,7 +25,7 @@ const CONVERGE_DEADLINE: Duration = Duration::from_secs(900);
 pub async fn run(bench: &Bench) -> Result<(Value, Value), String> {
     let namespace = "bench-burst";
     cluster::create_namespace(&bench.client, namespace).await?;
-    let emulator = Emulator::start(&bench.bins, &bench.work, "burst")?;
+    let emulator = Emulator::start(&bench.bins, &bench.work, "burst", &[])?;
     cluster::create_tenant(&bench.client, namespace, &emulator, "10m").await?;
     let burst = burst(bench, namespace, &emulator).await?;
     let steady = steady(bench, namespace, &emulator).await?;

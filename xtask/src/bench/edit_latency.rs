@@ -29,7 +29,7 @@ const EDIT_PACE: Duration = Duration::from_secs(1);
 pub async fn run(bench: &Bench) -> Result<Value, String> {
     let namespace = "bench-edit";
     cluster::create_namespace(&bench.client, namespace).await?;
-    let emulator = Emulator::start(&bench.bins, &bench.work, "edit")?;
+    let emulator = Emulator::start(&bench.bins, &bench.work, "edit", &[])?;
     cluster::create_tenant(&bench.client, namespace, &emulator, "10m").await?;
     let mut operator = Operator::start(
         &bench.bins,

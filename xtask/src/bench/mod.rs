@@ -5,6 +5,7 @@
 mod burst;
 pub(crate) mod cluster;
 mod edit_latency;
+mod rotation;
 
 mod scale;
 
@@ -25,12 +26,18 @@ pub struct Bench {
     pub work: PathBuf,
 }
 
-const SCENARIOS: [&str; 4] = ["csp_burst", "csp_edit_latency", "csp_steady", "scale"];
+const SCENARIOS: [&str; 5] = [
+    "csp_burst",
+    "csp_edit_latency",
+    "csp_steady",
+    "scale",
+    "rotation",
+];
 
 pub const USAGE: &str = "bench [--only <scenario,...>] [--scale-tenants N]
                    run the benchmark (scenarios: csp_burst, csp_steady (runs with
-                   csp_burst), csp_edit_latency, scale; default all, scale with 40
-                   tenants) and write target/bench/report.json";
+                   csp_burst), csp_edit_latency, rotation, scale; default all, scale
+                   with 40 tenants) and write target/bench/report.json";
 
 pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let mut only: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
@@ -113,6 +120,12 @@ async fn scenarios(bench: &Bench, only: &[String], scale_tenants: usize) -> Resu
         let edits = edit_latency::run(bench).await?;
         println!("csp_edit_latency: {edits}");
         report.insert("csp_edit_latency".into(), edits);
+    }
+    if wants("rotation") {
+        println!("rotation: 20 rotations under a consumer...");
+        let rotation = rotation::run(bench).await?;
+        println!("rotation: {rotation}");
+        report.insert("rotation".into(), rotation);
     }
     if wants("scale") {
         println!("scale: {scale_tenants} tenants x 250 entries...");

@@ -22,7 +22,7 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
     let mut emulators = Vec::with_capacity(tenants);
     for namespace in &namespaces {
         cluster::create_namespace(&bench.client, namespace).await?;
-        let emulator = Emulator::start(&bench.bins, &bench.work, namespace)?;
+        let emulator = Emulator::start(&bench.bins, &bench.work, namespace, &[])?;
         cluster::create_tenant(&bench.client, namespace, &emulator, "10m").await?;
         emulators.push(emulator);
     }
