@@ -2,11 +2,13 @@
 //!
 //! - [`tenant`]: `QlikTenant` connection check and header publishing.
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
+//! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`conditions`]: kstatus-style conditions without churn.
 
 pub mod conditions;
 pub mod csp_entry;
+pub mod secret_rotation;
 pub mod tenant;
 pub mod tenant_clients;
 
@@ -86,7 +88,11 @@ pub async fn run(kube: Client, settings: Settings) {
         remote: RemoteCache::default(),
         settings,
     });
-    tokio::join!(tenant::run::run(shared.clone()), csp_entry::run(shared));
+    tokio::join!(
+        tenant::run::run(shared.clone()),
+        csp_entry::run(shared.clone()),
+        secret_rotation::run(shared)
+    );
 }
 
 /// Connects with the in-cluster or kubeconfig credentials and runs until SIGTERM or Ctrl-C.

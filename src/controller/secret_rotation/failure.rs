@@ -1,0 +1,118 @@
+//! The controller's errors and their mapping to condition reasons. Tenant and Kubernetes
+//! errors name the operation and the object, never a credential; the Secret write's error
+//! is reduced to its status code, as its request carried the value.
+
+use super::observed::{Failure, FailureKind};
+use crate::controller::tenant_clients::AccessError;
+use crate::tenant;
+
+/// A reconcile that could not decide (the apiserver failed a read or the status write);
+/// retried. Tenant failures are not errors here: they are observations, recorded in the
+/// conditions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read SecretRotation {name}")]
+    ReadObject {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to read QlikTenant {name}")]
+    ReadTenant {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to read Secret {name}")]
+    ReadSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to record the status")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// The condition and event reason.
+    pub fn reason(&self) -> &'static str {
+        "KubernetesApiError"
+    }
+}
+
+/// The whole chain of causes.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// A tenant error as a failure; `api_key` says which credential kind was being handled.
+pub fn from_tenant(error: &tenant::Error, api_key: bool) -> Failure {
+    let (reason, kind) = match error {
+        tenant::Error::LimitReached { .. } if api_key => {
+            ("KeyLimitReached", FailureKind::LimitReached)
+        }
+        tenant::Error::LimitReached { .. } => ("SecretLimitReached", FailureKind::LimitReached),
+        tenant::Error::NotFound { .. } if !api_key => {
+            ("OAuthClientNotFound", FailureKind::Permanent)
+        }
+        e if e.is_transient() => (e.reason(), FailureKind::Transient),
+        e => (e.reason(), FailureKind::Permanent),
+    };
+    let retry_after = match error {
+        tenant::Error::RateLimited { retry_after, .. } => *retry_after,
+        _ => None,
+    };
+    Failure {
+        reason,
+        message: chain(error),
+        kind,
+        retry_after,
+    }
+}
+
+/// No client for the tenant.
+pub fn from_access(error: &AccessError) -> Failure {
+    Failure {
+        reason: error.reason(),
+        message: format!("no client for the tenant: {}", chain(error)),
+        kind: if error.is_transient() {
+            FailureKind::Transient
+        } else {
+            FailureKind::Permanent
+        },
+        retry_after: None,
+    }
+}
+
+/// A failed Kubernetes write during an action (transient: the next reconcile repeats the
+/// step). For the Secret write, only the status code: the request carried the value.
+pub fn from_kube(what: &str, error: &kube::Error, show_detail: bool) -> Failure {
+    let detail = match error {
+        kube::Error::Api(status) if !show_detail => format!("HTTP {}", status.code),
+        _ if !show_detail => "request failed".to_owned(),
+        e => chain(e),
+    };
+    Failure {
+        reason: "KubernetesApiError",
+        message: format!("failed to {what}: {detail}"),
+        kind: FailureKind::Transient,
+        retry_after: None,
+    }
+}
+
+/// The SecretRotation's QlikTenant does not exist.
+pub fn tenant_not_found(name: &str) -> Failure {
+    Failure {
+        reason: "TenantNotFound",
+        message: format!("QlikTenant {name} not found in this namespace"),
+        kind: FailureKind::Permanent,
+        retry_after: None,
+    }
+}
