@@ -100,7 +100,8 @@ pub async fn observe(
     let rotate_requested_at = object
         .annotations()
         .get(ROTATE_REQUESTED_AT)
-        .and_then(|v| v.trim().parse::<Timestamp>().ok());
+        .and_then(|v| v.trim().parse::<Timestamp>().ok())
+        .map(schedule::whole_seconds_up);
     let observed = Observed {
         now: schedule::whole_seconds(now),
         generation: object.meta().generation,
@@ -154,7 +155,7 @@ async fn remote(
                 id: s.hint,
                 revision: None,
                 active: true,
-                created_at: s.created_at,
+                created_at: s.created_at.map(schedule::whole_seconds),
                 expires_at: None,
             })
             .collect();
@@ -171,8 +172,8 @@ async fn remote(
         .map(|k| RemoteCredential {
             revision: marker::revision(&k.description, uid),
             active: k.status == ApiKeyStatus::Active,
-            created_at: k.created,
-            expires_at: Some(k.expiry),
+            created_at: k.created.map(schedule::whole_seconds),
+            expires_at: Some(schedule::whole_seconds(k.expiry)),
             id: k.id,
         })
         .collect();

@@ -24,6 +24,17 @@ pub fn whole_seconds(at: Timestamp) -> Timestamp {
     Timestamp::from_second(at.as_second()).unwrap_or(at)
 }
 
+/// Rounds up to whole seconds: a request at `12:00:00.5` is newer than a rotation stored
+/// as `12:00:00`, and once answered (`lastRotationTime` = `12:00:01`) it is not newer any
+/// more.
+pub fn whole_seconds_up(at: Timestamp) -> Timestamp {
+    let down = whole_seconds(at);
+    if down == at {
+        return at;
+    }
+    add(down, Duration::from_secs(1))
+}
+
 /// How long an API key lives, from its `createdAt` to its `expiresAt`.
 fn lifetime(current: &CredentialRef) -> Option<Duration> {
     let created = current.created_at.as_ref()?.0;
@@ -103,4 +114,47 @@ pub fn human(d: Duration) -> String {
         out.push_str(&format!("{s}s"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_rounds_up_so_it_is_answered_exactly_once() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let request = whole_seconds_up(at("2026-01-01T12:00:00.5Z"));
+        assert_eq!(request, at("2026-01-01T12:00:01Z"));
+        // Newer than a rotation stored (in whole seconds) as 12:00:00 ...
+        assert!(request > whole_seconds(at("2026-01-01T12:00:00.2Z")));
+        // ... and, once answered (lastRotationTime = max(now, request)), not newer.
+        assert!(request <= at("2026-01-01T12:00:01Z"));
+        assert_eq!(
+            whole_seconds_up(at("2026-01-01T12:00:02Z")),
+            at("2026-01-01T12:00:02Z")
+        );
+    }
+
+    #[test]
+    fn seconds_until_expiry_counts_down_and_goes_negative() {
+        let status = SecretRotationStatus {
+            current: Some(CredentialRef {
+                id: Some("k".into()),
+                hint: None,
+                created_at: None,
+                expires_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    Timestamp::from_second(1_000).unwrap(),
+                )),
+                revoke_after: None,
+            }),
+            ..SecretRotationStatus::default()
+        };
+        let at = |s| Timestamp::from_second(s).unwrap();
+        assert_eq!(seconds_until_expiry(&status, at(400)), Some(600));
+        assert_eq!(seconds_until_expiry(&status, at(1_100)), Some(-100));
+        assert_eq!(
+            seconds_until_expiry(&SecretRotationStatus::default(), at(0)),
+            None
+        );
+    }
 }
