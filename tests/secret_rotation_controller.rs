@@ -417,6 +417,39 @@ async fn the_key_limit_is_reported_and_nothing_in_use_is_revoked() {
 }
 
 #[tokio::test]
+async fn the_client_secret_limit_is_reported_and_nothing_in_use_is_revoked() {
+    // The seeded secret and the rotated one fill a client that holds 2.
+    let rig = Rig::start(|c| c.max_client_secrets = 2).await;
+    let _running = Running::start(&rig, false);
+    rig.create(&oauth_rotation("m2m", "m2m-secret", Duration::ZERO))
+        .await;
+    rig.wait_settled("m2m", 1).await;
+    let secret1 = rig
+        .secret_value("m2m-secret", "client-secret")
+        .await
+        .unwrap();
+    rig.request_rotation(
+        "m2m",
+        jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1),
+    )
+    .await;
+    let stuck = rig
+        .wait_rotation("m2m", "Ready=False SecretLimitReached", |r| {
+            condition(r, "Ready")
+                .is_some_and(|c| c.status == "False" && c.reason == "SecretLimitReached")
+        })
+        .await;
+    assert_eq!(condition(&stuck, "Stalled").unwrap().status, "True");
+    assert_eq!(condition(&stuck, "Rotating").unwrap().status, "True");
+    assert!(
+        rig.client_secret_works(&secret1).await,
+        "the secret in use is not revoked"
+    );
+    assert!(rig.client_secret_works(CLIENT_SECRET).await);
+    assert_eq!(rig.hints().await.len(), 2);
+}
+
+#[tokio::test]
 async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     let rig = Rig::start(|_| {}).await;
     let running = Running::start(&rig, true);

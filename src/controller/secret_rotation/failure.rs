@@ -116,3 +116,67 @@ pub fn tenant_not_found(name: &str) -> Failure {
         retry_after: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tenant::{ApiErrors, CredentialSource};
+
+    #[test]
+    fn tenant_errors_map_to_reasons_kinds_and_waits() {
+        let limit = || tenant::Error::LimitReached {
+            operation: "create",
+            detail: ApiErrors::default(),
+        };
+        let key_limit = from_tenant(&limit(), true);
+        assert_eq!(
+            (key_limit.reason, key_limit.kind),
+            ("KeyLimitReached", FailureKind::LimitReached)
+        );
+        let secret_limit = from_tenant(&limit(), false);
+        assert_eq!(secret_limit.reason, "SecretLimitReached");
+        let missing_client = from_tenant(
+            &tenant::Error::NotFound {
+                operation: "oauth-clients.get",
+                detail: ApiErrors::default(),
+            },
+            false,
+        );
+        assert_eq!(
+            (missing_client.reason, missing_client.kind),
+            ("OAuthClientNotFound", FailureKind::Permanent)
+        );
+        let throttled = from_tenant(
+            &tenant::Error::RateLimited {
+                operation: "api-keys.list",
+                retry_after: Some(Duration::from_secs(9)),
+            },
+            true,
+        );
+        assert_eq!(throttled.kind, FailureKind::Transient);
+        assert_eq!(throttled.retry_after, Some(Duration::from_secs(9)));
+        let refused = from_tenant(
+            &tenant::Error::Unauthorized {
+                operation: "api-keys.list",
+                credential: CredentialSource::Secret {
+                    namespace: "web".into(),
+                    name: "qlik-admin".into(),
+                    key: "api-key".into(),
+                },
+                detail: ApiErrors::default(),
+            },
+            true,
+        );
+        assert_eq!(
+            (refused.reason, refused.kind),
+            ("Unauthorized", FailureKind::Permanent)
+        );
+        assert!(
+            refused.message.contains("web/qlik-admin"),
+            "{}",
+            refused.message
+        );
+    }
+}

@@ -687,3 +687,91 @@ fn an_unchanged_observation_gives_the_stored_status_back() {
         );
     }
 }
+
+/// Every side effect can fail: the phase (and the intent) stays, nothing else moves, and
+/// the retry waits as long as the kind of failure asks.
+#[test]
+fn every_failing_side_effect_keeps_its_phase() {
+    let failures = [
+        (tenant_down(), Requeue::After(RETRY_TRANSIENT)),
+        (
+            Failure {
+                reason: "RateLimited",
+                message: "rate limited".into(),
+                kind: FailureKind::Transient,
+                retry_after: Some(Duration::from_secs(11)),
+            },
+            Requeue::After(Duration::from_secs(11)),
+        ),
+        (
+            Failure {
+                reason: "KeyLimitReached",
+                message: "limit".into(),
+                kind: FailureKind::LimitReached,
+                retry_after: None,
+            },
+            Requeue::After(RETRY_LIMIT),
+        ),
+        (
+            Failure {
+                reason: "Forbidden",
+                message: "forbidden".into(),
+                kind: FailureKind::Permanent,
+                retry_after: None,
+            },
+            Requeue::After(RETRY_PERMANENT),
+        ),
+    ];
+    for phase in PHASES {
+        let o = in_phase(phase);
+        let decision = step(&o);
+        if decision.action == Action::Nothing {
+            continue;
+        }
+        for (failure, requeue) in &failures {
+            let done = after(&o, &decision, Err(failure));
+            assert_eq!(done.status.phase, phase, "{phase:?} × {}", failure.reason);
+            assert_eq!(done.status.current, o.status.current);
+            assert_eq!(done.status.previous, o.status.previous);
+            assert_eq!(done.status.pending, o.status.pending);
+            assert_eq!(done.action, Action::Nothing);
+            assert_eq!(done.requeue, *requeue, "{phase:?} × {}", failure.reason);
+            let stalled = failure.kind != FailureKind::Transient;
+            assert_eq!(
+                condition(&done.status, health::STALLED).0 == "True",
+                stalled,
+                "{phase:?} × {}",
+                failure.reason
+            );
+        }
+    }
+}
+
+/// A restart finds the phase in status but not whether its side effect happened; each
+/// phase's step is safe either way.
+#[test]
+fn a_restart_in_any_phase_converges_whether_or_not_its_side_effect_happened() {
+    // Creating: nothing created → create; created, not in the Secret → delete it first;
+    // in the Secret → adopt (the three cases above have their own tests).
+    // Publishing: annotating the rollout targets again is harmless.
+    let o = in_phase(Phase::Publishing);
+    assert_eq!(step(&o).action, Action::Rollout { revision: 4 });
+    // Revoking: the previous key may already be gone; revoking again counts as done (the
+    // client maps 404 to `AlreadyGone`), and the Secret's `.previous` removal is idempotent.
+    let mut o = in_phase(Phase::Revoking);
+    if let Ok(remote) = &mut o.remote {
+        remote.credentials.retain(|c| c.id != "k3");
+    }
+    let decision = step(&o);
+    assert_eq!(
+        decision.action,
+        Action::Revoke {
+            credential: Some("k3".into())
+        }
+    );
+    let done = after(&o, &decision, Ok(&Outcome::default()));
+    assert_eq!(
+        (done.status.phase, done.status.previous),
+        (Phase::Idle, None)
+    );
+}
