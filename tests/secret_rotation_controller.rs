@@ -450,6 +450,42 @@ async fn the_client_secret_limit_is_reported_and_nothing_in_use_is_revoked() {
 }
 
 #[tokio::test]
+async fn an_unknown_oauth_client_stalls_with_a_clear_reason_and_no_secret_is_written() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    let mut rotation = oauth_rotation("ghost", "ghost-secret", Duration::ZERO);
+    rotation
+        .spec
+        .credential
+        .oauth_client_secret
+        .as_mut()
+        .unwrap()
+        .client_id = "no-such-client".to_owned();
+    rig.create(&rotation).await;
+    let stalled = rig
+        .wait_rotation("ghost", "Stalled=True OAuthClientNotFound", |r| {
+            condition(r, "Stalled")
+                .is_some_and(|c| c.status == "True" && c.reason == "OAuthClientNotFound")
+        })
+        .await;
+    let ready = condition(&stalled, "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "OAuthClientNotFound")
+    );
+    assert!(
+        ready.message.contains("no-such-client"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        stalled.status.as_ref().unwrap().observed_generation,
+        stalled.metadata.generation
+    );
+    assert!(rig.secret("ghost-secret").await.is_none());
+}
+
+#[tokio::test]
 async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     let rig = Rig::start(|_| {}).await;
     let running = Running::start(&rig, true);
