@@ -18,16 +18,19 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
 use qlik_csp_operator::api::secret_rotation::{
     CREDENTIAL_REVISION, RolloutTarget, SECRET_ROTATION_LABEL, WorkloadKind,
 };
 use qlik_csp_operator::api::{CspEntry, SecretRotation, TenantRef};
+use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
 use qlik_csp_operator::controller::secret_rotation::{self, Clock, OffsetClock};
+use qlik_csp_operator::controller::tenant_clients::TenantClients;
 use qlik_csp_operator::controller::{Shared, csp_entry, tenant};
-use qlik_csp_operator::tenant::ApiKeyStatus;
+use qlik_csp_operator::tenant::{ApiKeyStatus, ClientConfig, NewApiKey};
 use rotation_rig::*;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 /// Controllers that stop when the test ends.
@@ -48,6 +51,28 @@ impl Running {
     /// The rotation controller, and with `all` the tenant and CspEntry controllers too.
     fn start(rig: &Rig, all: bool) -> Running {
         let shared: Arc<Shared> = support::controller_shared(&rig.env, Duration::from_millis(100));
+        Running::with_shared(shared, all)
+    }
+
+    /// As [`Running::start`], but tenant clients trust a credential Secret for an hour: only
+    /// the rotation's own notice makes them read it again.
+    fn start_with_long_secret_cache(rig: &Rig, all: bool) -> Running {
+        let short = support::controller_shared(&rig.env, Duration::from_millis(100));
+        let template = ClientConfig {
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            ..ClientConfig::new("https://set-per-tenant.invalid")
+        };
+        let shared = Arc::new(Shared {
+            kube: short.kube.clone(),
+            tenants: TenantClients::new(template, Duration::from_secs(3600)),
+            remote: RemoteCache::default(),
+            settings: short.settings.clone(),
+        });
+        Running::with_shared(shared, all)
+    }
+
+    fn with_shared(shared: Arc<Shared>, all: bool) -> Running {
         let clock = OffsetClock::default();
         let mut tasks = vec![tokio::spawn(secret_rotation::run_with_clock(
             shared.clone(),
@@ -488,7 +513,24 @@ async fn an_unknown_oauth_client_stalls_with_a_clear_reason_and_no_secret_is_wri
 #[tokio::test]
 async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     let rig = Rig::start(|_| {}).await;
-    let running = Running::start(&rig, true);
+    // The operator starts with a key issued by the tenant (so it can be revoked), read from
+    // the Secret the SecretRotation then rotates.
+    let bootstrap = rig
+        .admin()
+        .create_api_key(&NewApiKey {
+            description: "bootstrap key, created by hand".to_owned(),
+            expiry: None,
+        })
+        .await
+        .unwrap();
+    let patch = json!({ "stringData": { ADMIN_SECRET_KEY: bootstrap.token.expose_secret() } });
+    rig.api::<Secret>()
+        .patch(ADMIN_SECRET, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    // Tenant clients that trusted the Secret for an hour would keep a revoked key and be
+    // refused, unless the rotation has them read it again at once.
+    let running = Running::start_with_long_secret_cache(&rig, true);
     let entries: kube::Api<CspEntry> = rig.api();
     let entry = |name: &str, origin: &str| {
         CspEntry::new(
@@ -523,7 +565,11 @@ async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
         .secret_value(ADMIN_SECRET, ADMIN_SECRET_KEY)
         .await
         .unwrap();
-    assert_ne!(own1, ADMIN_KEY);
+    assert_ne!(own1, bootstrap.token.expose_secret());
+    // The hand-made key is not the operator's to revoke; its owner revokes it now, and the
+    // operator must already be using its own.
+    assert!(rig.api_key_works(bootstrap.token.expose_secret()).await);
+    rig.admin().delete_api_key(&bootstrap.key.id).await.unwrap();
     // A user's Secret is not taken over: no owner reference.
     assert!(
         rig.secret(ADMIN_SECRET)
