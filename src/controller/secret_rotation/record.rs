@@ -47,6 +47,12 @@ pub async fn write_status(
 
 pub async fn publish_notes(recorder: &Recorder, object: &SecretRotation, notes: &[Note]) {
     for note in notes {
+        // Notes name credentials by id or hint only, so they can be logged as they are.
+        if note.warning {
+            tracing::warn!(reason = note.reason, "{}", note.message);
+        } else {
+            tracing::info!(reason = note.reason, "{}", note.message);
+        }
         let event = Event {
             type_: if note.warning {
                 EventType::Warning
