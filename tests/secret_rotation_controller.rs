@@ -511,6 +511,74 @@ async fn an_unknown_oauth_client_stalls_with_a_clear_reason_and_no_secret_is_wri
 }
 
 #[tokio::test]
+async fn a_deleted_rotation_revokes_what_nobody_can_use_and_keeps_a_users_secret_working() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    // Its own Secret goes with it: its secret is revoked.
+    let owned = rig
+        .create(&oauth_rotation("owned", "owned-secret", Duration::ZERO))
+        .await;
+    // A Secret of the user's stays: its key keeps working.
+    rig.create(&Secret {
+        metadata: meta("users-secret"),
+        string_data: Some(std::collections::BTreeMap::from([(
+            "note".to_owned(),
+            "kept".to_owned(),
+        )])),
+        ..Secret::default()
+    })
+    .await;
+    let users = rig
+        .create(&api_key_rotation("users", "users-secret", Duration::ZERO))
+        .await;
+    let owned_hint = rig
+        .wait_settled("owned", 1)
+        .await
+        .status
+        .unwrap()
+        .current
+        .unwrap()
+        .hint;
+    rig.wait_settled("users", 1).await;
+    let token = rig.secret_value("users-secret", "token").await.unwrap();
+    for name in ["owned", "users"] {
+        assert!(
+            rig.rotation(name)
+                .await
+                .finalizers()
+                .contains(&"qlikops.io/secret-rotation".to_owned())
+        );
+        rig.api::<SecretRotation>()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    support::eventually("both SecretRotations gone", DEADLINE, || async {
+        let api = rig.api::<SecretRotation>();
+        (api.get_opt("owned").await.unwrap().is_none()
+            && api.get_opt("users").await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+    let hints = rig.hints().await;
+    assert!(
+        !hints.contains(&owned_hint.unwrap()),
+        "the owned secret's credential is revoked"
+    );
+    assert_eq!(hints.len(), 1, "only the seeded secret remains: {hints:?}");
+    assert!(
+        rig.api_key_works(&token).await,
+        "the user's Secret keeps a working key"
+    );
+    assert_eq!(rig.keys_of(&users).await.len(), 1);
+    assert_eq!(
+        rig.secret_value("users-secret", "note").await.as_deref(),
+        Some("kept")
+    );
+    drop(owned);
+}
+
+#[tokio::test]
 async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     let rig = Rig::start(|_| {}).await;
     // The operator starts with a key issued by the tenant (so it can be revoked), read from

@@ -31,12 +31,21 @@ pub enum Error {
     },
     #[error("failed to record the status")]
     Status(#[source] kube::Error),
+    #[error("failed to update the finalizer")]
+    Finalizer(#[source] kube::Error),
+    /// A retryable tenant failure while revoking the credentials of a deleted
+    /// SecretRotation.
+    #[error("failed to revoke the credentials of the deleted SecretRotation: {0}")]
+    Cleanup(String),
 }
 
 impl Error {
     /// The condition and event reason.
     pub fn reason(&self) -> &'static str {
-        "KubernetesApiError"
+        match self {
+            Error::Cleanup(_) => "CleanupFailed",
+            _ => "KubernetesApiError",
+        }
     }
 }
 

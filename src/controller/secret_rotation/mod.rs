@@ -5,12 +5,13 @@
 //! [`step`] (pure, with the injected [`clock`]) → status written when it changed →
 //! [`act`] (one side effect) → [`step::after`] → status and events ([`record`]).
 //! [`schedule`] holds the time arithmetic (and the gauge's [`seconds_until_expiry`]),
-//! [`health`] the conditions, [`marker`] the API key description marker, [`failure`] the
+//! [`health`] the conditions, [`finalize`] the cleanup on deletion, [`marker`] the API key description marker, [`failure`] the
 //! mapping of errors to condition reasons.
 
 pub mod act;
 pub mod clock;
 pub mod failure;
+pub mod finalize;
 pub mod health;
 pub mod marker;
 pub mod observe;
@@ -102,11 +103,21 @@ async fn reconcile(object: Arc<SecretRotation>, context: Arc<Context>) -> Result
     result
 }
 
-async fn sync(object: &SecretRotation, context: &Context) -> Result<Requeue, Error> {
+async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Error> {
     let shared = &context.shared;
-    let Some(observation) = observe::observe(shared, context.clock.now(), object).await? else {
+    let Some(object) = observe::read_fresh(shared, stored).await? else {
         return Ok(Requeue::await_change());
     };
+    if object.meta().deletion_timestamp.is_some() {
+        finalize::finalize(shared, &context.recorder, &object).await?;
+        return Ok(Requeue::await_change());
+    }
+    // Before anything is created: a deleted SecretRotation revokes what it made.
+    if !finalize::has_finalizer(&object) {
+        finalize::add(shared, &object).await?;
+        return Ok(Requeue::requeue(Duration::ZERO));
+    }
+    let observation = observe::observe(shared, context.clock.now(), object).await?;
     let o = &observation.observed;
     let decision = step::step(o);
     let stored = observation.object.status.clone().unwrap_or_default();
@@ -119,7 +130,7 @@ async fn sync(object: &SecretRotation, context: &Context) -> Result<Requeue, Err
             failpoint::hit(failpoint::rotation::AFTER_INTENT);
         }
     }
-    record::publish_notes(&context.recorder, object, &decision.notes).await;
+    record::publish_notes(&context.recorder, &observation.object, &decision.notes).await;
     if decision.action == Action::Nothing {
         return Ok(requeue(decision.requeue, o.now, observation.health));
     }
@@ -129,7 +140,7 @@ async fn sync(object: &SecretRotation, context: &Context) -> Result<Requeue, Err
     }
     let last = step::after(o, &decision, outcome.as_ref());
     record::write_status(shared, &fresh, &last.status).await?;
-    record::publish_notes(&context.recorder, object, &last.notes).await;
+    record::publish_notes(&context.recorder, &observation.object, &last.notes).await;
     Ok(requeue(last.requeue, o.now, observation.health))
 }
 

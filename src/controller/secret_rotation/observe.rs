@@ -35,28 +35,27 @@ pub struct Observation {
     pub health: Duration,
 }
 
-/// `None` when the SecretRotation is gone.
+/// The SecretRotation as stored now; `None` when it is gone.
+pub async fn read_fresh(
+    shared: &Shared,
+    object: &SecretRotation,
+) -> Result<Option<SecretRotation>, Error> {
+    let name = object.name_any();
+    let rotations: Api<SecretRotation> =
+        Api::namespaced(shared.kube.clone(), &object.namespace().unwrap_or_default());
+    rotations
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::ReadObject { name, source })
+}
+
+/// Observes `object` (as returned by [`read_fresh`]).
 pub async fn observe(
     shared: &Shared,
     now: Timestamp,
-    object: &SecretRotation,
-) -> Result<Option<Observation>, Error> {
+    object: SecretRotation,
+) -> Result<Observation, Error> {
     let namespace = object.namespace().unwrap_or_default();
-    let name = object.name_any();
-    let rotations: Api<SecretRotation> = Api::namespaced(shared.kube.clone(), &namespace);
-    let Some(object) = rotations
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::ReadObject {
-            name: name.clone(),
-            source,
-        })?
-    else {
-        return Ok(None);
-    };
-    if object.meta().deletion_timestamp.is_some() {
-        return Ok(None);
-    }
     let status = object.status.clone().unwrap_or_default();
     let tenant_name = &object.spec.tenant_ref.name;
     let tenants: Api<QlikTenant> = Api::namespaced(shared.kube.clone(), &namespace);
@@ -111,13 +110,13 @@ pub async fn observe(
         secret: secret_facts(secret.as_ref(), &object.spec.secret.key),
         remote,
     };
-    Ok(Some(Observation {
+    Ok(Observation {
         observed,
         object,
         client,
         secret,
         health,
-    }))
+    })
 }
 
 fn secret_facts(secret: Option<&Secret>, key: &str) -> SecretFacts {
