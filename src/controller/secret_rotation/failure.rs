@@ -100,18 +100,27 @@ pub fn from_access(error: &AccessError) -> Failure {
     }
 }
 
-/// A failed Kubernetes write during an action (transient: the next reconcile repeats the
-/// step). For the Secret write, only the status code: the request carried the value.
+/// A failed Kubernetes write during an action: retried, except when RBAC forbids it (a
+/// person must grant it). For the Secret write, only the status code: the request carried
+/// the value.
 pub fn from_kube(what: &str, error: &kube::Error, show_detail: bool) -> Failure {
-    let detail = match error {
-        kube::Error::Api(status) if !show_detail => format!("HTTP {}", status.code),
+    let code = match error {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    };
+    let detail = match code {
+        Some(code) if !show_detail => format!("HTTP {code}"),
         _ if !show_detail => "request failed".to_owned(),
-        e => chain(e),
+        _ => chain(error),
+    };
+    let (reason, kind) = match code {
+        Some(401 | 403) => ("KubernetesForbidden", FailureKind::Permanent),
+        _ => ("KubernetesApiError", FailureKind::Transient),
     };
     Failure {
-        reason: "KubernetesApiError",
+        reason,
         message: format!("failed to {what}: {detail}"),
-        kind: FailureKind::Transient,
+        kind,
         retry_after: None,
     }
 }
@@ -186,6 +195,28 @@ mod tests {
             refused.message.contains("web/qlik-admin"),
             "{}",
             refused.message
+        );
+    }
+
+    #[test]
+    fn a_forbidden_kubernetes_write_stalls_and_the_secret_write_shows_only_the_code() {
+        let api = |code: u16, message: &str| {
+            let mut status = kube::core::Status::failure(message, "Forbidden");
+            status.code = code;
+            kube::Error::Api(status.boxed())
+        };
+        let forbidden = from_kube("write the Secret", &api(403, "secrets is forbidden"), false);
+        assert_eq!(
+            (forbidden.reason, forbidden.kind),
+            ("KubernetesForbidden", FailureKind::Permanent)
+        );
+        assert_eq!(forbidden.message, "failed to write the Secret: HTTP 403");
+        let conflict = from_kube("annotate", &api(409, "the object has been modified"), true);
+        assert_eq!(conflict.kind, FailureKind::Transient);
+        assert!(
+            conflict.message.contains("modified"),
+            "{}",
+            conflict.message
         );
     }
 }
