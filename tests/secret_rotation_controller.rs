@@ -578,6 +578,57 @@ async fn a_deleted_rotation_revokes_what_nobody_can_use_and_keeps_a_users_secret
     drop(owned);
 }
 
+/// The tenant creates the credential but its answer is lost (a 5xx after the fact): the
+/// value is gone, so the credential must be found (marker or unknown hint) and revoked,
+/// and a new one created.
+#[tokio::test]
+async fn a_lost_create_answer_is_recovered_without_leaking_a_credential() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    for (method_path, rotation) in [
+        (
+            "/api/v1/api-keys",
+            api_key_rotation("key", "key-qlik", Duration::ZERO),
+        ),
+        (
+            "/api/v1/oauth-clients/*/client-secrets",
+            oauth_rotation("m2m", "m2m-secret", Duration::ZERO),
+        ),
+    ] {
+        rig.fault(json!({
+            "method": "POST", "path": method_path, "fault": "status", "status": 503,
+            "when": "after", "times": 1,
+        }))
+        .await;
+        rig.create(&rotation).await;
+    }
+    let key = rig.wait_settled("key", 1).await;
+    let m2m = rig.wait_settled("m2m", 1).await;
+    let token = rig.secret_value("key-qlik", "token").await.unwrap();
+    assert!(rig.api_key_works(&token).await);
+    let keys = rig.keys_of(&key).await;
+    assert_eq!(keys.len(), 1, "the stranded key is revoked: {keys:?}");
+    let secret = rig
+        .secret_value("m2m-secret", "client-secret")
+        .await
+        .unwrap();
+    assert!(rig.client_secret_works(&secret).await);
+    let hints = rig.hints().await;
+    assert_eq!(
+        hints.len(),
+        2,
+        "the seeded secret and one rotated: {hints:?}"
+    );
+    assert!(hints.contains(&m2m.status.unwrap().current.unwrap().hint.unwrap()));
+    let creates: Vec<_> = rig
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["status"] == 503)
+        .collect();
+    assert_eq!(creates.len(), 2, "both faults hit: {creates:?}");
+}
+
 #[tokio::test]
 async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     let rig = Rig::start(|_| {}).await;

@@ -140,6 +140,19 @@ impl Rig {
         assert!(answer.status().is_success(), "{url}: {}", answer.status());
     }
 
+    /// Adds an emulator fault rule (see `qlik-tenant-emulator --help`).
+    pub async fn fault(&self, rule: Value) {
+        let url = format!("{}/_emulator/faults", self.emulator.base_url());
+        let answer = self
+            .control
+            .post(&url)
+            .json(&rule)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+    }
+
     /// The emulator's request log.
     pub async fn requests(&self) -> Vec<Value> {
         let url = format!("{}/_emulator/requests", self.emulator.base_url());
