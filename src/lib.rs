@@ -9,12 +9,14 @@
 //! - [`render`]: offline header rendering from manifests (`qlik-csp-operator render`).
 //! - [`telemetry`]: the log setup (metrics and health endpoints to come).
 //! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
+//! - [`failpoint`]: named crash points for crash-safety tests (`QLIKOPS_FAILPOINT`).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod controller;
 pub mod csp;
 pub mod emulator;
+pub mod failpoint;
 pub mod render;
 pub mod telemetry;
 pub mod tenant;

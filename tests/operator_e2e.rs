@@ -1,7 +1,8 @@
 //! End to end: the `qlik-csp-operator run` binary against a real apiserver and the tenant
 //! emulator, with the manifests of `examples/` applied as a user would: the tenant becomes
 //! Ready, every CspEntry Ready, the header lands in the ConfigMap exactly as
-//! `qlik-csp-operator render` previews it, and the Ingress serving it is annotated.
+//! `qlik-csp-operator render` previews it, the Ingress serving it is annotated, and every
+//! SecretRotation becomes Ready with its credential in its Secret.
 //!
 //! The operator runs as in a cluster: with leader election, its health and metrics endpoint
 //! on a loopback port, and the emulator's host allowed. The test scrapes `/readyz` and
@@ -18,7 +19,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::ApiResource;
-use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde::Deserialize;
@@ -41,7 +42,11 @@ impl Drop for Operator {
 fn examples() -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut objects = Vec::new();
-    for file in ["qlik-tenant.yaml", "csp-entries.yaml"] {
+    for file in [
+        "qlik-tenant.yaml",
+        "csp-entries.yaml",
+        "secret-rotation.yaml",
+    ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         for document in serde_norway::Deserializer::from_str(&text) {
             objects.push(Value::deserialize(document).unwrap());
@@ -65,6 +70,11 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
     let ns = env.namespace.clone();
     let emulator = Emulator::start(EmulatorConfig {
         admin_api_keys: vec![KEY.into()],
+        // The OAuth client of examples/secret-rotation.yaml.
+        oauth_clients: vec![(
+            "6c1e9a0f27b34d58a1f0e2d4c3b5a697".into(),
+            "e2e-seeded-client-secret-0123456789".into(),
+        )],
         ..Default::default()
     })
     .await
@@ -92,6 +102,7 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         .unwrap();
 
     let mut entry_names = Vec::new();
+    let mut rotation_names = Vec::new();
     for mut object in examples() {
         object["metadata"]["namespace"] = json!(ns);
         let resource = match object["kind"].as_str() {
@@ -104,6 +115,10 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
             Some("CspEntry") => {
                 entry_names.push(object["metadata"]["name"].as_str().unwrap().to_owned());
                 ApiResource::erase::<CspEntry>(&())
+            }
+            Some("SecretRotation") => {
+                rotation_names.push(object["metadata"]["name"].as_str().unwrap().to_owned());
+                ApiResource::erase::<SecretRotation>(&())
             }
             other => panic!("unexpected kind {other:?} in examples/"),
         };
@@ -147,6 +162,29 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         .await;
     }
 
+    let rotations: Api<SecretRotation> = Api::namespaced(env.client.clone(), &ns);
+    for name in &rotation_names {
+        eventually(
+            &format!("SecretRotation {name} to be Ready"),
+            DEADLINE,
+            || async {
+                let rotation = rotations.get(name).await.ok()?;
+                is_ready(serde_json::to_value(&rotation).ok()?.get("status")).then_some(())
+            },
+        )
+        .await;
+        let secret = &rotations.get(name).await.unwrap().spec.secret;
+        let stored = Api::<Secret>::namespaced(env.client.clone(), &ns)
+            .get(&secret.name)
+            .await
+            .unwrap();
+        assert!(
+            stored.data.unwrap().contains_key(&secret.key),
+            "{name}: no {}",
+            secret.key
+        );
+    }
+
     let examples_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let preview = qlik_csp_operator::render::render_paths(&[examples_dir]).unwrap();
     let expected = preview[0].header.clone();
@@ -186,7 +224,10 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         ok.then_some(response.text().await.ok()?)
     })
     .await;
-    assert_eq!(readyz, "tenant: synced\ncsp-entry: synced\n");
+    assert_eq!(
+        readyz,
+        "tenant: synced\ncsp-entry: synced\nsecret-rotation: synced\n"
+    );
     let healthz = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), reqwest::StatusCode::OK);
 
@@ -200,6 +241,8 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         r#"qlikops_tenant_requests_total{operation="tenants.me",status="302"}"#,
         r#"qlikops_tenant_requests_total{operation="csp-origins.create",status="201"}"#,
         &format!(r#"qlikops_header_bytes{{namespace="{ns}",tenant="acme"}}"#),
+        r#"qlikops_reconcile_total{controller="secret-rotation",result="success"}"#,
+        &format!(r#"qlikops_credential_expiry_seconds{{namespace="{ns}",name="reports-api-key"}}"#),
     ] {
         let value = sample(&metrics, series).unwrap_or_else(|| panic!("{series} in\n{metrics}"));
         assert!(value > 0.0, "{series} is {value}");
@@ -211,6 +254,12 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         ),
         Some(expected.len() as f64)
     );
+    // The example's key asks for 24h, the tenant's cap.
+    let expiry = sample(
+        &metrics,
+        &format!(r#"qlikops_credential_expiry_seconds{{namespace="{ns}",name="reports-api-key"}}"#),
+    );
+    assert!(expiry.is_some_and(|s| s <= 86_400.0), "{expiry:?}");
     for secret in [KEY, "127.0.0.1", "https://"] {
         assert!(!metrics.contains(secret), "/metrics contains {secret:?}");
     }

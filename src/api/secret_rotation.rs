@@ -10,6 +10,14 @@ use super::common::TenantRef;
 
 /// Annotation that requests a rotation now; its value is an RFC 3339 time.
 pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
+/// Label on a rotated Secret naming the `SecretRotation` that writes it.
+pub const SECRET_ROTATION_LABEL: &str = "qlikops.io/secret-rotation";
+/// Annotation on a rotated Secret (and on rollout targets' pod templates): the revision of
+/// the credential under `key`.
+pub const CREDENTIAL_REVISION: &str = "qlikops.io/credential-revision";
+/// Annotation on a rotated Secret: the API key id or OAuth secret hint of the credential
+/// under `key` (identifiers only, never the value).
+pub const CREDENTIAL_ID: &str = "qlikops.io/credential-id";
 
 /// Rotates an API key or an OAuth client secret and keeps the current one in a Secret.
 // clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
@@ -204,6 +212,31 @@ pub struct SecretRotationStatus {
     /// When the last rotation completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotation_time: Option<Time>,
+    /// The rotation in flight, recorded before its credential is created so that a crash
+    /// at any point can be recovered (the marker and the hints that existed before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRotation>,
+}
+
+/// A rotation that has been decided but whose credential may not exist yet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRotation {
+    /// The revision the new credential gets (and its API key description marker).
+    pub revision: i64,
+    /// Why it rotates: `Initial`, `Scheduled`, `RotationRequested`, `SecretMissing`,
+    /// `CredentialRevoked`.
+    pub reason: String,
+    /// When it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// The manual request (annotation time) it answers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Time>,
+    /// OAuth: the client's secret hints before the new secret was created; any other hint
+    /// found after a crash is this rotation's lost secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_hints: Vec<String>,
 }
 
 /// Identifies a credential on the tenant without revealing it.

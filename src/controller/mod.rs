@@ -2,6 +2,7 @@
 //!
 //! - [`tenant`]: `QlikTenant` connection check and header publishing.
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
+//! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`conditions`]: kstatus-style conditions without churn.
 //! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
@@ -15,6 +16,7 @@ pub mod csp_entry;
 pub mod leader;
 pub mod process;
 pub mod rbac;
+pub mod secret_rotation;
 pub mod tenant;
 pub mod tenant_clients;
 
@@ -142,5 +144,9 @@ pub async fn run(kube: Client, settings: Settings, runtime: Runtime) {
         settings,
         runtime,
     });
-    tokio::join!(tenant::run::run(shared.clone()), csp_entry::run(shared));
+    tokio::join!(
+        tenant::run::run(shared.clone()),
+        csp_entry::run(shared.clone()),
+        secret_rotation::run(shared)
+    );
 }

@@ -96,8 +96,8 @@ pub const REQUIRED_PERMISSIONS: &[Permission] = &[
     watched(
         "qlikops.io",
         "secretrotations/status",
-        &["patch"],
-        "secret-rotation controller: the rotation state machine's phase and conditions",
+        &["update", "patch"],
+        "secret-rotation controller: the state machine's phase, written with a resourceVersion-guarded update so a stale copy never repeats a step",
     ),
     watched(
         "qlikops.io",

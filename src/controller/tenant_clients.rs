@@ -81,6 +81,10 @@ struct Settings {
 
 struct Cached {
     settings: Settings,
+    /// The credential Secret's name (in the tenant's namespace).
+    secret_name: String,
+    /// Set when the operator itself wrote the Secret: read it again before the next use.
+    stale: bool,
     secret_version: Option<String>,
     secret_read_at: Instant,
     client: TenantClient,
@@ -153,6 +157,8 @@ impl TenantClients {
                 cached.secret_version = secret_version;
             }
             cached.secret_read_at = Instant::now();
+            cached.stale = false;
+            secret_name.clone_into(&mut cached.secret_name);
             return Ok(cached.client.clone());
         }
         let mut config = self.template.clone();
@@ -165,6 +171,8 @@ impl TenantClients {
         let client = TenantClient::new(config, credential, source)?;
         let cached = Cached {
             settings,
+            secret_name: secret_name.to_owned(),
+            stale: false,
             secret_version,
             secret_read_at: Instant::now(),
             client: client.clone(),
@@ -197,11 +205,27 @@ impl TenantClients {
         }
     }
 
+    /// The operator wrote Secret `namespace/name` (a rotation): every tenant that
+    /// authenticates with it reads it again before its next call, so the operator switches
+    /// to the new credential at once rather than after `secret_max_age`.
+    pub fn secret_written(&self, namespace: &str, name: &str) {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, cached) in clients.iter_mut() {
+            if key.0 == namespace && cached.secret_name == name {
+                cached.stale = true;
+            }
+        }
+    }
+
     fn fresh(&self, key: &TenantKey, settings: &Settings) -> Option<TenantClient> {
         let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients
             .get(key)
-            .filter(|c| c.settings == *settings && c.secret_read_at.elapsed() < self.secret_max_age)
+            .filter(|c| {
+                c.settings == *settings
+                    && !c.stale
+                    && c.secret_read_at.elapsed() < self.secret_max_age
+            })
             .map(|c| c.client.clone())
     }
 }

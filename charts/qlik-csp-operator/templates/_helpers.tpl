@@ -75,7 +75,7 @@ either direction.
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["qlikops.io"]
   resources: ["secretrotations/status"]
-  verbs: ["patch"]
+  verbs: ["update", "patch"]
 - apiGroups: ["qlikops.io"]
   resources: ["secretrotations/finalizers"]
   verbs: ["update"]

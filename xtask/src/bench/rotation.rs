@@ -58,16 +58,21 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
     let tracker = Tracker::start(rotations.clone(), watcher::Config::default()).await?;
     tracker
         .wait_for("the first credential", ROTATION_DEADLINE, |r| {
-            r.values().any(|r| settled_at(r).is_some_and(|rev| rev >= 1))
+            r.values()
+                .any(|r| settled_at(r).is_some_and(|rev| rev >= 1))
         })
         .await?;
-    let first = tracker.read(|r| r.values().find_map(settled_at))?.unwrap_or(1);
+    let first = tracker
+        .read(|r| r.values().find_map(settled_at))?
+        .unwrap_or(1);
 
     let consumer = Consumer::start(bench, namespace, &emulator)?;
     let start = Instant::now();
     for done in 1..=ROTATIONS {
         // Whole seconds: the operator compares the request with the last rotation's time.
-        let requested = jiff::Timestamp::now().round(jiff::Unit::Second).map_err(|e| e.to_string())?;
+        let requested = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .map_err(|e| e.to_string())?;
         rotations
             .patch(
                 NAME,
@@ -79,9 +84,14 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
             .await
             .map_err(|e| format!("failed to request rotation {done}: {e}"))?;
         tracker
-            .wait_for(&format!("rotation {done} to complete"), ROTATION_DEADLINE, |r| {
-                r.values().any(|r| settled_at(r).is_some_and(|rev| rev >= first + done))
-            })
+            .wait_for(
+                &format!("rotation {done} to complete"),
+                ROTATION_DEADLINE,
+                |r| {
+                    r.values()
+                        .any(|r| settled_at(r).is_some_and(|rev| rev >= first + done))
+                },
+            )
             .await?;
     }
     let elapsed = start.elapsed();
@@ -159,7 +169,8 @@ impl Consumer {
                 let answer = http.get(&url).bearer_auth(token).send().await;
                 counted.fetch_add(1, Ordering::Relaxed);
                 // users/me answers with a redirect to the user when the credential works.
-                let accepted = answer.is_ok_and(|a| a.status().is_success() || a.status().is_redirection());
+                let accepted =
+                    answer.is_ok_and(|a| a.status().is_success() || a.status().is_redirection());
                 if !accepted {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }

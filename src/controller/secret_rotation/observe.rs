@@ -1,0 +1,193 @@
+//! Observe: the SecretRotation read fresh from the apiserver (a cached copy may lag behind
+//! the status this controller just wrote), its QlikTenant and Secret, and the tenant's
+//! credentials (API keys with the marker, or the OAuth client's secret hints). Reads only.
+//! Tenant failures become part of the observation; apiserver failures are errors.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+
+use super::failure::{self, Error};
+use super::marker;
+use super::observed::{Observed, Remote, RemoteCredential, SecretFacts};
+use super::schedule;
+use crate::api::secret_rotation::{CREDENTIAL_ID, CREDENTIAL_REVISION, Phase, ROTATE_REQUESTED_AT};
+use crate::api::{QlikTenant, SecretRotation};
+use crate::controller::Shared;
+use crate::tenant::{ApiKeyStatus, TenantClient};
+
+/// How often a credential is checked against the tenant when no tenant says otherwise.
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(600);
+
+/// The observation, plus what the action needs.
+pub struct Observation {
+    pub observed: Observed,
+    /// The SecretRotation as read now.
+    pub object: SecretRotation,
+    /// Present when the tenant could be reached.
+    pub client: Option<TenantClient>,
+    /// The Secret as read now (holds the current value, which moves to `.previous`).
+    pub secret: Option<Secret>,
+    /// The longest wait before the next check (the tenant's drift interval).
+    pub health: Duration,
+}
+
+/// The SecretRotation as stored now; `None` when it is gone.
+pub async fn read_fresh(
+    shared: &Shared,
+    object: &SecretRotation,
+) -> Result<Option<SecretRotation>, Error> {
+    let name = object.name_any();
+    let rotations: Api<SecretRotation> =
+        Api::namespaced(shared.kube.clone(), &object.namespace().unwrap_or_default());
+    rotations
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::ReadObject { name, source })
+}
+
+/// Observes `object` (as returned by [`read_fresh`]).
+pub async fn observe(
+    shared: &Shared,
+    now: Timestamp,
+    object: SecretRotation,
+) -> Result<Observation, Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let status = object.status.clone().unwrap_or_default();
+    let tenant_name = &object.spec.tenant_ref.name;
+    let tenants: Api<QlikTenant> = Api::namespaced(shared.kube.clone(), &namespace);
+    let tenant = tenants
+        .get_opt(tenant_name)
+        .await
+        .map_err(|source| Error::ReadTenant {
+            name: tenant_name.clone(),
+            source,
+        })?;
+    let configured = tenant
+        .as_ref()
+        .map_or(DEFAULT_HEALTH_INTERVAL, |t| t.spec.sync_interval.into());
+    let health = shared.settings.drift_interval(configured);
+
+    let secret_name = &object.spec.secret.name;
+    let secrets: Api<Secret> = Api::namespaced(shared.kube.clone(), &namespace);
+    let secret = secrets
+        .get_opt(secret_name)
+        .await
+        .map_err(|source| Error::ReadSecret {
+            name: secret_name.clone(),
+            source,
+        })?;
+
+    let api_key = object.spec.credential.api_key.is_some();
+    let (client, remote) = match &tenant {
+        None => (None, Err(failure::tenant_not_found(tenant_name))),
+        Some(tenant) => match shared.tenants.for_tenant(&shared.kube, tenant).await {
+            Err(e) => (None, Err(failure::from_access(&e))),
+            Ok(client) => {
+                let uid = object.meta().uid.clone().unwrap_or_default();
+                let remote = remote(&client, &object, &uid, status.phase)
+                    .await
+                    .map_err(|e| failure::from_tenant(&e, api_key));
+                (Some(client), remote)
+            }
+        },
+    };
+
+    let rotate_requested_at = object
+        .annotations()
+        .get(ROTATE_REQUESTED_AT)
+        .and_then(|v| v.trim().parse::<Timestamp>().ok())
+        .map(schedule::whole_seconds_up);
+    let observed = Observed {
+        now: schedule::whole_seconds(now),
+        generation: object.meta().generation,
+        spec: object.spec.clone(),
+        status,
+        rotate_requested_at,
+        secret: secret_facts(secret.as_ref(), &object.spec.secret.key),
+        remote,
+    };
+    Ok(Observation {
+        observed,
+        object,
+        client,
+        secret,
+        health,
+    })
+}
+
+fn secret_facts(secret: Option<&Secret>, key: &str) -> SecretFacts {
+    let Some(secret) = secret else {
+        return SecretFacts::default();
+    };
+    let has_value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .is_some_and(|v| !v.0.iter().all(u8::is_ascii_whitespace));
+    let annotations = secret.annotations();
+    SecretFacts {
+        exists: true,
+        has_value,
+        revision: annotations
+            .get(CREDENTIAL_REVISION)
+            .and_then(|r| r.parse().ok()),
+        credential_id: annotations.get(CREDENTIAL_ID).cloned(),
+    }
+}
+
+async fn remote(
+    client: &TenantClient,
+    object: &SecretRotation,
+    uid: &str,
+    phase: Phase,
+) -> Result<Remote, crate::tenant::Error> {
+    if let Some(oauth) = &object.spec.credential.oauth_client_secret {
+        let found = client.get_oauth_client(&oauth.client_id).await?;
+        let credentials = found
+            .client_secrets
+            .into_iter()
+            .map(|s| RemoteCredential {
+                id: s.hint,
+                revision: None,
+                active: true,
+                created_at: s.created_at.map(schedule::whole_seconds),
+                expires_at: None,
+            })
+            .collect();
+        return Ok(Remote {
+            credentials,
+            max_expiry: None,
+        });
+    }
+    let keys = client
+        .find_api_keys_by_description_marker(&marker::prefix(uid))
+        .await?;
+    let credentials = keys
+        .into_iter()
+        .map(|k| RemoteCredential {
+            revision: marker::revision(&k.description, uid),
+            active: k.status == ApiKeyStatus::Active,
+            created_at: k.created.map(schedule::whole_seconds),
+            expires_at: Some(schedule::whole_seconds(k.expiry)),
+            id: k.id,
+        })
+        .collect();
+    // The limit matters only when a key is about to be created.
+    let max_expiry = if phase == Phase::Creating {
+        let tenant_id = client.tenant_id().await?;
+        client
+            .api_keys_config(&tenant_id)
+            .await?
+            .max_api_key_expiry()
+    } else {
+        None
+    };
+    Ok(Remote {
+        credentials,
+        max_expiry,
+    })
+}

@@ -1,0 +1,157 @@
+//! What the pure [`step`](super::step) sees and decides: plain data, built by
+//! [`observe`](super::observe) and tested without a cluster or a tenant.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::api::{SecretRotationSpec, SecretRotationStatus};
+
+/// Everything the decision depends on, including the time.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// Whole seconds (see [`super::schedule::whole_seconds`]).
+    pub now: Timestamp,
+    pub generation: Option<i64>,
+    pub spec: SecretRotationSpec,
+    /// As stored, read fresh from the apiserver (not from a cache that may lag).
+    pub status: SecretRotationStatus,
+    /// The `qlikops.io/rotate-requested-at` annotation, when it parses.
+    pub rotate_requested_at: Option<Timestamp>,
+    pub secret: SecretFacts,
+    /// The tenant's side, or why it could not be read.
+    pub remote: Result<Remote, Failure>,
+}
+
+/// The Secret, as far as the decision needs it (never the value).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretFacts {
+    pub exists: bool,
+    /// `key` holds a non-empty value.
+    pub has_value: bool,
+    /// `qlikops.io/credential-revision`: the revision under `key`.
+    pub revision: Option<i64>,
+    /// `qlikops.io/credential-id`: the key id or secret hint under `key`.
+    pub credential_id: Option<String>,
+}
+
+impl SecretFacts {
+    /// Whether the Secret holds the credential of `revision`.
+    pub fn holds(&self, revision: i64) -> Option<&str> {
+        (self.has_value && self.revision == Some(revision))
+            .then_some(self.credential_id.as_deref())
+            .flatten()
+    }
+}
+
+/// The credentials on the tenant that may be this SecretRotation's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Remote {
+    /// API keys: those carrying this SecretRotation's marker. OAuth: every secret of the
+    /// client (there is no marker; the pending rotation's `knownHints` tell them apart).
+    pub credentials: Vec<RemoteCredential>,
+    /// API keys: the tenant's longest key lifetime, read while `Creating`.
+    pub max_expiry: Option<Duration>,
+}
+
+impl Remote {
+    pub fn find(&self, id: &str) -> Option<&RemoteCredential> {
+        self.credentials.iter().find(|c| c.id == id)
+    }
+}
+
+/// One credential on the tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteCredential {
+    /// API key id, or OAuth secret hint.
+    pub id: String,
+    /// The revision in the API key's marker.
+    pub revision: Option<i64>,
+    /// Accepted by the tenant (not expired or revoked).
+    pub active: bool,
+    pub created_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A failure, reduced to what the decision needs. Built from tenant and Kubernetes
+/// errors, whose messages never hold a credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// CamelCase condition reason.
+    pub reason: &'static str,
+    pub message: String,
+    pub kind: FailureKind,
+    /// How long the tenant asked to wait (429).
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Retrying soon can help (429, 5xx, timeouts, an unknown outcome, a conflict).
+    Transient,
+    /// A tenant limit (keys per user, 5 client secrets): someone must make room.
+    LimitReached,
+    /// Retrying without a change cannot help (unauthorized, forbidden, no such client).
+    Permanent,
+}
+
+/// What to do now: the status to hold before the action, the one action, and when to
+/// look again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Written (when it differs from the stored one) before `action` runs.
+    pub status: SecretRotationStatus,
+    pub action: Action,
+    pub requeue: Requeue,
+    pub notes: Vec<Note>,
+}
+
+/// The one side effect of a reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// Delete credentials this SecretRotation created whose value is lost (a crash after
+    /// the create) or that are no longer current or previous.
+    DeleteStrays(Vec<String>),
+    /// Create the credential of `revision` and write it to the Secret at once, the old
+    /// value moving to `<key>.previous`.
+    Create {
+        revision: i64,
+        /// API keys: the lifetime to ask for; `None` asks for the tenant's maximum.
+        expiry: Option<Duration>,
+    },
+    /// Annotate the rollout targets' pod templates with `revision`.
+    Rollout {
+        revision: i64,
+    },
+    /// Remove `<key>.previous` from the Secret, then revoke `credential` (API key id or
+    /// OAuth hint; `None` for a value the operator did not create, which it leaves alone).
+    Revoke {
+        credential: Option<String>,
+    },
+}
+
+/// When to reconcile again (capped by the health-check interval).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    Immediately,
+    At(Timestamp),
+    After(Duration),
+}
+
+/// An event to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What the action did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The credential created (and published).
+    pub created: Option<RemoteCredential>,
+    /// Non-fatal problems (a rollout target that does not exist).
+    pub warnings: Vec<String>,
+}

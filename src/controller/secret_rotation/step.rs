@@ -1,0 +1,447 @@
+//! The state machine, pure: [`step`] decides from an observation (and its `now`) what to
+//! hold in status and which one side effect to make; [`after`] says where that leaves the
+//! status once the side effect succeeded or failed.
+//!
+//! `Idle → Creating → Publishing → Draining → Revoking → Idle`. The phase (and, for
+//! `Creating`, the revision and the known OAuth hints) is in status before the side effect
+//! that depends on it, so a crash anywhere is recovered by the next observation:
+//! - `Creating` with the Secret already holding the pending revision: adopt it (the crash
+//!   came after the Secret was written).
+//! - `Creating` with a credential of the pending revision (API key marker) or an unknown
+//!   OAuth hint, not in the Secret: its value is lost, delete it, then create again.
+//! - every other phase repeats its idempotent side effect.
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::health::{phase_reason, set_conditions};
+use super::observed::{
+    Action, Decision, Failure, FailureKind, Note, Observed, Outcome, Remote, Requeue,
+};
+use super::schedule;
+use crate::api::secret_rotation::{CredentialRef, PendingRotation, Phase, SecretRotationStatus};
+
+/// How long to wait after a transient failure that gave no `Retry-After`.
+pub const RETRY_TRANSIENT: Duration = Duration::from_secs(5);
+/// How long to wait for room after a tenant limit.
+pub const RETRY_LIMIT: Duration = Duration::from_secs(60);
+/// How long to wait after a failure only a person can fix.
+pub const RETRY_PERMANENT: Duration = Duration::from_secs(300);
+
+/// The identifier of a credential: API key id or OAuth hint.
+pub fn handle(credential: &CredentialRef) -> Option<&str> {
+    credential.id.as_deref().or(credential.hint.as_deref())
+}
+
+fn is_api_key(o: &Observed) -> bool {
+    o.spec.credential.api_key.is_some()
+}
+
+/// Decides the next status and side effect.
+pub fn step(o: &Observed) -> Decision {
+    // Publishing and Draining touch only the cluster: a tenant outage does not hold them.
+    let remote = match (&o.remote, o.status.phase) {
+        (Ok(remote), _) => remote,
+        (Err(_), Phase::Publishing | Phase::Draining) => &Remote::default(),
+        (Err(failure), _) => return failed(o, o.status.clone(), failure),
+    };
+    match o.status.phase {
+        Phase::Idle => idle(o, remote),
+        Phase::Creating => creating(o, remote),
+        Phase::Publishing => hold(
+            o,
+            o.status.clone(),
+            Action::Rollout {
+                revision: o.status.revision,
+            },
+            Requeue::Immediately,
+        ),
+        Phase::Draining => draining(o),
+        Phase::Revoking => hold(
+            o,
+            o.status.clone(),
+            Action::Revoke {
+                credential: o
+                    .status
+                    .previous
+                    .as_ref()
+                    .and_then(handle)
+                    .map(str::to_owned),
+            },
+            Requeue::Immediately,
+        ),
+    }
+}
+
+/// Where `decision` leaves the status after its action ran.
+pub fn after(o: &Observed, decision: &Decision, result: Result<&Outcome, &Failure>) -> Decision {
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(failure) => return failed(o, decision.status.clone(), failure),
+    };
+    let mut status = decision.status.clone();
+    let mut notes: Vec<Note> = outcome
+        .warnings
+        .iter()
+        .map(|w| warning("RolloutTargetMissing", w.clone()))
+        .collect();
+    let requeue = match &decision.action {
+        Action::Nothing => decision.requeue,
+        Action::DeleteStrays(ids) => {
+            notes.push(normal(
+                "Revoked",
+                format!(
+                    "revoked {} credential(s) left by an interrupted rotation: {}",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            ));
+            Requeue::Immediately
+        }
+        Action::Create { revision, .. } => {
+            let Some(created) = &outcome.created else {
+                return decision.clone();
+            };
+            let current = CredentialRef {
+                id: is_api_key(o).then(|| created.id.clone()),
+                hint: (!is_api_key(o)).then(|| created.id.clone()),
+                created_at: Some(Time(created.created_at.unwrap_or(o.now))),
+                expires_at: created.expires_at.map(Time),
+                revoke_after: None,
+            };
+            publish(o, &mut status, current, *revision);
+            notes.push(normal(
+                "Created",
+                format!(
+                    "created credential {} (revision {revision}) and wrote it to Secret {} key {}",
+                    created.id, o.spec.secret.name, o.spec.secret.key
+                ),
+            ));
+            Requeue::Immediately
+        }
+        Action::Rollout { revision } => {
+            if !o.spec.rollout_targets.is_empty() {
+                notes.push(normal(
+                    "RolledOut",
+                    format!(
+                        "annotated {} rollout target(s) with revision {revision}",
+                        o.spec.rollout_targets.len()
+                    ),
+                ));
+            }
+            status.phase = Phase::Draining;
+            match status
+                .previous
+                .as_ref()
+                .and_then(|p| p.revoke_after.clone())
+            {
+                Some(at) if at.0 > o.now => Requeue::At(at.0),
+                _ => Requeue::Immediately,
+            }
+        }
+        Action::Revoke { credential } => {
+            if let Some(id) = credential {
+                notes.push(normal(
+                    "Revoked",
+                    format!("revoked the previous credential {id}"),
+                ));
+            }
+            status.phase = Phase::Idle;
+            status.previous = None;
+            Requeue::Immediately
+        }
+    };
+    set_conditions(&mut status, o, None);
+    Decision {
+        status,
+        action: Action::Nothing,
+        requeue,
+        notes,
+    }
+}
+
+/// The status after a credential was published: it becomes current, the old one previous
+/// until the grace period ends.
+fn publish(o: &Observed, status: &mut SecretRotationStatus, current: CredentialRef, revision: i64) {
+    let revoke_after = Some(Time(schedule::add(o.now, o.spec.grace_period.into())));
+    // The old value moves to `<key>.previous` even when the operator did not create it
+    // (a bootstrap credential): `previous` then has no id and is only cleaned, not revoked.
+    let had_value = status.current.is_some() || o.secret.has_value;
+    status.previous = match status.current.take() {
+        Some(old) => Some(CredentialRef {
+            revoke_after,
+            ..old
+        }),
+        None if had_value => Some(CredentialRef {
+            id: None,
+            hint: None,
+            created_at: None,
+            expires_at: None,
+            revoke_after,
+        }),
+        None => None,
+    };
+    status.current = Some(current);
+    status.revision = revision;
+    let requested = status.pending.as_ref().and_then(|p| p.requested_at.clone());
+    status.last_rotation_time = Some(match requested {
+        Some(r) if r.0 > o.now => r,
+        _ => Time(o.now),
+    });
+    status.pending = None;
+    status.phase = Phase::Publishing;
+}
+
+fn idle(o: &Observed, remote: &Remote) -> Decision {
+    let status = &o.status;
+    let ours = [status.current.as_ref(), status.previous.as_ref()];
+    let ours: Vec<&str> = ours.into_iter().flatten().filter_map(handle).collect();
+    if is_api_key(o) {
+        let strays: Vec<String> = remote
+            .credentials
+            .iter()
+            .filter(|c| c.revision.is_some_and(|r| r <= status.revision))
+            .filter(|c| !ours.contains(&c.id.as_str()))
+            .map(|c| c.id.clone())
+            .collect();
+        if !strays.is_empty() {
+            return hold(
+                o,
+                status.clone(),
+                Action::DeleteStrays(strays),
+                Requeue::Immediately,
+            );
+        }
+    }
+    let current_active = status
+        .current
+        .as_ref()
+        .and_then(handle)
+        .and_then(|id| remote.find(id))
+        .is_some_and(|c| c.active);
+    let requested = o.rotate_requested_at.filter(|at| {
+        status
+            .last_rotation_time
+            .as_ref()
+            .is_none_or(|last| *at > last.0)
+    });
+    let rotate_at = status
+        .current
+        .as_ref()
+        .and_then(|c| schedule::rotate_at(&o.spec, c));
+    let trigger = if status.current.is_none() {
+        Some(("Initial", "no credential yet"))
+    } else if !o.secret.has_value {
+        Some(("SecretMissing", "the Secret or its key is gone"))
+    } else if !current_active {
+        Some((
+            "CredentialRevoked",
+            "the tenant no longer has the current credential (revoked or expired)",
+        ))
+    } else if requested.is_some() {
+        Some(("RotationRequested", "requested by annotation"))
+    } else if rotate_at.is_some_and(|at| o.now >= at) {
+        Some(("Scheduled", "the current credential is due"))
+    } else {
+        None
+    };
+    let Some((reason, why)) = trigger else {
+        let requeue = rotate_at.map_or(Requeue::After(RETRY_PERMANENT), Requeue::At);
+        return hold(o, status.clone(), Action::Nothing, requeue);
+    };
+    let mut next = status.clone();
+    let revision = status.revision + 1;
+    next.phase = Phase::Creating;
+    next.pending = Some(PendingRotation {
+        revision,
+        reason: reason.to_owned(),
+        started_at: Some(Time(o.now)),
+        requested_at: requested
+            .filter(|_| reason == "RotationRequested")
+            .map(Time),
+        known_hints: if is_api_key(o) {
+            Vec::new()
+        } else {
+            remote.credentials.iter().map(|c| c.id.clone()).collect()
+        },
+    });
+    let mut decision = hold(o, next, Action::Nothing, Requeue::Immediately);
+    let note = format!("rotation to revision {revision} started: {why}");
+    decision
+        .notes
+        .push(if matches!(reason, "SecretMissing" | "CredentialRevoked") {
+            warning(reason, note)
+        } else {
+            normal("RotationStarted", note)
+        });
+    decision
+}
+
+fn creating(o: &Observed, remote: &Remote) -> Decision {
+    let status = &o.status;
+    let Some(pending) = &status.pending else {
+        // Defensive: a `Creating` without its intent (edited status). Record one first.
+        let mut next = status.clone();
+        next.pending = Some(PendingRotation {
+            revision: status.revision + 1,
+            reason: "Resumed".to_owned(),
+            started_at: Some(Time(o.now)),
+            requested_at: None,
+            known_hints: remote.credentials.iter().map(|c| c.id.clone()).collect(),
+        });
+        return hold(o, next, Action::Nothing, Requeue::Immediately);
+    };
+    let revision = pending.revision;
+    // The crash came after the Secret was written: adopt what it holds.
+    if let Some(id) = o.secret.holds(revision)
+        && let Some(found) = remote.find(id)
+    {
+        let outcome = Outcome {
+            created: Some(found.clone()),
+            warnings: Vec::new(),
+        };
+        let decision = hold(
+            o,
+            status.clone(),
+            Action::Create {
+                revision,
+                expiry: None,
+            },
+            Requeue::Immediately,
+        );
+        let mut adopted = after(o, &decision, Ok(&outcome));
+        for note in &mut adopted.notes {
+            if note.reason == "Created" {
+                note.reason = "Adopted";
+                note.message = format!(
+                    "adopted credential {id} (revision {revision}) found in Secret {} after an interruption",
+                    o.spec.secret.name
+                );
+            }
+        }
+        return adopted;
+    }
+    let ours = [status.current.as_ref(), status.previous.as_ref()];
+    let ours: Vec<&str> = ours.into_iter().flatten().filter_map(handle).collect();
+    let strays: Vec<String> = if is_api_key(o) {
+        remote
+            .credentials
+            .iter()
+            .filter(|c| c.revision.is_some_and(|r| r <= revision))
+            .filter(|c| !ours.contains(&c.id.as_str()))
+            .map(|c| c.id.clone())
+            .collect()
+    } else {
+        remote
+            .credentials
+            .iter()
+            .filter(|c| !pending.known_hints.contains(&c.id) && !ours.contains(&c.id.as_str()))
+            .map(|c| c.id.clone())
+            .collect()
+    };
+    if !strays.is_empty() {
+        return hold(
+            o,
+            status.clone(),
+            Action::DeleteStrays(strays),
+            Requeue::Immediately,
+        );
+    }
+    let expiry = schedule::requested_expiry(&o.spec, remote.max_expiry);
+    hold(
+        o,
+        status.clone(),
+        Action::Create { revision, expiry },
+        Requeue::Immediately,
+    )
+}
+
+fn draining(o: &Observed) -> Decision {
+    let status = &o.status;
+    let revoke_after = status
+        .previous
+        .as_ref()
+        .and_then(|p| p.revoke_after.as_ref())
+        .map(|t| t.0);
+    match revoke_after {
+        // A Secret emptied during the grace period serves nobody: end it now.
+        Some(at) if o.now < at && o.secret.has_value => {
+            hold(o, status.clone(), Action::Nothing, Requeue::At(at))
+        }
+        _ => {
+            let mut next = status.clone();
+            next.phase = Phase::Revoking;
+            hold(o, next, Action::Nothing, Requeue::Immediately)
+        }
+    }
+}
+
+/// A decision that keeps `status` (with fresh conditions) while `action` runs.
+fn hold(
+    o: &Observed,
+    mut status: SecretRotationStatus,
+    action: Action,
+    requeue: Requeue,
+) -> Decision {
+    set_conditions(&mut status, o, None);
+    Decision {
+        status,
+        action,
+        requeue,
+        notes: Vec::new(),
+    }
+}
+
+/// The phase stays; the conditions say why; retry when it may help.
+fn failed(o: &Observed, mut status: SecretRotationStatus, failure: &Failure) -> Decision {
+    set_conditions(&mut status, o, Some(failure));
+    let requeue = match failure.kind {
+        FailureKind::Transient => Requeue::After(failure.retry_after.unwrap_or(RETRY_TRANSIENT)),
+        FailureKind::LimitReached => Requeue::After(RETRY_LIMIT),
+        FailureKind::Permanent => Requeue::After(RETRY_PERMANENT),
+    };
+    // Warn on a new problem only, so a retry loop does not flood events.
+    let known = o
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == super::health::RECONCILING && c.reason == failure.reason)
+        || o.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == super::health::STALLED && c.reason == failure.reason);
+    let notes = if known {
+        Vec::new()
+    } else {
+        vec![warning(
+            failure.reason,
+            format!("{}: {}", phase_reason(status.phase), failure.message),
+        )]
+    };
+    Decision {
+        status,
+        action: Action::Nothing,
+        requeue,
+        notes,
+    }
+}
+
+fn normal(reason: &'static str, message: String) -> Note {
+    Note {
+        warning: false,
+        reason,
+        message,
+    }
+}
+
+fn warning(reason: &'static str, message: String) -> Note {
+    Note {
+        warning: true,
+        reason,
+        message,
+    }
+}

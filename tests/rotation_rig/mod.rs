@@ -1,0 +1,342 @@
+//! What the SecretRotation suites share: a namespace with an emulator, the admin Secret and
+//! a QlikTenant, plus probes that read the truth from the emulator (which credentials
+//! exist, whether a value authenticates).
+#![allow(dead_code)] // each suite uses a different part
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::secret_rotation::{
+    ApiKeyRotation, OAuthClientSecretRotation, ROTATE_REQUESTED_AT, RotatedCredential, SecretTarget,
+};
+use qlik_csp_operator::api::tenant::{
+    ApiKeyCredential, QlikTenantSpec, RateLimitSpec, TenantCredentials,
+};
+use qlik_csp_operator::api::{
+    QlikTenant, SecretKeyRef, SecretRotation, SecretRotationSpec, TenantRef,
+};
+use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use qlik_csp_operator::tenant::{ApiKey, ClientConfig, Credential, CredentialSource, TenantClient};
+use serde_json::{Value, json};
+
+use crate::support::{self, TestEnv};
+
+pub const ADMIN_KEY: &str = "rotation-admin-key-0123456789abcdef";
+pub const CLIENT_ID: &str = "m2m-reports";
+pub const CLIENT_SECRET: &str = "seeded-client-secret-0123456789abcdef";
+pub const TENANT: &str = "acme";
+pub const ADMIN_SECRET: &str = "qlik-admin";
+pub const ADMIN_SECRET_KEY: &str = "api-key";
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct Rig {
+    pub env: TestEnv,
+    pub emulator: Emulator,
+    control: reqwest::Client,
+}
+
+impl Rig {
+    /// A namespace, an emulator (`tweak` adjusts its limits) with an admin key and an OAuth
+    /// client, the admin Secret and the QlikTenant using it.
+    pub async fn start(tweak: impl FnOnce(&mut EmulatorConfig)) -> Rig {
+        let env = TestEnv::new().await;
+        let mut config = EmulatorConfig {
+            admin_api_keys: vec![ADMIN_KEY.to_owned()],
+            oauth_clients: vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())],
+            ..EmulatorConfig::default()
+        };
+        tweak(&mut config);
+        let emulator = Emulator::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
+        let tls = emulator.client_tls_config().unwrap();
+        let control = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap();
+        let rig = Rig {
+            env,
+            emulator,
+            control,
+        };
+        let secret = Secret {
+            metadata: meta(ADMIN_SECRET),
+            string_data: Some(BTreeMap::from([(
+                ADMIN_SECRET_KEY.to_owned(),
+                ADMIN_KEY.to_owned(),
+            )])),
+            ..Secret::default()
+        };
+        rig.create(&secret).await;
+        rig.create(&rig.tenant()).await;
+        rig
+    }
+
+    pub fn client(&self) -> Client {
+        self.env.client.clone()
+    }
+
+    pub fn ns(&self) -> &str {
+        &self.env.namespace
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        Api::namespaced(self.client(), self.ns())
+    }
+
+    pub async fn create<K>(&self, object: &K) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .create(&PostParams::default(), object)
+            .await
+            .unwrap_or_else(|e| panic!("failed to create {}: {e}", object.name_any()))
+    }
+
+    pub fn tenant(&self) -> QlikTenant {
+        let mut tenant = QlikTenant::new(
+            TENANT,
+            QlikTenantSpec {
+                url: self.emulator.base_url(),
+                credentials: TenantCredentials {
+                    api_key: Some(ApiKeyCredential {
+                        secret_ref: SecretKeyRef {
+                            name: ADMIN_SECRET.to_owned(),
+                            key: ADMIN_SECRET_KEY.to_owned(),
+                        },
+                    }),
+                    oauth_client: None,
+                },
+                ca_bundle: Some(self.emulator.ca_pem().to_owned()),
+                header: None,
+                sync_interval: Duration::from_secs(600).into(),
+                rate_limit: RateLimitSpec::default(),
+            },
+        );
+        tenant.metadata.namespace = Some(self.ns().to_owned());
+        tenant
+    }
+
+    /// Moves the emulator's clock (key expiry) forward.
+    pub async fn advance_emulator(&self, by: Duration) {
+        let url = format!("{}/_emulator/clock/advance", self.emulator.base_url());
+        let answer = self
+            .control
+            .post(&url)
+            .json(&json!({ "seconds": by.as_secs() }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+    }
+
+    /// Adds an emulator fault rule (see `qlik-tenant-emulator --help`).
+    pub async fn fault(&self, rule: Value) {
+        let url = format!("{}/_emulator/faults", self.emulator.base_url());
+        let answer = self
+            .control
+            .post(&url)
+            .json(&rule)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+    }
+
+    /// The emulator's request log.
+    pub async fn requests(&self) -> Vec<Value> {
+        let url = format!("{}/_emulator/requests", self.emulator.base_url());
+        let log: Value = self
+            .control
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        log["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn client_with(&self, credential: Credential) -> TenantClient {
+        let config = ClientConfig {
+            ca_bundle: Some(self.emulator.ca_pem().to_owned()),
+            ..ClientConfig::new(self.emulator.base_url())
+        };
+        let source = CredentialSource::Secret {
+            namespace: self.ns().to_owned(),
+            name: "under-test".to_owned(),
+            key: "value".to_owned(),
+        };
+        TenantClient::new(config, credential, source).unwrap()
+    }
+
+    pub fn admin(&self) -> TenantClient {
+        self.client_with(Credential::api_key(ADMIN_KEY))
+    }
+
+    /// Whether the tenant accepts `value` as an API key.
+    pub async fn api_key_works(&self, value: &str) -> bool {
+        self.client_with(Credential::api_key(value))
+            .tenant_id()
+            .await
+            .is_ok()
+    }
+
+    /// Whether the tenant accepts `value` as the OAuth client's secret.
+    pub async fn client_secret_works(&self, value: &str) -> bool {
+        self.client_with(Credential::oauth_client(CLIENT_ID, value))
+            .tenant_id()
+            .await
+            .is_ok()
+    }
+
+    /// The API keys carrying `rotation`'s marker.
+    pub async fn keys_of(&self, rotation: &SecretRotation) -> Vec<ApiKey> {
+        let uid = rotation.metadata.uid.clone().unwrap();
+        self.admin()
+            .find_api_keys_by_description_marker(&format!("[qlikops:{uid}:"))
+            .await
+            .unwrap()
+    }
+
+    /// The OAuth client's secret hints.
+    pub async fn hints(&self) -> Vec<String> {
+        self.admin()
+            .get_oauth_client(CLIENT_ID)
+            .await
+            .unwrap()
+            .client_secrets
+            .into_iter()
+            .map(|s| s.hint)
+            .collect()
+    }
+
+    pub async fn secret(&self, name: &str) -> Option<Secret> {
+        self.api::<Secret>().get_opt(name).await.unwrap()
+    }
+
+    /// The text under `key` of Secret `name`.
+    pub async fn secret_value(&self, name: &str, key: &str) -> Option<String> {
+        let secret = self.secret(name).await?;
+        let bytes = secret.data?.get(key)?.0.clone();
+        String::from_utf8(bytes).ok()
+    }
+
+    pub async fn rotation(&self, name: &str) -> SecretRotation {
+        self.api::<SecretRotation>().get(name).await.unwrap()
+    }
+
+    /// Waits until SecretRotation `name` satisfies `probe`.
+    pub async fn wait_rotation(
+        &self,
+        name: &str,
+        what: &str,
+        probe: impl Fn(&SecretRotation) -> bool,
+    ) -> SecretRotation {
+        let api = self.api::<SecretRotation>();
+        support::eventually(&format!("{name}: {what}"), DEADLINE, || {
+            let api = api.clone();
+            let probe = &probe;
+            async move { api.get_opt(name).await.ok().flatten().filter(|r| probe(r)) }
+        })
+        .await
+    }
+
+    /// Waits until `name` is Idle and Ready at `revision`.
+    pub async fn wait_settled(&self, name: &str, revision: i64) -> SecretRotation {
+        self.wait_rotation(name, &format!("settled at revision {revision}"), |r| {
+            settled(r, revision)
+        })
+        .await
+    }
+
+    /// Asks for a rotation now (`at`: an RFC 3339 time newer than the last rotation).
+    pub async fn request_rotation(&self, name: &str, at: jiff::Timestamp) {
+        let patch =
+            json!({ "metadata": { "annotations": { ROTATE_REQUESTED_AT: at.to_string() } } });
+        self.api::<SecretRotation>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+}
+
+pub fn meta(name: &str) -> kube::api::ObjectMeta {
+    kube::api::ObjectMeta {
+        name: Some(name.to_owned()),
+        ..kube::api::ObjectMeta::default()
+    }
+}
+
+pub fn condition<'a>(rotation: &'a SecretRotation, type_: &str) -> Option<&'a Condition> {
+    rotation
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// Idle, Ready, at `revision`, for the current generation.
+pub fn settled(rotation: &SecretRotation, revision: i64) -> bool {
+    let Some(status) = &rotation.status else {
+        return false;
+    };
+    status.revision == revision
+        && status.phase == qlik_csp_operator::api::secret_rotation::Phase::Idle
+        && status.previous.is_none()
+        && status.observed_generation == rotation.metadata.generation
+        && condition(rotation, "Ready").is_some_and(|c| c.status == "True")
+}
+
+/// An API key rotation into Secret `secret`/`token`.
+pub fn api_key_rotation(name: &str, secret: &str, grace: Duration) -> SecretRotation {
+    SecretRotation::new(
+        name,
+        SecretRotationSpec {
+            tenant_ref: TenantRef {
+                name: TENANT.to_owned(),
+            },
+            credential: RotatedCredential {
+                api_key: Some(ApiKeyRotation {
+                    description: None,
+                    expiry: None,
+                }),
+                oauth_client_secret: None,
+            },
+            secret: SecretTarget {
+                name: secret.to_owned(),
+                key: "token".to_owned(),
+            },
+            renew_before: None,
+            rotate_every: None,
+            grace_period: grace.into(),
+            rollout_targets: Vec::new(),
+        },
+    )
+}
+
+/// An OAuth client secret rotation into Secret `secret`/`client-secret`.
+pub fn oauth_rotation(name: &str, secret: &str, grace: Duration) -> SecretRotation {
+    let mut rotation = api_key_rotation(name, secret, grace);
+    rotation.spec.credential = RotatedCredential {
+        api_key: None,
+        oauth_client_secret: Some(OAuthClientSecretRotation {
+            client_id: CLIENT_ID.to_owned(),
+        }),
+    };
+    rotation.spec.secret.key = "client-secret".to_owned();
+    rotation.spec.rotate_every = Some(Duration::from_secs(24 * 3600).into());
+    rotation
+}
