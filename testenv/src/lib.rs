@@ -257,6 +257,15 @@ fn spawn_logged(command: &mut Command, log: &Path) -> Result<Child, String> {
         .try_clone()
         .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
     command.stdin(Stdio::null()).stdout(file).stderr(stderr);
+    die_with_parent(command);
+    command
+        .spawn()
+        .map_err(|e| format!("failed to start {:?}: {e}", command.get_program()))
+}
+
+/// Asks the kernel to SIGKILL the process `command` starts when the spawning *thread*
+/// exits (`PR_SET_PDEATHSIG`), so that no helper process outlives its test or tool.
+pub fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -270,9 +279,6 @@ fn spawn_logged(command: &mut Command, log: &Path) -> Result<Child, String> {
             Ok(())
         });
     }
-    command
-        .spawn()
-        .map_err(|e| format!("failed to start {:?}: {e}", command.get_program()))
 }
 
 async fn wait_ready_and_install_crds(

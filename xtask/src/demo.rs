@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::{Client, ResourceExt};
 use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::bench::cluster;
-use crate::processes::{ADMIN_KEY, Emulator, Operator};
+use crate::processes::{Emulator, Operator};
 
 pub const USAGE: &str =
     "demo [--once]   start a local control plane, the tenant emulator and the operator,
@@ -84,7 +84,7 @@ async fn demo(
     step("applying examples/ (the QlikTenant's url and caBundle point at the emulator)");
     ensure_namespaces(&client, &objects).await?;
     for namespace in namespaces_of(&objects, "QlikTenant") {
-        create_admin_secret(&client, &namespace).await?;
+        cluster::create_admin_secret(&client, &namespace).await?;
     }
     for mut object in objects {
         if object["kind"] == "QlikTenant" {
@@ -402,20 +402,6 @@ async fn ensure_namespaces(client: &Client, objects: &[Value]) -> Result<(), Str
         .await
         .map_err(|e| format!("failed to create namespace {name}: {e}"))?;
     }
-    Ok(())
-}
-
-/// The Secret the example tenant names, holding the emulator's admin API key.
-async fn create_admin_secret(client: &Client, namespace: &str) -> Result<(), String> {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "qlik-admin" },
-        "stringData": { "api-key": ADMIN_KEY },
-    }))
-    .map_err(|e| e.to_string())?;
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .map_err(|e| format!("failed to create Secret {namespace}/qlik-admin: {e}"))?;
     Ok(())
 }
 

@@ -2,17 +2,20 @@
 //! killed when their handle is dropped (and by the kernel if xtask dies first).
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 /// The admin API key every emulator accepts; the operator reads it from a Secret.
 pub const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
+/// The Secret (and its key) holding [`ADMIN_KEY`], as `examples/qlik-tenant.yaml` names it.
+pub const ADMIN_SECRET: &str = "qlik-admin";
+pub const ADMIN_SECRET_KEY: &str = "api-key";
 
 /// A running `qlik-tenant-emulator`, Qlik's tier rate limits on.
 pub struct Emulator {
@@ -55,6 +58,24 @@ impl Emulator {
             ca_pem,
             control,
         })
+    }
+
+    /// A tenant client authenticated with the admin key, as the operator would be for a
+    /// QlikTenant in `namespace`.
+    pub fn admin_client(&self, namespace: &str) -> Result<TenantClient, String> {
+        TenantClient::new(
+            ClientConfig {
+                ca_bundle: Some(self.ca_pem.clone()),
+                ..ClientConfig::new(self.url.clone())
+            },
+            Credential::api_key(ADMIN_KEY),
+            CredentialSource::Secret {
+                namespace: namespace.to_owned(),
+                name: ADMIN_SECRET.to_owned(),
+                key: ADMIN_SECRET_KEY.to_owned(),
+            },
+        )
+        .map_err(|e| format!("failed to build an admin tenant client: {e}"))
     }
 
     /// An HTTPS client that trusts the emulator, without credentials.
@@ -232,18 +253,7 @@ impl Drop for Operator {
 /// that lives as long as the benchmark (`PR_SET_PDEATHSIG` fires when the spawning thread
 /// exits): the main thread.
 fn spawn_tied(command: &mut Command) -> Result<Child, String> {
-    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() == 1 {
-                return Err(std::io::Error::other("parent exited before exec"));
-            }
-            Ok(())
-        });
-    }
+    qlikops_testenv::die_with_parent(command);
     command
         .stdin(Stdio::null())
         .spawn()

@@ -58,6 +58,9 @@ pub enum Error {
     /// The plan wanted a tenant write without a usable tenant (a bug).
     #[error("failed to write: the tenant is not usable")]
     TenantGone,
+    /// The entry itself could not be read.
+    #[error("failed to read the CspEntry")]
+    Read(#[source] kube::Error),
     /// The finalizer could not be added or removed.
     #[error("failed to update the finalizer")]
     Finalizer(#[source] kube::Error),
@@ -70,7 +73,7 @@ impl Error {
     /// The condition and event reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => {
+            Error::Read(_) | Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => {
                 "KubernetesApiError"
             }
             Error::Access(e) => e.reason(),
@@ -94,7 +97,9 @@ impl Error {
     /// Whether retrying soon can help.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => true,
+            Error::Read(_) | Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => {
+                true
+            }
             Error::Access(e) => e.is_transient(),
             Error::List(e) | Error::Write(e) => e.is_transient(),
             Error::TenantGone => true,
@@ -190,8 +195,17 @@ pub async fn run(shared: Arc<Shared>) {
     futures::join!(controller, ready);
 }
 
-#[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = entry.namespace(), name = entry.name_any()))]
-async fn reconcile(entry: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
+#[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = stored.namespace(), name = stored.name_any()))]
+async fn reconcile(stored: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
+    // The store can lag behind this controller's own last write (its watch event is still
+    // on the way); planning from that copy would repeat the step (re-add the finalizer: a
+    // conflict) or misread it (take the entry just created for someone else's: "Adopted").
+    // One GET per reconcile is cheap next to the tenant call it prevents.
+    let entry = match read_fresh(&context, &stored).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => return Ok(Requeue::await_change()),
+        Err(error) => return Err(error),
+    };
     let result = sync(&entry, &context).await;
     if let Err(error) = &result
         && error.is_conflict()
@@ -207,6 +221,14 @@ async fn reconcile(entry: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeu
         record::warn(&context.recorder, &entry, error).await;
     }
     result
+}
+
+async fn read_fresh(context: &Context, stored: &CspEntry) -> Result<Option<CspEntry>, Error> {
+    let api: Api<CspEntry> = Api::namespaced(
+        context.shared.kube.clone(),
+        &stored.namespace().unwrap_or_default(),
+    );
+    api.get_opt(&stored.name_any()).await.map_err(Error::Read)
 }
 
 async fn sync(entry: &CspEntry, context: &Context) -> Result<Requeue, Error> {

@@ -15,7 +15,7 @@ use qlik_csp_operator::api::{CspEntry, QlikTenant};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::processes::{ADMIN_KEY, Emulator};
+use crate::processes::{ADMIN_KEY, ADMIN_SECRET, ADMIN_SECRET_KEY, Emulator};
 
 /// The ConfigMap every bench tenant publishes its header to.
 pub const HEADER_CONFIG_MAP: &str = "qlik-csp-header";
@@ -40,15 +40,7 @@ pub async fn create_tenant(
     emulator: &Emulator,
     sync_interval: &str,
 ) -> Result<(), String> {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "qlik-admin" },
-        "stringData": { "api-key": ADMIN_KEY },
-    }))
-    .map_err(|e| e.to_string())?;
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .map_err(|e| format!("failed to create the tenant Secret: {e}"))?;
+    create_admin_secret(client, namespace).await?;
     let tenant: QlikTenant = serde_json::from_value(json!({
         "apiVersion": "qlikops.io/v1alpha1",
         "kind": "QlikTenant",
@@ -56,7 +48,7 @@ pub async fn create_tenant(
         "spec": {
             "url": emulator.url,
             "caBundle": emulator.ca_pem,
-            "credentials": { "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } } },
+            "credentials": { "apiKey": { "secretRef": { "name": ADMIN_SECRET, "key": ADMIN_SECRET_KEY } } },
             "header": { "configMapName": HEADER_CONFIG_MAP, "source": "Tenant" },
             "syncInterval": sync_interval,
         },
@@ -66,6 +58,20 @@ pub async fn create_tenant(
         .create(&PostParams::default(), &tenant)
         .await
         .map_err(|e| format!("failed to create the QlikTenant: {e}"))?;
+    Ok(())
+}
+
+/// The Secret a QlikTenant authenticates with, holding the emulators' admin key.
+pub async fn create_admin_secret(client: &Client, namespace: &str) -> Result<(), String> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": ADMIN_SECRET },
+        "stringData": { ADMIN_SECRET_KEY: ADMIN_KEY },
+    }))
+    .map_err(|e| e.to_string())?;
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("failed to create Secret {namespace}/{ADMIN_SECRET}: {e}"))?;
     Ok(())
 }
 

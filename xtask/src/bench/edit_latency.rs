@@ -9,15 +9,13 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
 use qlik_csp_operator::api::CspEntry;
 use qlik_csp_operator::csp::{Directive, Origin};
-use qlik_csp_operator::tenant::{
-    ClientConfig, Credential, CredentialSource, CspOriginContent, TenantClient,
-};
+use qlik_csp_operator::tenant::CspOriginContent;
 use serde_json::{Value, json};
 
 use super::Bench;
 use super::burst::{header_tracker, round};
 use super::cluster::{self, HEADER_CONFIG_MAP, HEADER_KEY, Tracker};
-use crate::processes::{ADMIN_KEY, Emulator, Operator};
+use crate::processes::{Emulator, Operator};
 
 const ENTRIES: usize = 10;
 const EDITS: usize = 100;
@@ -110,19 +108,7 @@ async fn floor(
     emulator: &Emulator,
     remote_id: &str,
 ) -> Result<Vec<Duration>, String> {
-    let tenant = TenantClient::new(
-        ClientConfig {
-            ca_bundle: Some(emulator.ca_pem.clone()),
-            ..ClientConfig::new(emulator.url.clone())
-        },
-        Credential::api_key(ADMIN_KEY),
-        CredentialSource::Secret {
-            namespace: namespace.to_owned(),
-            name: "qlik-admin".to_owned(),
-            key: "api-key".to_owned(),
-        },
-    )
-    .map_err(|e| format!("failed to build the floor's tenant client: {e}"))?;
+    let tenant = emulator.admin_client(namespace)?;
     let config_maps = Api::<ConfigMap>::namespaced(bench.client.clone(), namespace);
     let mut timings = Vec::with_capacity(EDITS);
     let mut pace = tokio::time::interval(EDIT_PACE);

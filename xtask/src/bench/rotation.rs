@@ -12,13 +12,12 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use qlik_csp_operator::api::SecretRotation;
 use qlik_csp_operator::api::secret_rotation::Phase;
-use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
 use serde_json::{Value, json};
 
 use super::Bench;
 use super::burst::round;
 use super::cluster::{self, Tracker};
-use crate::processes::{ADMIN_KEY, Emulator, Operator};
+use crate::processes::{Emulator, Operator};
 
 const ROTATIONS: i64 = 20;
 const NAME: &str = "consumer-key";
@@ -69,16 +68,13 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
     let consumer = Consumer::start(bench, namespace, &emulator)?;
     let start = Instant::now();
     for done in 1..=ROTATIONS {
-        // Whole seconds: the operator compares the request with the last rotation's time.
-        let requested = jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .map_err(|e| e.to_string())?;
+        let requested = request_time(&tracker).await?;
         rotations
             .patch(
                 NAME,
                 &PatchParams::default(),
                 &Patch::Merge(json!({ "metadata": { "annotations": {
-                    "qlikops.io/rotate-requested-at": requested.to_string(),
+                    "qlikops.io/rotate-requested-at": requested,
                 } } })),
             )
             .await
@@ -101,19 +97,7 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
     let uid = tracker
         .read(|r| r.values().find_map(|r| r.metadata.uid.clone()))?
         .ok_or("the SecretRotation has no uid")?;
-    let admin = TenantClient::new(
-        ClientConfig {
-            ca_bundle: Some(emulator.ca_pem.clone()),
-            ..ClientConfig::new(emulator.url.clone())
-        },
-        Credential::api_key(ADMIN_KEY),
-        CredentialSource::Secret {
-            namespace: namespace.to_owned(),
-            name: "qlik-admin".to_owned(),
-            key: "api-key".to_owned(),
-        },
-    )
-    .map_err(|e| format!("failed to build the admin client: {e}"))?;
+    let admin = emulator.admin_client(namespace)?;
     let ours = admin
         .find_api_keys_by_description_marker(&format!("[qlikops:{uid}:"))
         .await
@@ -127,6 +111,24 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
         "operator_keys_on_tenant": ours.len(),
         "leaked_credentials": ours.len().saturating_sub(1),
     }))
+}
+
+/// A whole-second time later than the last rotation: the operator rotates once for a
+/// request newer than `status.lastRotationTime`, and a rotation finished within the same
+/// second must not make the next request look old.
+async fn request_time(tracker: &Tracker<SecretRotation>) -> Result<String, String> {
+    let last = tracker.read(|r| {
+        r.values()
+            .find_map(|r| r.status.as_ref()?.last_rotation_time.as_ref().map(|t| t.0))
+    })?;
+    loop {
+        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+            .map_err(|e| e.to_string())?;
+        if last.is_none_or(|last| now > last) {
+            return Ok(now.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The revision of a SecretRotation that has finished its last rotation (revoked the
