@@ -8,7 +8,7 @@
 //!   permission (SelfSubjectAccessReview as the ServiceAccount), cluster-wide or only in the
 //!   watched namespaces, where it is refused Secrets in any other namespace;
 //! - the operator binary, run with the ServiceAccount's identity (impersonation), syncs a
-//!   CspEntry end to end with only the chart's RBAC;
+//!   CspEntry end to end and completes a requested SecretRotation with only the chart's RBAC;
 //! - `deploy/qlik-csp-operator.yaml` is what `cargo xtask manifests` renders today, and every
 //!   object in it applies on the apiserver.
 
@@ -32,7 +32,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
-use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use qlik_csp_operator::api::secret_rotation::Phase;
+use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
 use qlik_csp_operator::controller::rbac::{REQUIRED_PERMISSIONS, Scope};
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
@@ -792,9 +793,87 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     })
     .await;
 
-    // SecretRotation: once the controller is merged, apply a SecretRotation for `qlik-admin`
-    // here and wait for its rotation to complete (Ready, a new revision, the Secret holding a
-    // credential the emulator accepts) with the same operator process and identity.
+    // A rotation, by the same process and identity: the Secret is created and owned, the
+    // status is updated, a requested rotation revokes the previous key.
+    let rotation: SecretRotation = serde_json::from_value(json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "SecretRotation",
+        "metadata": { "name": "reports-key" },
+        "spec": {
+            "tenantRef": { "name": "acme" },
+            "credential": { "apiKey": { "expiry": "24h" } },
+            "secret": { "name": "reports-qlik", "key": "api-key" },
+            "gracePeriod": "0s",
+        },
+    }))
+    .unwrap();
+    let rotations: Api<SecretRotation> = Api::namespaced(env.client.clone(), &ns);
+    rotations
+        .create(&PostParams::default(), &rotation)
+        .await
+        .unwrap();
+    let settled = |revision: i64| {
+        let rotations = rotations.clone();
+        async move {
+            eventually(
+                &format!("rotation revision {revision} settled"),
+                DEADLINE,
+                || async {
+                    let r = rotations.get("reports-key").await.ok()?;
+                    let status = r.status.as_ref()?;
+                    let done = status.revision >= revision
+                        && status.phase == Phase::Idle
+                        && status.previous.is_none();
+                    (done && is_ready(serde_json::to_value(&r).ok()?.get("status"))).then_some(r)
+                },
+            )
+            .await
+        }
+    };
+    let first = settled(1).await;
+    let last = first
+        .status
+        .as_ref()
+        .and_then(|s| s.last_rotation_time.clone())
+        .map(|t| t.0)
+        .unwrap();
+    // A whole-second request newer than the last rotation.
+    let requested = eventually("a second after the first rotation", DEADLINE, || async {
+        let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).ok()?;
+        (now > last).then_some(now)
+    })
+    .await;
+    rotations
+        .patch(
+            "reports-key",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                "qlikops.io/rotate-requested-at": requested.to_string(),
+            } } })),
+        )
+        .await
+        .unwrap();
+    settled(2).await;
+    let secret = Api::<Secret>::namespaced(env.client.clone(), &ns)
+        .get("reports-qlik")
+        .await
+        .unwrap();
+    let token = String::from_utf8(secret.data.unwrap()["api-key"].0.clone()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(emulator.client_tls_config().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http
+        .get(format!("{}/api/v1/users/me", emulator.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_redirection() || answer.status().is_success(),
+        "the rotated key is refused: {}",
+        answer.status()
+    );
 }
 
 #[test]

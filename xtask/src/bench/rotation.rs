@@ -24,6 +24,7 @@ const NAME: &str = "consumer-key";
 const SECRET: &str = "consumer";
 const KEY: &str = "token";
 const ROTATION_DEADLINE: Duration = Duration::from_secs(120);
+const CONSUMER_INTERVAL: Duration = Duration::from_millis(200);
 
 pub async fn run(bench: &Bench) -> Result<Value, String> {
     let namespace = "bench-rotation";
@@ -107,6 +108,7 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
         "seconds_per_rotation": round(elapsed.as_secs_f64() / ROTATIONS as f64),
         "grace_period_seconds": 3,
         "consumer_requests": requests,
+        "consumer_requests_per_second": 5,
         "consumer_auth_failures": failures,
         "operator_keys_on_tenant": ours.len(),
         "leaked_credentials": ours.len().saturating_sub(1),
@@ -157,7 +159,11 @@ impl Consumer {
         let failures = Arc::new(AtomicU64::new(0));
         let (stopping, counted, failed) = (stop.clone(), requests.clone(), failures.clone());
         let task = tokio::spawn(async move {
+            // Five calls a second: the consumer's key acts as the operator's own user, and
+            // Qlik's read budget (1,000 a minute) is shared by both.
+            let mut pace = tokio::time::interval(CONSUMER_INTERVAL);
             while !stopping.load(Ordering::Relaxed) {
+                pace.tick().await;
                 let token = secrets.get(SECRET).await.ok().and_then(|s| {
                     let bytes = s.data?.get(KEY)?.0.clone();
                     String::from_utf8(bytes).ok()
