@@ -195,6 +195,12 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
+/// A rustls client configuration that trusts only the emulator CA in `ca_pem` (as
+/// `qlik-tenant-emulator --ca-out` writes it), for an emulator running in another process.
+pub fn client_tls_config_for(ca_pem: &str) -> Result<rustls::ClientConfig, Error> {
+    tls::client_config(ca_pem)
+}
+
 impl Emulator {
     /// Binds, generates the CA (and writes it to `ca_out`), and serves in the background
     /// on the current Tokio runtime.
@@ -263,7 +269,7 @@ impl Emulator {
     /// A rustls client configuration (ring provider) that trusts only this emulator's CA,
     /// e.g. for `reqwest::ClientBuilder::tls_backend_preconfigured`.
     pub fn client_tls_config(&self) -> Result<rustls::ClientConfig, Error> {
-        tls::client_config(&self.ca_pem)
+        client_tls_config_for(&self.ca_pem)
     }
 
     /// The emulated tenant's id.

@@ -4,11 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 
 use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
 /// The admin API key every emulator accepts; the operator reads it from a Secret.
@@ -262,20 +259,8 @@ fn spawn_tied(command: &mut Command) -> Result<Child, String> {
 
 /// An HTTPS client that trusts only `ca_pem`, for the emulator's control API.
 fn http_client(ca_pem: &str) -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        let cert = cert.map_err(|e| format!("the emulator's CA is not PEM: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("the emulator's CA is unusable: {e}"))?;
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = qlik_csp_operator::emulator::client_tls_config_for(ca_pem)
+        .map_err(|e| format!("the emulator's CA is unusable: {e}"))?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .build()
