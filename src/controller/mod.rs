@@ -20,10 +20,14 @@ pub mod secret_rotation;
 pub mod tenant;
 pub mod tenant_clients;
 
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use kube::Client;
+use kube::runtime::reflector::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::health::Readiness;
@@ -62,6 +66,45 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Registers `controller` for `/readyz` now; the returned future marks it ready once
+    /// `store` holds its first full list. Run it alongside the controller.
+    pub fn ready_when_synced<K>(
+        &self,
+        controller: &'static str,
+        store: Store<K>,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        K: kube::Resource + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    {
+        let synced = self.readiness.register(controller);
+        async move {
+            if store.wait_until_ready().await.is_ok() {
+                synced.ready();
+            }
+        }
+    }
+
+    /// `reconcile` as `Controller::run` takes it, each call recorded by
+    /// [`Runtime::observe`] under `controller`.
+    pub fn observed<K, C, T: 'static, E: 'static, F, Fut>(
+        &self,
+        controller: &'static str,
+        reason: fn(&E) -> &'static str,
+        reconcile: F,
+    ) -> impl FnMut(Arc<K>, Arc<C>) -> BoxFuture<'static, Result<T, E>>
+    where
+        F: Fn(Arc<K>, Arc<C>) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let runtime = self.clone();
+        move |object, context| {
+            let runtime = runtime.clone();
+            let reconcile = reconcile(object, context);
+            Box::pin(async move { runtime.observe(controller, reason, reconcile).await })
+        }
+    }
+
     /// Runs `reconcile` and records it in the metrics under `controller`, with the error's
     /// bounded `reason` when it fails.
     pub async fn observe<T, E>(
@@ -129,6 +172,14 @@ impl Settings {
 
 /// How long a tenant's credential Secret is trusted before it is read again.
 const SECRET_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Logs a failed reconcile (already recorded in the object's status and the metrics) at
+/// debug level: the `for_each` of every controller's stream.
+pub async fn log_failure<T, E: std::fmt::Display>(controller: &'static str, result: Result<T, E>) {
+    if let Err(error) = result {
+        tracing::debug!(controller, %error, "reconcile failed");
+    }
+}
 
 /// Runs every controller until their watches end or `runtime.shutdown` is cancelled and
 /// the reconciles in flight have finished.

@@ -25,6 +25,7 @@ use super::Shared;
 use super::conditions::{self, Desired, Progress, READY};
 use super::tenant_clients::AccessError;
 use crate::api::{CspEntry, QlikTenant};
+use crate::controller::log_failure;
 use crate::tenant;
 
 /// Field manager, event reporter and tracing span of this controller.
@@ -130,7 +131,6 @@ struct Context {
 /// and the reconciles in flight have finished.
 pub async fn run(shared: Arc<Shared>) {
     let runtime = shared.runtime.clone();
-    let synced = runtime.readiness.register(METRICS_NAME);
     let kube = shared.kube.clone();
     let config = controller::Config::default().debounce(shared.settings.debounce);
     let controller = Controller::new(
@@ -140,14 +140,7 @@ pub async fn run(shared: Arc<Shared>) {
     .with_config(config);
     let store = controller.store();
     let entries = store.clone();
-    let ready = {
-        let store = store.clone();
-        async move {
-            if store.wait_until_ready().await.is_ok() {
-                synced.ready();
-            }
-        }
-    };
+    let ready = runtime.ready_when_synced(METRICS_NAME, store.clone());
     // A tenant that becomes ready (or not) changes what every entry of it should say.
     let controller = controller.watches(
         shared.settings.api::<QlikTenant>(&kube),
@@ -175,23 +168,11 @@ pub async fn run(shared: Arc<Shared>) {
     let controller = controller
         .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
         .run(
-            move |entry, context| {
-                let runtime = runtime.clone();
-                async move {
-                    let reconcile = reconcile(entry, context);
-                    runtime
-                        .observe(METRICS_NAME, Error::reason, reconcile)
-                        .await
-                }
-            },
+            runtime.observed(METRICS_NAME, Error::reason, reconcile),
             error_policy,
             context,
         )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(controller = CONTROLLER_NAME, %error, "reconcile failed");
-            }
-        });
+        .for_each(|result| log_failure(CONTROLLER_NAME, result));
     futures::join!(controller, ready);
 }
 

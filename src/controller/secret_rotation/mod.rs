@@ -36,6 +36,7 @@ pub use self::schedule::seconds_until_expiry;
 use super::Shared;
 use crate::api::SecretRotation;
 use crate::api::secret_rotation::{Phase, SecretRotationStatus};
+use crate::controller::log_failure;
 use crate::failpoint;
 
 /// Field manager, event reporter and tracing span of this controller.
@@ -59,7 +60,6 @@ pub async fn run(shared: Arc<Shared>) {
 pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
     let kube = shared.kube.clone();
     let runtime = shared.runtime.clone();
-    let synced = runtime.readiness.register(METRICS_NAME);
     let config = controller::Config::default().debounce(shared.settings.debounce);
     // Secrets are not watched: that would need list/watch on every Secret of the watched
     // namespaces. A Secret deleted or edited by a user is noticed at the next health check
@@ -70,14 +70,7 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
     )
     .with_config(config)
     .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned());
-    let ready = {
-        let store = controller.store();
-        async move {
-            if store.wait_until_ready().await.is_ok() {
-                synced.ready();
-            }
-        }
-    };
+    let ready = runtime.ready_when_synced(METRICS_NAME, controller.store());
     let reporter = Reporter {
         controller: CONTROLLER_NAME.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -89,23 +82,11 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
     });
     let running = controller
         .run(
-            move |object, context| {
-                let runtime = runtime.clone();
-                async move {
-                    let reconcile = reconcile(object, context);
-                    runtime
-                        .observe(METRICS_NAME, Error::reason, reconcile)
-                        .await
-                }
-            },
+            runtime.observed(METRICS_NAME, Error::reason, reconcile),
             error_policy,
             context,
         )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(controller = CONTROLLER_NAME, %error, "reconcile failed");
-            }
-        });
+        .for_each(|result| log_failure(CONTROLLER_NAME, result));
     tokio::join!(ready, running);
 }
 

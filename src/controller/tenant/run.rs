@@ -21,6 +21,7 @@ use super::publish;
 use super::reconcile::{self, Context, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::Shared;
+use crate::controller::log_failure;
 
 /// Tenants reconciled at once; each reconcile waits mostly on the tenant and the apiserver.
 const CONCURRENCY: u16 = 8;
@@ -32,7 +33,6 @@ pub const METRICS_NAME: &str = "tenant";
 /// flight have finished.
 pub async fn run(shared: Arc<Shared>) {
     let runtime = shared.runtime.clone();
-    let synced = runtime.readiness.register(METRICS_NAME);
     let client = shared.kube.clone();
     let settings = shared.settings.clone();
     let controller = Controller::new(
@@ -40,14 +40,7 @@ pub async fn run(shared: Arc<Shared>) {
         watcher::Config::default(),
     );
     let tenants = controller.store();
-    let ready = {
-        let store = controller.store();
-        async move {
-            if store.wait_until_ready().await.is_ok() {
-                synced.ready();
-            }
-        }
-    };
+    let ready = runtime.ready_when_synced(METRICS_NAME, controller.store());
     let controller = controller
         .owns(
             settings.api::<ConfigMap>(&client),
@@ -70,24 +63,11 @@ pub async fn run(shared: Arc<Shared>) {
         )
         .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
         .run(
-            move |tenant, ctx| {
-                let runtime = runtime.clone();
-                async move {
-                    let reconcile = reconcile::reconcile(tenant, ctx);
-                    runtime
-                        .observe(METRICS_NAME, reconcile::Error::reason, reconcile)
-                        .await
-                }
-            },
+            runtime.observed(METRICS_NAME, reconcile::Error::reason, reconcile::reconcile),
             reconcile::error_policy,
             Arc::new(Context::new(shared)),
         )
-        .for_each(|result| {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "tenant controller");
-            }
-            futures::future::ready(())
-        });
+        .for_each(|result| log_failure(reconcile::CONTROLLER_NAME, result));
     futures::join!(controller, ready);
 }
 
