@@ -294,6 +294,7 @@ fn the_deployment_is_hardened_and_configured_from_values() {
             "--log-format=text",
             "--metrics-address=0.0.0.0:8080",
             "--leader-election",
+            "--leader-election-lease-name=qco-qlik-csp-operator",
             "--namespace=a",
             "--allowed-tenant-hosts=*.qlikcloud.com,qlik.example.com",
         ]
