@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod csp_entry;
+pub mod ownership;
 pub mod secret_rotation;
 pub mod tenant;
 
