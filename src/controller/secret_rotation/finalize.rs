@@ -155,8 +155,11 @@ pub async fn finalize(
         .as_ref()
         .and_then(handle)
         .filter(|_| secret_stays);
+    // API keys: stray keys with the marker are looked for too, once anything may have been
+    // created.
     let api_key = object.spec.credential.api_key.is_some();
-    if !named.is_empty() || api_key {
+    let started = status.revision > 0 || status.pending.is_some();
+    if !named.is_empty() || (api_key && started) {
         let note = match revoke_all(shared, object, &named, current_stays).await {
             Ok(None) => None,
             Ok(Some(note)) => Some(note),
