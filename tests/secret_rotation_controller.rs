@@ -1051,6 +1051,13 @@ async fn a_failing_secret_write_creates_one_credential_and_retries_only_the_writ
         Some(keys[0].id.as_str()),
         "the created key is recorded in status"
     );
+    // The retries write nothing: no status flipping between reasons.
+    rig.wait_reconciles("api-keys.list", 4).await;
+    assert_eq!(
+        rig.rotation("app").await.metadata.resource_version,
+        retrying.metadata.resource_version,
+        "a retried write does not rewrite the status"
+    );
 
     failing.remove().await;
     let done = rig.wait_settled("app", 1).await;
