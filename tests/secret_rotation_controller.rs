@@ -14,14 +14,17 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+use qlik_csp_operator::api::ownership::{ALLOW_ROTATION_BY, MANAGED_BY, MANAGED_BY_LABEL};
 use qlik_csp_operator::api::secret_rotation::{
     CREDENTIAL_REVISION, RolloutTarget, SECRET_ROTATION_LABEL, WorkloadKind,
+    secret_rotation_label_value,
 };
 use qlik_csp_operator::api::{CspEntry, SecretRotation, TenantRef};
 use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
@@ -185,8 +188,12 @@ async fn an_api_key_rotates_on_schedule_with_capped_expiry_grace_period_and_roll
     let secret = rig.secret("reports-qlik").await.unwrap();
     let owner = &secret.owner_references()[0];
     assert_eq!(
-        (owner.kind.as_str(), owner.uid.as_str()),
-        ("SecretRotation", uid(&created).as_str())
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("SecretRotation", uid(&created).as_str(), Some(true))
+    );
+    assert_eq!(
+        secret.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+        Some(MANAGED_BY)
     );
     assert_eq!(
         secret
@@ -520,15 +527,12 @@ async fn a_deleted_rotation_revokes_what_nobody_can_use_and_keeps_a_users_secret
     let owned = rig
         .create(&oauth_rotation("owned", "owned-secret", Duration::ZERO))
         .await;
-    // A Secret of the user's stays: its key keeps working.
-    rig.create(&Secret {
-        metadata: meta("users-secret"),
-        string_data: Some(std::collections::BTreeMap::from([(
-            "note".to_owned(),
-            "kept".to_owned(),
-        )])),
-        ..Secret::default()
-    })
+    // A Secret of the user's (opened to the rotation) stays: its key keeps working.
+    rig.create(&users_secret(
+        "users-secret",
+        &[("note", "kept")],
+        Some("users"),
+    ))
     .await;
     let users = rig
         .create(&api_key_rotation("users", "users-secret", Duration::ZERO))
@@ -677,7 +681,17 @@ async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     };
     rig.create(&entry("cdn", "https://cdn.example.com")).await;
 
-    // The SecretRotation rotates the very key the QlikTenant authenticates with.
+    // The SecretRotation rotates the very key the QlikTenant authenticates with: the
+    // Secret's owner opts in.
+    let opt_in = json!({ "metadata": { "annotations": { ALLOW_ROTATION_BY: "operator" } } });
+    rig.api::<Secret>()
+        .patch(
+            ADMIN_SECRET,
+            &PatchParams::default(),
+            &Patch::Merge(&opt_in),
+        )
+        .await
+        .unwrap();
     let mut rotation = api_key_rotation("operator", ADMIN_SECRET, Duration::from_secs(2));
     rotation.spec.secret.key = ADMIN_SECRET_KEY.to_owned();
     let created = rig.create(&rotation).await;
@@ -822,4 +836,507 @@ async fn credentials_never_reach_logs_status_or_events() {
         );
     }
     drop((key, oauth));
+}
+
+/// Makes every write of one Secret of the test's namespace fail with a 500, as long as it
+/// is installed: a validating webhook the apiserver must ask but cannot reach.
+struct FailingSecretWrites {
+    api: kube::Api<ValidatingWebhookConfiguration>,
+    name: String,
+}
+
+impl FailingSecretWrites {
+    async fn install(rig: &Rig, secret: &str) -> FailingSecretWrites {
+        let name = format!("fail-secret-writes-{}", rig.ns());
+        let webhook: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "webhooks": [{
+                "name": "fail.secret-writes.qlikops.test",
+                // Nothing listens on port 1: the call fails, and so does the write.
+                "clientConfig": { "url": "https://127.0.0.1:1/validate" },
+                "rules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"],
+                    "operations": ["CREATE", "UPDATE"], "scope": "Namespaced",
+                }],
+                "namespaceSelector": {
+                    "matchLabels": { "kubernetes.io/metadata.name": rig.ns() },
+                },
+                "matchConditions": [{
+                    "name": "the-target",
+                    "expression": format!("request.name == '{secret}'"),
+                }],
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 2,
+            }],
+        }))
+        .unwrap();
+        let api = kube::Api::<ValidatingWebhookConfiguration>::all(rig.client());
+        api.create(&Default::default(), &webhook).await.unwrap();
+        FailingSecretWrites { api, name }
+    }
+
+    async fn remove(self) {
+        self.api
+            .delete(&self.name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
+
+fn ready_of(rotation: &SecretRotation) -> (String, String, String) {
+    condition(rotation, "Ready").map_or_else(Default::default, |c| {
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    })
+}
+
+/// A Secret of the user's named by a SecretRotation without the user's consent is never
+/// written and nothing is created for it; with the opt-in annotation it is rotated, and
+/// never gets an owner reference.
+#[tokio::test]
+async fn a_users_secret_is_written_only_after_it_opts_in_and_nothing_is_created_before() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    let db = rig
+        .create(&users_secret("db", &[("password", "x")], None))
+        .await;
+    let mut rotation = api_key_rotation("db-password", "db", Duration::ZERO);
+    rotation.spec.secret.key = "password".to_owned();
+    rig.create(&rotation).await;
+    // Another SecretRotation's own Secret is not this one's either.
+    rig.create(&api_key_rotation("first", "shared-qlik", Duration::ZERO))
+        .await;
+    rig.wait_settled("first", 1).await;
+    let shared_before = rig.secret("shared-qlik").await.unwrap();
+    rig.create(&api_key_rotation("second", "shared-qlik", Duration::ZERO))
+        .await;
+
+    for name in ["db-password", "second"] {
+        let refused = rig
+            .wait_rotation(name, "Ready=False SecretNotOwned", |r| {
+                condition(r, "Ready").is_some_and(|c| c.reason == "SecretNotOwned")
+            })
+            .await;
+        let (status, _, message) = ready_of(&refused);
+        assert_eq!(status, "False");
+        assert!(
+            message.contains(&format!("qlikops.io/allow-rotation-by={name}")),
+            "{message}"
+        );
+        assert_eq!(condition(&refused, "Stalled").unwrap().status, "True");
+    }
+    rig.wait_reconciles("api-keys.list", 3).await;
+    assert_eq!(
+        rig.count("api-keys.create").await,
+        1,
+        "only the first SecretRotation's own Secret got a key"
+    );
+    let untouched = rig.secret("db").await.unwrap();
+    assert_eq!(
+        untouched.metadata.resource_version, db.metadata.resource_version,
+        "the user's Secret is not written"
+    );
+    let shared_after = rig.secret("shared-qlik").await.unwrap();
+    assert_eq!(
+        shared_after.metadata.resource_version,
+        shared_before.metadata.resource_version
+    );
+
+    // The owner opts in: the rotation proceeds, without taking the Secret over.
+    let opt_in = json!({ "metadata": { "annotations": { ALLOW_ROTATION_BY: "db-password" } } });
+    rig.api::<Secret>()
+        .patch("db", &PatchParams::default(), &Patch::Merge(&opt_in))
+        .await
+        .unwrap();
+    rig.wait_settled("db-password", 1).await;
+    let rotated = rig.secret("db").await.unwrap();
+    assert!(rotated.owner_references().is_empty(), "no owner reference");
+    assert_eq!(rotated.labels().get(MANAGED_BY_LABEL), None);
+    let token = rig.secret_value("db", "password").await.unwrap();
+    assert!(rig.api_key_works(&token).await);
+}
+
+/// A name of 70 characters used to give the Secret an invalid label value: the write failed
+/// and the key was deleted and created again every few seconds.
+#[tokio::test]
+async fn a_seventy_character_name_rotates_once_with_a_valid_label() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    let name = format!("reports-{}", "a".repeat(62));
+    assert_eq!(name.len(), 70);
+    let created = rig
+        .create(&api_key_rotation(&name, "long-qlik", Duration::ZERO))
+        .await;
+    rig.wait_settled(&name, 1).await;
+    rig.wait_reconciles("api-keys.list", 3).await;
+    assert_eq!(rig.count("api-keys.create").await, 1, "one key created");
+    assert_eq!(rig.count("api-keys.delete").await, 0, "none deleted");
+    let value = secret_rotation_label_value(&name);
+    assert_eq!(value.len(), 63);
+    let selected = rig
+        .api::<Secret>()
+        .list(&ListParams::default().labels(&format!("{SECRET_ROTATION_LABEL}={value}")))
+        .await
+        .unwrap();
+    let names: Vec<String> = selected.items.iter().map(|s| s.name_any()).collect();
+    assert_eq!(names, vec!["long-qlik".to_owned()], "the selector finds it");
+    assert_eq!(rig.keys_of(&created).await.len(), 1);
+}
+
+/// An immutable Secret cannot take a credential: the rotation stalls before creating one.
+#[tokio::test]
+async fn an_immutable_secret_stalls_the_rotation_and_no_key_is_created_or_deleted() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    let mut frozen = users_secret("frozen", &[("token", "x")], Some("frozen"));
+    frozen.immutable = Some(true);
+    rig.create(&frozen).await;
+    rig.create(&api_key_rotation("frozen", "frozen", Duration::ZERO))
+        .await;
+    // A sustained window: the operator looks at it again and again.
+    rig.wait_reconciles("api-keys.list", 6).await;
+    assert!(
+        rig.count("api-keys.create").await <= 1,
+        "at most one key is created for a Secret that cannot be written"
+    );
+    assert_eq!(rig.count("api-keys.delete").await, 0, "no key is deleted");
+    let stalled = rig.rotation("frozen").await;
+    let (status, reason, message) = ready_of(&stalled);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SecretImmutable")
+    );
+    assert!(message.contains("immutable"), "{message}");
+    assert_eq!(condition(&stalled, "Stalled").unwrap().status, "True");
+    assert_eq!(rig.count("api-keys.create").await, 0, "nothing was created");
+}
+
+/// While the Secret write fails, the credential created for the revision is kept (its value
+/// in memory, its id in status) and only the write is retried; once the write goes
+/// through, that same credential is published.
+#[tokio::test]
+async fn a_failing_secret_write_creates_one_credential_and_retries_only_the_write() {
+    let rig = Rig::start(|_| {}).await;
+    let failing = FailingSecretWrites::install(&rig, "app-qlik").await;
+    let _running = Running::start(&rig, false);
+    let created = rig
+        .create(&api_key_rotation("app", "app-qlik", Duration::ZERO))
+        .await;
+    support::eventually("a key created", DEADLINE, || async {
+        (rig.count("api-keys.create").await >= 1).then_some(())
+    })
+    .await;
+    // A sustained window of failing writes.
+    rig.wait_reconciles("api-keys.list", 8).await;
+    assert_eq!(
+        rig.count("api-keys.create").await,
+        1,
+        "exactly one key is created while the Secret write fails"
+    );
+    assert_eq!(rig.count("api-keys.delete").await, 0, "no key is deleted");
+    let keys = rig.keys_of(&created).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let retrying = rig.rotation("app").await;
+    let (status, reason, message) = ready_of(&retrying);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "RotationFailing")
+    );
+    assert!(message.contains("write the Secret"), "{message}");
+    assert_eq!(condition(&retrying, "Reconciling").unwrap().status, "True");
+    let recorded = retrying.status.as_ref().unwrap().pending.clone().unwrap();
+    assert_eq!(
+        recorded.created.and_then(|c| c.id).as_deref(),
+        Some(keys[0].id.as_str()),
+        "the created key is recorded in status"
+    );
+    // The retries write nothing: no status flipping between reasons.
+    rig.wait_reconciles("api-keys.list", 4).await;
+    assert_eq!(
+        rig.rotation("app").await.metadata.resource_version,
+        retrying.metadata.resource_version,
+        "a retried write does not rewrite the status"
+    );
+
+    failing.remove().await;
+    let done = rig.wait_settled("app", 1).await;
+    assert_eq!(
+        done.status.unwrap().current.unwrap().id.as_deref(),
+        Some(keys[0].id.as_str()),
+        "the key created first is the one published"
+    );
+    let token = rig.secret_value("app-qlik", "token").await.unwrap();
+    assert!(rig.api_key_works(&token).await);
+    assert_eq!(rig.count("api-keys.create").await, 1);
+    assert_eq!(rig.count("api-keys.delete").await, 0);
+}
+
+/// Another user of the tenant writes this SecretRotation's marker (its uid is readable by
+/// anyone who can read the SecretRotation) into a key of theirs; status is edited to name
+/// that key as the previous one. The operator deletes neither.
+#[tokio::test]
+async fn a_key_of_another_user_carrying_the_marker_is_never_deleted() {
+    let rig = Rig::start(|_| {}).await;
+    let running = Running::start(&rig, false);
+    let created = rig
+        .create(&api_key_rotation("app", "app-qlik", Duration::ZERO))
+        .await;
+    rig.wait_settled("app", 1).await;
+    let forged = rig
+        .other_user()
+        .create_api_key(&NewApiKey {
+            description: format!("not the operator's [qlikops:{}:1]", uid(&created)),
+            expiry: None,
+        })
+        .await
+        .unwrap();
+    let forged_token = forged.token.expose_secret().to_owned();
+    assert_eq!(rig.keys_of(&created).await.len(), 2, "the marker matches");
+
+    // A rotation and its stray sweeps.
+    rig.request_rotation(
+        "app",
+        running.clock.now() + jiff::SignedDuration::from_secs(1),
+    )
+    .await;
+    rig.wait_settled("app", 2).await;
+    rig.wait_reconciles("api-keys.list", 3).await;
+    assert!(
+        rig.api_key_works(&forged_token).await,
+        "the other user's key is not deleted"
+    );
+    assert_eq!(
+        rig.count("api-keys.delete").await,
+        1,
+        "only the operator's first key"
+    );
+
+    // Status names it as the previous credential, due for revoking.
+    let edit = json!({ "status": {
+        "phase": "Revoking",
+        "previous": { "id": forged.key.id, "revokeAfter": "2020-01-01T00:00:00Z" },
+    } });
+    rig.api::<SecretRotation>()
+        .patch_status("app", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    rig.wait_rotation("app", "back to Idle", |r| settled(r, 2))
+        .await;
+    support::eventually("a CredentialNotOwned warning", DEADLINE, || async {
+        event_reasons(&rig, &created)
+            .await
+            .iter()
+            .any(|(t, r)| t == "Warning" && r == "CredentialNotOwned")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        rig.api_key_works(&forged_token).await,
+        "a key named by an edited status is not revoked"
+    );
+    assert_eq!(rig.count("api-keys.delete").await, 1);
+}
+
+/// The operator's create answer is lost while a console user (with the operator's own
+/// identity) adds a secret to the same client: the two new hints cannot be told apart, so
+/// neither is revoked and the rotation waits for a person.
+#[tokio::test]
+async fn a_secret_added_in_the_console_during_a_lost_create_is_never_revoked() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    let (console_hint, console_secret) =
+        console_secret_during_a_lost_create(&rig, &rig.admin()).await;
+    let waiting = rig
+        .wait_rotation("m2m", "Ready=False AmbiguousSecret", |r| {
+            condition(r, "Ready").is_some_and(|c| c.reason == "AmbiguousSecret")
+        })
+        .await;
+    assert_eq!(condition(&waiting, "Stalled").unwrap().status, "True");
+    rig.wait_reconciles("oauth-clients.get", 2).await;
+    assert!(
+        rig.client_secret_works(&console_secret).await,
+        "the console user's secret is not revoked"
+    );
+    assert_eq!(rig.count("oauth-clients.delete-secret").await, 0);
+    let hints = rig.hints().await;
+    assert_eq!(
+        hints.len(),
+        3,
+        "seeded, console and the lost one: {hints:?}"
+    );
+
+    // A person deletes the lost one and resumes.
+    let seeded = CLIENT_SECRET[CLIENT_SECRET.len() - 4..].to_owned();
+    let lost = hints
+        .iter()
+        .find(|h| **h != seeded && **h != console_hint)
+        .unwrap()
+        .clone();
+    rig.admin()
+        .delete_oauth_client_secret(CLIENT_ID, &lost)
+        .await
+        .unwrap();
+    rig.request_rotation(
+        "m2m",
+        jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1),
+    )
+    .await;
+    let done = rig.wait_settled("m2m", 1).await;
+    assert!(rig.client_secret_works(&console_secret).await);
+    let current = done.status.unwrap().current.unwrap().hint.unwrap();
+    let mut hints = rig.hints().await;
+    hints.sort();
+    let mut expected = vec![seeded, console_hint, current];
+    expected.sort();
+    assert_eq!(hints, expected);
+}
+
+/// As above, but the console user is another user of the tenant: the operator's lost
+/// secret is the one new hint its identity created, so it alone is revoked.
+#[tokio::test]
+async fn another_users_console_secret_survives_a_lost_create_and_the_lost_one_is_revoked() {
+    let rig = Rig::start(|_| {}).await;
+    let _running = Running::start(&rig, false);
+    let (console_hint, console_secret) =
+        console_secret_during_a_lost_create(&rig, &rig.other_user()).await;
+    let done = rig.wait_settled("m2m", 1).await;
+    assert!(
+        rig.client_secret_works(&console_secret).await,
+        "the other user's secret is not revoked"
+    );
+    assert_eq!(
+        rig.count("oauth-clients.delete-secret").await,
+        1,
+        "the lost one"
+    );
+    let seeded = CLIENT_SECRET[CLIENT_SECRET.len() - 4..].to_owned();
+    let current = done.status.unwrap().current.unwrap().hint.unwrap();
+    let mut hints = rig.hints().await;
+    hints.sort();
+    let mut expected = vec![seeded, console_hint, current];
+    expected.sort();
+    assert_eq!(hints, expected);
+}
+
+/// Starts an OAuth rotation whose first create is slowed down; while it is in flight,
+/// `console` adds a secret to the client; then the create's answer is lost (a 503 after it
+/// took effect). Returns the console secret's hint and value.
+async fn console_secret_during_a_lost_create(
+    rig: &Rig,
+    console: &qlik_csp_operator::tenant::TenantClient,
+) -> (String, String) {
+    let path = "/api/v1/oauth-clients/*/client-secrets";
+    rig.fault(json!({
+        "method": "POST", "path": path, "fault": "latency", "latencyMs": 4000, "times": 1,
+    }))
+    .await;
+    rig.create(&oauth_rotation("m2m", "m2m-secret", Duration::ZERO))
+        .await;
+    support::eventually("the operator's create in flight", DEADLINE, || async {
+        rig.faults()
+            .await
+            .iter()
+            .all(|(_, remaining)| *remaining == Some(0))
+            .then_some(())
+    })
+    .await;
+    let added = console.create_oauth_client_secret(CLIENT_ID).await.unwrap();
+    rig.fault(json!({
+        "method": "POST", "path": path, "fault": "status", "status": 503,
+        "when": "after", "times": 1,
+    }))
+    .await;
+    (added.hint, added.client_secret.expose_secret().to_owned())
+}
+
+/// A deleted SecretRotation revokes a credential it created but could not write, and
+/// holds the previous one until its grace period is over.
+#[tokio::test]
+async fn deletion_revokes_a_created_credential_that_never_reached_the_secret() {
+    let rig = Rig::start(|_| {}).await;
+    let failing = FailingSecretWrites::install(&rig, "app-qlik").await;
+    let _running = Running::start(&rig, false);
+    let created = rig
+        .create(&api_key_rotation("app", "app-qlik", Duration::ZERO))
+        .await;
+    rig.wait_rotation("app", "Ready=False RotationFailing", |r| {
+        condition(r, "Ready").is_some_and(|c| c.reason == "RotationFailing")
+    })
+    .await;
+    assert!(rig.count("api-keys.create").await >= 1);
+    rig.api::<SecretRotation>()
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    support::eventually("the SecretRotation gone", DEADLINE, || async {
+        rig.api::<SecretRotation>()
+            .get_opt("app")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    failing.remove().await;
+    let left = rig.keys_of(&created).await;
+    assert!(left.is_empty(), "a key was left on the tenant: {left:?}");
+}
+
+#[tokio::test]
+async fn deletion_waits_for_the_grace_period_before_revoking_the_previous_credential() {
+    let rig = Rig::start(|_| {}).await;
+    let running = Running::start(&rig, false);
+    rig.create(&api_key_rotation(
+        "app",
+        "app-qlik",
+        Duration::from_secs(3600),
+    ))
+    .await;
+    rig.wait_settled("app", 1).await;
+    let token1 = rig.secret_value("app-qlik", "token").await.unwrap();
+    rig.request_rotation(
+        "app",
+        running.clock.now() + jiff::SignedDuration::from_secs(1),
+    )
+    .await;
+    rig.wait_rotation("app", "revision 2 draining", |r| {
+        r.status.as_ref().is_some_and(|s| {
+            s.revision == 2 && s.phase == qlik_csp_operator::api::secret_rotation::Phase::Draining
+        })
+    })
+    .await;
+    let token2 = rig.secret_value("app-qlik", "token").await.unwrap();
+    rig.api::<SecretRotation>()
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    let held = rig
+        .wait_rotation("app", "held by its finalizer", |r| {
+            condition(r, "Ready").is_some_and(|c| c.reason == "Finalizing")
+        })
+        .await;
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(
+        rig.api_key_works(&token1).await,
+        "the previous key works until its grace period ends"
+    );
+    running.advance(&rig, Duration::from_secs(3601)).await;
+    support::eventually("the SecretRotation gone", DEADLINE, || async {
+        rig.api::<SecretRotation>()
+            .get_opt("app")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !rig.api_key_works(&token1).await,
+        "the previous key is revoked"
+    );
+    assert!(
+        !rig.api_key_works(&token2).await,
+        "the current key goes with its own Secret"
+    );
 }

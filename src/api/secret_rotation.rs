@@ -10,7 +10,8 @@ use super::common::TenantRef;
 
 /// Annotation that requests a rotation now; its value is an RFC 3339 time.
 pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
-/// Label on a rotated Secret naming the `SecretRotation` that writes it.
+/// Label on a rotated Secret naming the `SecretRotation` that writes it: its name, or for a
+/// name longer than a label value may be, [`secret_rotation_label_value`] of it.
 pub const SECRET_ROTATION_LABEL: &str = "qlikops.io/secret-rotation";
 /// Annotation on a rotated Secret (and on rollout targets' pod templates): the revision of
 /// the credential under `key`.
@@ -18,6 +19,23 @@ pub const CREDENTIAL_REVISION: &str = "qlikops.io/credential-revision";
 /// Annotation on a rotated Secret: the API key id or OAuth secret hint of the credential
 /// under `key` (identifiers only, never the value).
 pub const CREDENTIAL_ID: &str = "qlikops.io/credential-id";
+
+/// The value of [`SECRET_ROTATION_LABEL`] for the SecretRotation `name`: the name itself when
+/// it is a valid label value (at most 63 characters), otherwise its first 52 characters, `-`
+/// and the first 10 hex digits of the SHA-256 of the whole name (63 characters, still
+/// starting and ending with an alphanumeric), so that `-l qlikops.io/secret-rotation=<value>`
+/// selects the Secret of any SecretRotation.
+pub fn secret_rotation_label_value(name: &str) -> String {
+    const MAX: usize = 63;
+    if name.len() <= MAX {
+        return name.to_owned();
+    }
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    // Object names are ASCII, so byte 52 is a character boundary.
+    let prefix: String = name.chars().take(52).collect();
+    format!("{prefix}-{}", &digest[..10])
+}
 
 /// Rotates an API key or an OAuth client secret and keeps the current one in a Secret.
 // clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
@@ -233,10 +251,36 @@ pub struct PendingRotation {
     /// The manual request (annotation time) it answers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,
-    /// OAuth: the client's secret hints before the new secret was created; any other hint
-    /// found after a crash is this rotation's lost secret.
+    /// OAuth: the client's secret hints before the new secret was created. A hint that is
+    /// neither known nor recorded in `created` is revoked only when it is the one hint that
+    /// appeared and the tenant says the operator's identity created it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_hints: Vec<String>,
+    /// The credential created for this revision whose Secret write has not succeeded yet
+    /// (identifiers only). While the operator holds its value in memory it retries the
+    /// write, with backoff, and never creates another credential for this revision; after
+    /// a restart the value is lost, so it is revoked (when provably the operator's) and a
+    /// new one created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<CredentialRef>,
+    /// OAuth: secrets that appeared while this rotation's answer was lost and that the
+    /// operator cannot tell apart from its own. None of them is ever revoked by the
+    /// operator; the rotation waits (`AmbiguousSecret`) until a person resumes it with a
+    /// newer `qlikops.io/rotate-requested-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambiguous: Option<AmbiguousSecrets>,
+}
+
+/// OAuth secrets the operator cannot attribute (see [`PendingRotation::ambiguous`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AmbiguousSecrets {
+    /// Their hints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+    /// When the operator found them; a rotation request newer than this resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
 }
 
 /// Identifies a credential on the tenant without revealing it.

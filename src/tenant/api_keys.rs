@@ -12,7 +12,9 @@ impl TenantClient {
     /// Creates an API key for the calling user. The token is in the answer and nowhere
     /// else, ever: store it before doing anything that can fail. On
     /// [`Error::OutcomeUnknown`], look for the key with
-    /// [`Self::find_api_keys_by_description_marker`] and delete it (its token is lost).
+    /// [`Self::find_api_keys_by_description_marker`] and delete it (its token is lost), but
+    /// only one whose `sub` and `createdByUser` are the caller ([`Self::current_user`]) and
+    /// whose status is active: any user can write a marker into a description.
     pub async fn create_api_key(&self, key: &NewApiKey) -> Result<CreatedApiKey, Error> {
         let url = self.url(&["api", "v1", "api-keys"]);
         self.call_json(Call::new("api-keys.create", Method::POST, url).json(key)?)
@@ -33,7 +35,8 @@ impl TenantClient {
     }
 
     /// The API keys whose description contains `marker` (the tenant cannot filter by
-    /// description, so this lists them all).
+    /// description, so this lists them all). The marker says nothing about who made a key:
+    /// check its `sub` and `createdByUser` before deleting it.
     pub async fn find_api_keys_by_description_marker(
         &self,
         marker: &str,

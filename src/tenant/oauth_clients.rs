@@ -21,7 +21,9 @@ impl TenantClient {
     /// Creates a client secret. The secret is in the answer and nowhere else: store it
     /// before doing anything that can fail. A client holds at most 5 secrets
     /// ([`Error::LimitReached`]). On [`Error::OutcomeUnknown`], compare the hints of
-    /// [`Self::get_oauth_client`] with the known ones and delete the stranger.
+    /// [`Self::get_oauth_client`] with the known ones: a new hint is the lost secret only
+    /// when it is the one new hint and its `createdBy` is the caller
+    /// ([`Self::current_user`]); someone else may have added a secret meanwhile.
     pub async fn create_oauth_client_secret(
         &self,
         client_id: &str,

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::ownership::ALLOW_ROTATION_BY;
 use qlik_csp_operator::api::secret_rotation::{
     ApiKeyRotation, OAuthClientSecretRotation, ROTATE_REQUESTED_AT, RotatedCredential, SecretTarget,
 };
@@ -140,6 +141,62 @@ impl Rig {
         assert!(answer.status().is_success(), "{url}: {}", answer.status());
     }
 
+    /// The emulator's request counters: `requests` of `operation` (e.g. `api-keys.create`).
+    pub async fn count(&self, operation: &str) -> u64 {
+        let url = format!("{}/_emulator/counters", self.emulator.base_url());
+        let counters: Value = self
+            .control
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        counters["operations"][operation]["requests"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {operation} in {counters}"))
+    }
+
+    /// Waits until the operator has looked at the tenant `more` more times (each reconcile
+    /// of a SecretRotation reads its credentials once: `api-keys.list` or
+    /// `oauth-clients.get`), a settle point after which counts can be asserted.
+    pub async fn wait_reconciles(&self, operation: &str, more: u64) {
+        let start = self.count(operation).await;
+        support::eventually(
+            &format!("{more} more {operation} requests than {start}"),
+            DEADLINE,
+            || async { (self.count(operation).await >= start + more).then_some(()) },
+        )
+        .await;
+    }
+
+    /// The remaining uses of each emulator fault rule, by id.
+    pub async fn faults(&self) -> Vec<(String, Option<u64>)> {
+        let url = format!("{}/_emulator/faults", self.emulator.base_url());
+        let listed: Value = self
+            .control
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        listed["faults"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap_or_default().to_owned(),
+                    f["remaining"].as_u64(),
+                )
+            })
+            .collect()
+    }
+
     /// Adds an emulator fault rule (see `qlik-tenant-emulator --help`).
     pub async fn fault(&self, rule: Value) {
         let url = format!("{}/_emulator/faults", self.emulator.base_url());
@@ -183,6 +240,11 @@ impl Rig {
 
     pub fn admin(&self) -> TenantClient {
         self.client_with(Credential::api_key(ADMIN_KEY))
+    }
+
+    /// Another user of the tenant: the OAuth client's own bot user, with its seeded secret.
+    pub fn other_user(&self) -> TenantClient {
+        self.client_with(Credential::oauth_client(CLIENT_ID, CLIENT_SECRET))
     }
 
     /// Whether the tenant accepts `value` as an API key.
@@ -276,6 +338,27 @@ pub fn meta(name: &str) -> kube::api::ObjectMeta {
     kube::api::ObjectMeta {
         name: Some(name.to_owned()),
         ..kube::api::ObjectMeta::default()
+    }
+}
+
+/// A Secret of the user's, `data` under its keys, opened to the SecretRotation `rotation`
+/// (`qlikops.io/allow-rotation-by`) when given.
+pub fn users_secret(name: &str, data: &[(&str, &str)], rotation: Option<&str>) -> Secret {
+    let mut metadata = meta(name);
+    if let Some(rotation) = rotation {
+        metadata.annotations = Some(BTreeMap::from([(
+            ALLOW_ROTATION_BY.to_owned(),
+            rotation.to_owned(),
+        )]));
+    }
+    Secret {
+        metadata,
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..Secret::default()
     }
 }
 

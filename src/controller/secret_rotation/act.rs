@@ -1,7 +1,14 @@
 //! Act: the decision's one side effect on the tenant, the Secret or the rollout targets.
 //! Every step is idempotent or recovered by the next observation (see [`super::step`]).
-//! A new credential's value exists only in memory between its creation and the Secret
-//! write right after it; it is never logged.
+//! A new credential's value exists only in memory ([`Held`]) between its creation and a
+//! successful Secret write; it is never logged.
+//!
+//! The Secret is written only when the step found it the operator's to write: a missing
+//! one is created (never applied, so one that appears meanwhile is not taken over), with
+//! the managed-by label and a controller owner reference; an existing one is applied with
+//! its observed `resourceVersion` as a precondition, so an opt-in removed in the meantime
+//! fails the write instead of being ignored, and it never gets an owner reference unless
+//! the operator created it.
 
 use std::collections::BTreeMap;
 
@@ -9,19 +16,22 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::CONTROLLER_NAME;
 use super::failure;
+use super::held::Held;
 use super::marker;
 use super::observe::Observation;
-use super::observed::{Action, Failure, Outcome, RemoteCredential};
+use super::observed::{Action, Failure, FailureKind, Outcome, RemoteCredential};
 use crate::api::SecretRotation;
+use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::api::secret_rotation::{
     CREDENTIAL_ID, CREDENTIAL_REVISION, SECRET_ROTATION_LABEL, WorkloadKind,
+    secret_rotation_label_value,
 };
 use crate::controller::Shared;
 use crate::failpoint::{self, rotation as point};
@@ -29,6 +39,7 @@ use crate::tenant::{NewApiKey, TenantClient, wire};
 
 pub async fn act(
     shared: &Shared,
+    held: &Held,
     observation: &Observation,
     action: &Action,
 ) -> Result<Outcome, Failure> {
@@ -38,7 +49,7 @@ pub async fn act(
         observation.client.as_ref().ok_or_else(|| Failure {
             reason: "TenantNotReady",
             message: "no client for the tenant".to_owned(),
-            kind: super::observed::FailureKind::Transient,
+            kind: FailureKind::Transient,
             retry_after: None,
         })
     };
@@ -55,15 +66,12 @@ pub async fn act(
             let (created, value) = create(client()?, object, *revision, *expiry)
                 .await
                 .map_err(tenant_failed)?;
+            held.keep(&uid(object), *revision, created, value);
             failpoint::hit(point::AFTER_CREATE);
-            write_secret(shared, observation, &value, *revision, &created.id)
-                .await
-                .map_err(|e| failure::from_kube("write the Secret", &e, false))?;
-            failpoint::hit(point::AFTER_SECRET_WRITE);
-            Ok(Outcome {
-                created: Some(created),
-                warnings: Vec::new(),
-            })
+            publish_held(shared, held, observation, *revision).await
+        }
+        Action::WriteSecret { revision } => {
+            publish_held(shared, held, observation, *revision).await
         }
         Action::Rollout { revision } => {
             let warnings = rollout(shared, object, *revision).await?;
@@ -75,7 +83,7 @@ pub async fn act(
         }
         Action::Revoke { credential } => {
             failpoint::hit(point::BEFORE_REVOKE);
-            remove_previous(shared, object).await.map_err(|e| {
+            remove_previous(shared, observation).await.map_err(|e| {
                 failure::from_kube("remove the previous value from the Secret", &e, true)
             })?;
             if let Some(id) = credential {
@@ -85,6 +93,40 @@ pub async fn act(
             Ok(Outcome::default())
         }
     }
+}
+
+fn uid(object: &SecretRotation) -> String {
+    object.meta().uid.clone().unwrap_or_default()
+}
+
+/// Writes the held credential of `revision` to the Secret; once written it is no longer
+/// held. A failed write leaves it held, for the retry.
+async fn publish_held(
+    shared: &Shared,
+    held: &Held,
+    observation: &Observation,
+    revision: i64,
+) -> Result<Outcome, Failure> {
+    let uid = uid(&observation.object);
+    let Some((created, value)) = held.value(&uid, revision) else {
+        return Err(Failure {
+            reason: "CredentialValueLost",
+            message: format!(
+                "the value of the credential created for revision {revision} is no longer held"
+            ),
+            kind: FailureKind::Transient,
+            retry_after: None,
+        });
+    };
+    write_secret(shared, observation, &value, revision, &created.id)
+        .await
+        .map_err(|e| failure::from_kube("write the Secret", &e, false))?;
+    held.forget(&uid);
+    failpoint::hit(point::AFTER_SECRET_WRITE);
+    Ok(Outcome {
+        created: Some(created),
+        warnings: Vec::new(),
+    })
 }
 
 async fn create(
@@ -101,6 +143,8 @@ async fn create(
             active: true,
             created_at: created.created_at,
             expires_at: None,
+            created_by: None,
+            subject: None,
         };
         return Ok((credential, created.client_secret));
     }
@@ -128,6 +172,8 @@ async fn create(
         active: true,
         created_at: created.key.created,
         expires_at: Some(created.key.expiry),
+        created_by: Some(created.key.created_by_user).filter(|u| !u.is_empty()),
+        subject: Some(created.key.sub).filter(|s| !s.is_empty()),
     };
     Ok((credential, created.token))
 }
@@ -148,10 +194,11 @@ async fn revoke(
     Ok(())
 }
 
-/// Server-side applies the new value under `key`, the old one under `<key>.previous`, and
-/// the labels and annotations naming the SecretRotation and revision. Creates the Secret,
-/// owned by the SecretRotation, when it is missing; of an existing Secret only these
-/// fields are touched. Then has the tenant clients re-read the Secret (self-rotation).
+/// Writes the new value under `key`, the old one under `<key>.previous`, and the label and
+/// annotations naming the SecretRotation and revision. A missing Secret is created, owned
+/// by the SecretRotation; of an existing one (the operator's, or opted in) only these
+/// fields are touched, by server-side apply guarded by the observed `resourceVersion`.
+/// Then has the tenant clients re-read the Secret (self-rotation).
 async fn write_secret(
     shared: &Shared,
     observation: &Observation,
@@ -175,39 +222,54 @@ async fn write_secret(
     if let Some(old) = old {
         data.insert(previous_key(&target.key), old.clone());
     }
-    // Ownership is claimed only on a Secret the operator creates, and kept in every later
-    // apply (a field left out of an apply is removed).
-    let owned = match &observation.secret {
+    // Ownership only on a Secret the operator creates, kept in every later apply (a field
+    // left out of an apply is removed); never on one it found.
+    let ours = match &observation.secret {
         None => true,
-        Some(secret) => super::owned_by(secret, object),
+        Some(_) => observation.observed.secret.created_for_us,
     };
-    let owner_references = if owned {
-        owner_reference(object).map(|r| vec![r])
-    } else {
-        None
-    };
+    let mut labels = BTreeMap::from([(
+        SECRET_ROTATION_LABEL.to_owned(),
+        secret_rotation_label_value(&object.name_any()),
+    )]);
+    if ours {
+        labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
+    }
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(target.name.clone()),
             namespace: Some(namespace.clone()),
-            labels: Some(BTreeMap::from([(
-                SECRET_ROTATION_LABEL.to_owned(),
-                object.name_any(),
-            )])),
+            resource_version: observation
+                .secret
+                .as_ref()
+                .and_then(|s| s.metadata.resource_version.clone()),
+            labels: Some(labels),
             annotations: Some(BTreeMap::from([
                 (CREDENTIAL_REVISION.to_owned(), revision.to_string()),
                 (CREDENTIAL_ID.to_owned(), id.to_owned()),
             ])),
-            owner_references,
+            owner_references: if ours {
+                owner_reference(object).map(|r| vec![r])
+            } else {
+                None
+            },
             ..ObjectMeta::default()
         },
         data: Some(data),
         ..Secret::default()
     };
     let api: Api<Secret> = Api::namespaced(shared.kube.clone(), &namespace);
-    let params = PatchParams::apply(CONTROLLER_NAME).force();
-    api.patch(&target.name, &params, &Patch::Apply(&secret))
-        .await?;
+    if observation.secret.is_none() {
+        let params = PostParams {
+            field_manager: Some(CONTROLLER_NAME.to_owned()),
+            ..PostParams::default()
+        };
+        api.create(&params, &secret).await?;
+    } else {
+        let params = PatchParams::apply(CONTROLLER_NAME).force();
+        api.patch(&target.name, &params, &Patch::Apply(&secret))
+            .await?;
+    }
     shared.tenants.secret_written(&namespace, &target.name);
     Ok(())
 }
@@ -228,12 +290,28 @@ pub fn previous_key(key: &str) -> String {
     format!("{key}.previous")
 }
 
-/// Drops `<key>.previous` (a missing Secret is left missing).
-async fn remove_previous(shared: &Shared, object: &SecretRotation) -> Result<(), kube::Error> {
-    let namespace = object.namespace().unwrap_or_default();
+/// Drops `<key>.previous` (a missing Secret is left missing, one without the key left
+/// alone), guarded by the observed `resourceVersion`.
+async fn remove_previous(shared: &Shared, observation: &Observation) -> Result<(), kube::Error> {
+    let object = &observation.object;
     let target = &object.spec.secret;
+    let previous = previous_key(&target.key);
+    let Some(secret) = &observation.secret else {
+        return Ok(());
+    };
+    if !secret
+        .data
+        .as_ref()
+        .is_some_and(|d| d.contains_key(&previous))
+    {
+        return Ok(());
+    }
+    let namespace = object.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(shared.kube.clone(), &namespace);
-    let patch = json!({ "data": { previous_key(&target.key): null } });
+    let patch = json!({
+        "metadata": { "resourceVersion": secret.metadata.resource_version },
+        "data": { previous: null },
+    });
     let params = PatchParams {
         field_manager: Some(CONTROLLER_NAME.to_owned()),
         ..PatchParams::default()
@@ -300,4 +378,47 @@ async fn rollout(
         }
     }
     Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::secret_rotation::secret_rotation_label_value;
+
+    fn valid_label_value(value: &str) -> bool {
+        let bytes = value.as_bytes();
+        value.len() <= 63
+            && (value.is_empty()
+                || (bytes[0].is_ascii_alphanumeric()
+                    && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+                    && bytes
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))))
+    }
+
+    #[test]
+    fn every_secret_rotation_name_gives_a_valid_distinct_label_value() {
+        let short = "reports.v2";
+        assert_eq!(secret_rotation_label_value(short), short);
+        let at_limit = "a".repeat(63);
+        assert_eq!(secret_rotation_label_value(&at_limit), at_limit);
+        for len in [64, 70, 200, 253] {
+            for filler in ["a", "a-", "a."] {
+                let name: String = format!("x{}", filler.repeat(len))
+                    .chars()
+                    .take(len - 1)
+                    .collect();
+                let name = format!("{name}z");
+                let value = secret_rotation_label_value(&name);
+                assert!(valid_label_value(&value), "{name} -> {value}");
+                assert_eq!(value.len(), 63);
+            }
+        }
+        // Long names that share their first 52 characters still differ.
+        let a = format!("{}-one", "r".repeat(70));
+        let b = format!("{}-two", "r".repeat(70));
+        assert_ne!(
+            secret_rotation_label_value(&a),
+            secret_rotation_label_value(&b)
+        );
+    }
 }

@@ -3,8 +3,22 @@
 //! is reduced to its status code, as its request carried the value.
 
 use super::observed::{Failure, FailureKind};
+use crate::api::ownership::ALLOW_ROTATION_BY;
 use crate::controller::tenant_clients::AccessError;
 use crate::tenant;
+
+/// The Secret exists and is not the operator's to write (condition reason).
+pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+/// The Secret is immutable, so no credential can be written into it (condition reason).
+pub const SECRET_IMMUTABLE: &str = "SecretImmutable";
+/// OAuth secrets appeared that the operator cannot tell apart from its own lost one
+/// (condition reason).
+pub const AMBIGUOUS_SECRET: &str = "AmbiguousSecret";
+/// A credential named by status (or found by its marker) is not provably the operator's,
+/// so it was left alone (event reason).
+pub const CREDENTIAL_NOT_OWNED: &str = "CredentialNotOwned";
+/// The apiserver refused a write for good (a 4xx other than 401, 403, 409 and 429).
+pub const KUBERNETES_REJECTED: &str = "KubernetesRejected";
 
 /// A reconcile that could not decide (the apiserver failed a read or the status write);
 /// retried. Tenant failures are not errors here: they are observations, recorded in the
@@ -100,27 +114,92 @@ pub fn from_access(error: &AccessError) -> Failure {
     }
 }
 
-/// A failed Kubernetes write during an action: retried, except when RBAC forbids it (a
-/// person must grant it). For the Secret write, only the status code: the request carried
+/// A failed Kubernetes write during an action. Retried with backoff when retrying can
+/// help (transport errors, 409, 429, 5xx); a stall otherwise (a 4xx: RBAC forbids it, or
+/// the apiserver refuses the object), which a person must fix. For the Secret write, only
+/// the status code, its reason and the names of the fields at fault: the request carried
 /// the value.
 pub fn from_kube(what: &str, error: &kube::Error, show_detail: bool) -> Failure {
-    let code = match error {
-        kube::Error::Api(status) => Some(status.code),
+    let status = match error {
+        kube::Error::Api(status) => Some(status),
         _ => None,
     };
-    let detail = match code {
-        Some(code) if !show_detail => format!("HTTP {code}"),
+    let code = status.map(|s| s.code);
+    let detail = match status {
+        Some(status) if !show_detail => {
+            let fields: Vec<&str> = status
+                .details
+                .iter()
+                .flat_map(|d| &d.causes)
+                .map(|c| c.field.as_str())
+                .filter(|f| !f.is_empty())
+                .collect();
+            let mut detail = format!("HTTP {}", status.code);
+            if !status.reason.is_empty() {
+                detail.push_str(&format!(" {}", status.reason));
+            }
+            if !fields.is_empty() {
+                detail.push_str(&format!(" ({})", fields.join(", ")));
+            }
+            detail
+        }
         _ if !show_detail => "request failed".to_owned(),
         _ => chain(error),
     };
     let (reason, kind) = match code {
         Some(401 | 403) => ("KubernetesForbidden", FailureKind::Permanent),
-        _ => ("KubernetesApiError", FailureKind::Transient),
+        Some(409 | 429) | None => ("KubernetesApiError", FailureKind::Transient),
+        Some(code) if (400..500).contains(&code) => (KUBERNETES_REJECTED, FailureKind::Permanent),
+        Some(_) => ("KubernetesApiError", FailureKind::Transient),
     };
     Failure {
         reason,
         message: format!("failed to {what}: {detail}"),
         kind,
+        retry_after: None,
+    }
+}
+
+/// The Secret exists but was neither created by the operator for this SecretRotation nor
+/// opened to it by its owner.
+pub fn secret_not_owned(secret: &str, rotation: &str) -> Failure {
+    Failure {
+        reason: SECRET_NOT_OWNED,
+        message: format!(
+            "Secret {secret} exists and was not created by the operator for this SecretRotation: \
+             nothing is created or written; to rotate into it, annotate it \
+             {ALLOW_ROTATION_BY}={rotation}, or name a Secret that does not exist yet"
+        ),
+        kind: FailureKind::Permanent,
+        retry_after: None,
+    }
+}
+
+/// The Secret is immutable.
+pub fn secret_immutable(secret: &str) -> Failure {
+    Failure {
+        reason: SECRET_IMMUTABLE,
+        message: format!(
+            "Secret {secret} is immutable, so no credential can be written into it: \
+             nothing is created; recreate it without immutable: true"
+        ),
+        kind: FailureKind::Permanent,
+        retry_after: None,
+    }
+}
+
+/// OAuth secrets the operator cannot attribute.
+pub fn ambiguous_secrets(client_id: &str, hints: &[String]) -> Failure {
+    Failure {
+        reason: AMBIGUOUS_SECRET,
+        message: format!(
+            "the answer to creating a secret of OAuth client {client_id} was lost and secrets \
+             {} appeared that the operator cannot tell apart from the one it created: none is \
+             revoked; delete the one nobody uses in the console, then resume with a newer \
+             qlikops.io/rotate-requested-at annotation",
+            hints.join(", ")
+        ),
+        kind: FailureKind::Permanent,
         retry_after: None,
     }
 }
@@ -210,13 +289,43 @@ mod tests {
             (forbidden.reason, forbidden.kind),
             ("KubernetesForbidden", FailureKind::Permanent)
         );
-        assert_eq!(forbidden.message, "failed to write the Secret: HTTP 403");
+        assert_eq!(
+            forbidden.message,
+            "failed to write the Secret: HTTP 403 Forbidden"
+        );
         let conflict = from_kube("annotate", &api(409, "the object has been modified"), true);
         assert_eq!(conflict.kind, FailureKind::Transient);
         assert!(
             conflict.message.contains("modified"),
             "{}",
             conflict.message
+        );
+    }
+
+    #[test]
+    fn only_conflicts_throttling_server_errors_and_transport_errors_are_retried() {
+        let api = |code: u16| {
+            let mut status = kube::core::Status::failure("refused", "Invalid");
+            status.code = code;
+            kube::Error::Api(status.boxed())
+        };
+        for code in [409, 429, 500, 503, 504] {
+            let failure = from_kube("write the Secret", &api(code), false);
+            assert_eq!(failure.kind, FailureKind::Transient, "{code}");
+            assert_eq!(failure.reason, "KubernetesApiError", "{code}");
+        }
+        for code in [400, 404, 410, 413, 422] {
+            let failure = from_kube("write the Secret", &api(code), false);
+            assert_eq!(
+                (failure.reason, failure.kind),
+                (KUBERNETES_REJECTED, FailureKind::Permanent),
+                "{code}"
+            );
+        }
+        let invalid = from_kube("write the Secret", &api(422), false);
+        assert_eq!(
+            invalid.message,
+            "failed to write the Secret: HTTP 422 Invalid"
         );
     }
 }

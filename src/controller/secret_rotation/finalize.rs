@@ -1,23 +1,32 @@
 //! Cleanup when a SecretRotation is deleted: its finalizer holds the deletion until the
 //! credentials it created and nobody can use any more are revoked (an OAuth client secret
-//! never expires and a client holds only 5). The current credential is revoked only when
-//! its Secret goes too (owned by the SecretRotation) or is gone already: a Secret of the
-//! user's (the QlikTenant's own, for a self-rotation) keeps a working credential. A tenant
-//! that is gone or refuses the operator does not hold the deletion forever.
+//! never expires and a client holds only 5): the previous one once its `revokeAfter` has
+//! passed (consumers still cutting across keep working until then), a created credential
+//! whose Secret write never succeeded, stray API keys of this SecretRotation, and the
+//! current one only when its Secret goes too (owned by the SecretRotation) or is gone
+//! already: a Secret of the user's (the QlikTenant's own, for a self-rotation) keeps a
+//! working credential. Each is revoked only when provably the operator's
+//! ([`super::proof`]). A tenant that is gone or refuses the operator does not hold the
+//! deletion forever.
 
+use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::failure::{self, Error};
-use super::observed::{FailureKind, Note};
+use super::held::Held;
+use super::observe;
+use super::observed::{FailureKind, Note, Remote, RemoteCredential};
+use super::proof::provably_ours;
 use super::record;
 use super::step::handle;
-use crate::api::secret_rotation::SecretRotationStatus;
+use crate::api::secret_rotation::{CredentialRef, SecretRotationStatus};
 use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::Shared;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Holds a SecretRotation until its credentials are revoked.
 pub const FINALIZER: &str = "qlikops.io/secret-rotation";
@@ -26,20 +35,70 @@ pub fn has_finalizer(object: &SecretRotation) -> bool {
     object.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// What to revoke when the SecretRotation goes (pure): always the previous credential;
-/// the current one only when no Secret that stays holds it.
-pub fn to_revoke(status: &SecretRotationStatus, secret_stays: bool) -> Vec<String> {
-    let mut ids: Vec<String> = status
-        .previous
-        .as_ref()
-        .and_then(handle)
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    if !secret_stays && let Some(id) = status.current.as_ref().and_then(handle) {
-        ids.push(id.to_owned());
+/// What status names for revoking when the SecretRotation goes (pure), or when to look
+/// again: the previous credential (not before its `revokeAfter`), the created one whose
+/// Secret write never succeeded, and the current one only when no Secret that stays
+/// holds it.
+pub fn to_revoke(
+    status: &SecretRotationStatus,
+    secret_stays: bool,
+    now: Timestamp,
+) -> Result<Vec<CredentialRef>, Timestamp> {
+    let mut refs = Vec::new();
+    if let Some(previous) = status.previous.as_ref().filter(|p| handle(p).is_some()) {
+        if let Some(at) = previous.revoke_after.as_ref().map(|t| t.0)
+            && at > now
+        {
+            return Err(at);
+        }
+        refs.push(previous.clone());
     }
-    ids
+    if let Some(created) = status.pending.as_ref().and_then(|p| p.created.as_ref()) {
+        refs.push(created.clone());
+    }
+    if !secret_stays && let Some(current) = &status.current {
+        refs.push(current.clone());
+    }
+    refs.retain(|r| handle(r).is_some());
+    Ok(refs)
+}
+
+/// Of `named` (and, for API keys, every key carrying this SecretRotation's marker except
+/// the current one when its Secret stays), what is provably ours and still active: the
+/// ids to revoke, and those left alone because they are not provably ours.
+pub fn select(
+    api_key: bool,
+    named: &[CredentialRef],
+    current_stays: Option<&str>,
+    remote: &Remote,
+    identity: &str,
+) -> (Vec<String>, Vec<String>) {
+    let (mut revoke, mut refused) = (Vec::new(), Vec::new());
+    let mut consider = |credential: &RemoteCredential, recorded: Option<&CredentialRef>| {
+        if !credential.active || revoke.contains(&credential.id) || refused.contains(&credential.id)
+        {
+            return;
+        }
+        if provably_ours(api_key, credential, Some(identity), recorded) {
+            revoke.push(credential.id.clone());
+        } else {
+            refused.push(credential.id.clone());
+        }
+    };
+    for recorded in named {
+        if let Some(found) = handle(recorded).and_then(|id| remote.find(id)) {
+            consider(found, Some(recorded));
+        }
+    }
+    if api_key {
+        for credential in &remote.credentials {
+            let stays = current_stays == Some(credential.id.as_str());
+            if !stays && provably_ours(true, credential, Some(identity), None) {
+                consider(credential, None);
+            }
+        }
+    }
+    (revoke, refused)
 }
 
 pub async fn add(shared: &Shared, object: &SecretRotation) -> Result<(), Error> {
@@ -48,14 +107,17 @@ pub async fn add(shared: &Shared, object: &SecretRotation) -> Result<(), Error> 
     set(shared, object, finalizers).await
 }
 
-/// Revokes what must go, then lets the deletion proceed.
+/// Revokes what must go, then lets the deletion proceed; or says when to look again (the
+/// previous credential's grace period is not over).
 pub async fn finalize(
     shared: &Shared,
     recorder: &Recorder,
+    held: &Held,
     object: &SecretRotation,
-) -> Result<(), Error> {
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Error> {
     if !has_finalizer(object) {
-        return Ok(());
+        return Ok(None);
     }
     let namespace = object.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(shared.kube.clone(), &namespace);
@@ -67,37 +129,72 @@ pub async fn finalize(
             source,
         })?;
     let secret_stays = secret.as_ref().is_some_and(|s| !super::owned_by(s, object));
-    let ids = to_revoke(&object.status.clone().unwrap_or_default(), secret_stays);
-    if !ids.is_empty() {
-        let note = match revoke_all(shared, object, &ids).await {
-            Ok(()) => Note {
-                warning: false,
-                reason: "Revoked",
-                message: format!("revoked {} on deletion", ids.join(", ")),
-            },
+    let mut status = object.status.clone().unwrap_or_default();
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    // A credential whose status write failed too is known only here.
+    let held_now = status
+        .pending
+        .as_ref()
+        .and_then(|p| held.facts(&uid, p.revision));
+    if let (Some(pending), Some(held_now)) = (status.pending.as_mut(), held_now) {
+        let api_key = object.spec.credential.api_key.is_some();
+        pending.created.get_or_insert(CredentialRef {
+            id: api_key.then(|| held_now.id.clone()),
+            hint: (!api_key).then(|| held_now.id.clone()),
+            created_at: held_now.created_at.map(Time),
+            expires_at: None,
+            revoke_after: None,
+        });
+    }
+    let named = match to_revoke(&status, secret_stays, now) {
+        Ok(named) => named,
+        Err(at) => return Ok(Some(at)),
+    };
+    let current_stays = status
+        .current
+        .as_ref()
+        .and_then(handle)
+        .filter(|_| secret_stays);
+    // API keys: stray keys with the marker are looked for too, once anything may have been
+    // created.
+    let api_key = object.spec.credential.api_key.is_some();
+    let started = status.revision > 0 || status.pending.is_some();
+    if !named.is_empty() || (api_key && started) {
+        let note = match revoke_all(shared, object, &named, current_stays).await {
+            Ok(None) => None,
+            Ok(Some(note)) => Some(note),
             Err(f) if f.kind == FailureKind::Transient => return Err(Error::Cleanup(f.message)),
-            Err(f) => Note {
+            Err(f) => Some(Note {
                 warning: true,
                 reason: f.reason,
-                message: format!("left {} on the tenant: {}", ids.join(", "), f.message),
-            },
+                message: format!(
+                    "left what this SecretRotation created on the tenant: {}",
+                    f.message
+                ),
+            }),
         };
-        record::publish_notes(recorder, object, &[note]).await;
+        if let Some(note) = note {
+            record::publish_notes(recorder, object, &[note]).await;
+        }
     }
+    held.forget(&uid);
     let finalizers = object
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    set(shared, object, finalizers).await
+    set(shared, object, finalizers).await?;
+    Ok(None)
 }
 
+/// Revokes what [`select`] allows; says what it did (or refused).
 async fn revoke_all(
     shared: &Shared,
     object: &SecretRotation,
-    ids: &[String],
-) -> Result<(), super::observed::Failure> {
+    named: &[CredentialRef],
+    current_stays: Option<&str>,
+) -> Result<Option<Note>, super::observed::Failure> {
     let namespace = object.namespace().unwrap_or_default();
     let api_key = object.spec.credential.api_key.is_some();
     let tenants: Api<QlikTenant> = Api::namespaced(shared.kube.clone(), &namespace);
@@ -111,7 +208,9 @@ async fn revoke_all(
         .for_tenant(&shared.kube, &tenant)
         .await
         .map_err(|e| failure::from_access(&e))?;
-    for id in ids {
+    let (remote, me) = observe::remote_and_identity(&client, object).await?;
+    let (revoke, refused) = select(api_key, named, current_stays, &remote, &me);
+    for id in &revoke {
         let result = match &object.spec.credential.oauth_client_secret {
             Some(oauth) => {
                 client
@@ -122,7 +221,30 @@ async fn revoke_all(
         };
         result.map_err(|e| failure::from_tenant(&e, api_key))?;
     }
-    Ok(())
+    let note = if !refused.is_empty() {
+        Some(Note {
+            warning: true,
+            reason: failure::CREDENTIAL_NOT_OWNED,
+            message: format!(
+                "revoked {} on deletion; left {} alone: not provably this SecretRotation's",
+                if revoke.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    revoke.join(", ")
+                },
+                refused.join(", ")
+            ),
+        })
+    } else if !revoke.is_empty() {
+        Some(Note {
+            warning: false,
+            reason: "Revoked",
+            message: format!("revoked {} on deletion", revoke.join(", ")),
+        })
+    } else {
+        None
+    };
+    Ok(note)
 }
 
 /// Replaces the finalizer list, guarded by `resourceVersion`.
@@ -156,7 +278,11 @@ async fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::secret_rotation::CredentialRef;
+    use crate::api::secret_rotation::PendingRotation;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
 
     fn reference(id: &str) -> CredentialRef {
         CredentialRef {
@@ -168,27 +294,92 @@ mod tests {
         }
     }
 
+    fn ids(refs: &[CredentialRef]) -> Vec<&str> {
+        refs.iter().filter_map(handle).collect()
+    }
+
     #[test]
-    fn a_secret_that_stays_keeps_its_credential_and_the_previous_one_always_goes() {
+    fn a_secret_that_stays_keeps_its_credential_and_the_previous_one_goes_after_its_grace() {
         let status = SecretRotationStatus {
             current: Some(reference("k2")),
-            previous: Some(reference("k1")),
+            previous: Some(CredentialRef {
+                revoke_after: Some(Time(at(1_000))),
+                ..reference("k1")
+            }),
             ..SecretRotationStatus::default()
         };
-        assert_eq!(to_revoke(&status, true), vec!["k1".to_owned()]);
+        assert_eq!(to_revoke(&status, true, at(999)), Err(at(1_000)));
         assert_eq!(
-            to_revoke(&status, false),
-            vec!["k1".to_owned(), "k2".to_owned()]
+            ids(&to_revoke(&status, true, at(1_000)).unwrap()),
+            vec!["k1"]
+        );
+        assert_eq!(
+            ids(&to_revoke(&status, false, at(1_000)).unwrap()),
+            vec!["k1", "k2"]
         );
         let bootstrap = SecretRotationStatus {
             current: Some(reference("k1")),
             previous: Some(CredentialRef {
                 id: None,
+                revoke_after: Some(Time(at(1_000))),
                 ..reference("unused")
             }),
             ..SecretRotationStatus::default()
         };
-        assert_eq!(to_revoke(&bootstrap, false), vec!["k1".to_owned()]);
-        assert!(to_revoke(&SecretRotationStatus::default(), false).is_empty());
+        assert_eq!(
+            ids(&to_revoke(&bootstrap, false, at(0)).unwrap()),
+            vec!["k1"],
+            "a value the operator did not create holds nothing up"
+        );
+        assert!(
+            to_revoke(&SecretRotationStatus::default(), false, at(0))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_created_credential_whose_secret_write_failed_is_revoked_too() {
+        let status = SecretRotationStatus {
+            current: Some(reference("k1")),
+            pending: Some(PendingRotation {
+                revision: 2,
+                created: Some(reference("k2")),
+                ..PendingRotation::default()
+            }),
+            ..SecretRotationStatus::default()
+        };
+        assert_eq!(ids(&to_revoke(&status, true, at(0)).unwrap()), vec!["k2"]);
+    }
+
+    fn key(id: &str, revision: Option<i64>, owner: &str, active: bool) -> RemoteCredential {
+        RemoteCredential {
+            id: id.into(),
+            revision,
+            active,
+            created_at: None,
+            expires_at: None,
+            created_by: Some(owner.into()),
+            subject: Some(owner.into()),
+        }
+    }
+
+    #[test]
+    fn only_what_is_provably_ours_and_active_is_revoked() {
+        let remote = Remote {
+            credentials: vec![
+                key("k1", Some(1), "op", true),
+                key("k2", Some(2), "op", true),
+                key("stray", Some(1), "op", true),
+                key("forged", Some(1), "mallory", true),
+                key("expired", Some(1), "op", false),
+            ],
+            max_expiry: None,
+        };
+        // Status names k1 and the forged key; k2 stays in a Secret that stays.
+        let named = [reference("k1"), reference("forged"), reference("gone")];
+        let (revoke, refused) = select(true, &named, Some("k2"), &remote, "op");
+        assert_eq!(revoke, vec!["k1".to_owned(), "stray".to_owned()]);
+        assert_eq!(refused, vec!["forged".to_owned()]);
     }
 }

@@ -163,6 +163,31 @@ fn ready(
     (true, reason, message)
 }
 
+/// Why a deleted SecretRotation is still there: its previous credential's grace period.
+/// The message holds no `now`, so it is written once.
+pub fn set_finalizing(
+    status: &mut SecretRotationStatus,
+    o_generation: Option<i64>,
+    now: Timestamp,
+    revoke_at: Timestamp,
+) {
+    let message = format!(
+        "deleted: the previous credential is revoked at {}, when its grace period ends; \
+         then the deletion completes",
+        fmt(revoke_at)
+    );
+    let desired = Desired {
+        type_: READY,
+        status: false,
+        reason: FINALIZING,
+        message,
+    };
+    conditions::set(&mut status.conditions, desired, o_generation, Time(now));
+}
+
+/// The `Ready` reason while a deleted SecretRotation waits (see [`set_finalizing`]).
+pub const FINALIZING: &str = "Finalizing";
+
 fn fmt(at: Timestamp) -> String {
     jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", at).unwrap_or_else(|_| at.to_string())
 }

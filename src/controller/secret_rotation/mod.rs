@@ -5,18 +5,23 @@
 //! [`step`] (pure, with the injected [`clock`]) → status written when it changed →
 //! [`act`] (one side effect) → [`step::after`] → status and events ([`record`]).
 //! [`schedule`] holds the time arithmetic (and the gauge's [`seconds_until_expiry`]),
-//! [`health`] the conditions, [`finalize`] the cleanup on deletion, [`marker`] the API key description marker, [`failure`] the
-//! mapping of errors to condition reasons.
+//! [`health`] the conditions, [`finalize`] the cleanup on deletion, [`marker`] the API key
+//! description marker, [`proof`] which credentials are provably the operator's, [`held`]
+//! the values of credentials whose Secret write failed, [`retry`] the backoff, and
+//! [`failure`] the mapping of errors to condition reasons.
 
 pub mod act;
 pub mod clock;
 pub mod failure;
 pub mod finalize;
 pub mod health;
+pub mod held;
 pub mod marker;
 pub mod observe;
 pub mod observed;
+pub mod proof;
 pub mod record;
+pub mod retry;
 pub mod schedule;
 pub mod step;
 
@@ -46,6 +51,10 @@ struct Context {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
     recorder: Recorder,
+    /// Values of created credentials not yet in their Secret.
+    held: held::Held,
+    /// Failures in a row, per SecretRotation.
+    backoff: retry::Backoff,
 }
 
 /// Runs the controller on the system clock until its watch streams end.
@@ -79,6 +88,8 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
         shared,
         clock,
         recorder: Recorder::new(kube, reporter),
+        held: held::Held::default(),
+        backoff: retry::Backoff::default(),
     });
     let running = controller
         .run(
@@ -104,10 +115,22 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
     let Some(object) = observe::read_fresh(shared, stored).await? else {
         return Ok(Requeue::await_change());
     };
+    let uid = object.meta().uid.clone().unwrap_or_default();
     if object.meta().deletion_timestamp.is_some() {
         let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+        let now = context.clock.now();
+        let wait =
+            finalize::finalize(shared, &context.recorder, &context.held, &object, now).await?;
+        if let Some(at) = wait {
+            // Say why the deletion waits (written once: the message does not change).
+            let mut status = object.status.clone().unwrap_or_default();
+            health::set_finalizing(&mut status, object.meta().generation, now, at);
+            record::write_status(shared, &object, &status).await?;
+            let health = health_interval(shared, &object).await;
+            return Ok(requeue(context, &uid, Next::At(at), now, health));
+        }
         shared.runtime.metrics.forget_credential(&namespace, &name);
-        finalize::finalize(shared, &context.recorder, &object).await?;
+        context.backoff.succeeded(&uid);
         return Ok(Requeue::await_change());
     }
     // Before anything is created: a deleted SecretRotation revokes what it made.
@@ -115,14 +138,20 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
         finalize::add(shared, &object).await?;
         return Ok(Requeue::requeue(Duration::ZERO));
     }
-    let observation = observe::observe(shared, context.clock.now(), object).await?;
+    let observation = observe::observe(shared, &context.held, context.clock.now(), object).await?;
     let o = &observation.observed;
     let decision = step::step(o);
     let stored = observation.object.status.clone().unwrap_or_default();
     let mut fresh = observation.object.clone();
     // The phase (and the intent of a new credential) is persisted before the side effect
-    // that depends on it.
-    if let Some(written) = record::write_status(shared, &fresh, &decision.status).await? {
+    // that depends on it. Before a side effect, conditions alone are not written: the
+    // outcome's are, so a retried step does not flip them back and forth.
+    let write_now = decision.action == Action::Nothing
+        || observation.object.status.is_none()
+        || !record::same_intent(&stored, &decision.status);
+    if write_now
+        && let Some(written) = record::write_status(shared, &fresh, &decision.status).await?
+    {
         fresh = written;
         if decision.status.phase == Phase::Creating && stored.phase != Phase::Creating {
             failpoint::hit(failpoint::rotation::AFTER_INTENT);
@@ -131,17 +160,56 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
     record::publish_notes(&context.recorder, &observation.object, &decision.notes).await;
     expiry_gauge(shared, &observation.object, &decision.status);
     if decision.action == Action::Nothing {
-        return Ok(requeue(decision.requeue, o.now, observation.health));
+        forget_held(context, &uid, &decision.status);
+        return Ok(requeue(
+            context,
+            &uid,
+            decision.requeue,
+            o.now,
+            observation.health,
+        ));
     }
-    let outcome = act::act(shared, &observation, &decision.action).await;
+    let outcome = act::act(shared, &context.held, &observation, &decision.action).await;
     if let Err(failure) = &outcome {
         tracing::warn!(reason = failure.reason, error = %failure.message, "rotation step failed");
     }
-    let last = step::after(o, &decision, outcome.as_ref());
+    // A create whose Secret write failed left its credential held: the status records it.
+    let mut o = o.clone();
+    o.held = decision
+        .status
+        .pending
+        .as_ref()
+        .and_then(|p| context.held.facts(&uid, p.revision));
+    let last = step::after(&o, &decision, outcome.as_ref());
     record::write_status(shared, &fresh, &last.status).await?;
     record::publish_notes(&context.recorder, &observation.object, &last.notes).await;
     expiry_gauge(shared, &observation.object, &last.status);
-    Ok(requeue(last.requeue, o.now, observation.health))
+    forget_held(context, &uid, &last.status);
+    Ok(requeue(
+        context,
+        &uid,
+        last.requeue,
+        o.now,
+        observation.health,
+    ))
+}
+
+/// A held value is needed only while its revision is being created.
+fn forget_held(context: &Context, uid: &str, status: &SecretRotationStatus) {
+    if status.phase != Phase::Creating {
+        context.held.forget(uid);
+    }
+}
+
+/// The health-check interval of `object`'s tenant (the finalizer's longest wait).
+async fn health_interval(shared: &Shared, object: &SecretRotation) -> Duration {
+    let tenants: kube::Api<crate::api::QlikTenant> =
+        kube::Api::namespaced(shared.kube.clone(), &object.namespace().unwrap_or_default());
+    let configured = match tenants.get_opt(&object.spec.tenant_ref.name).await {
+        Ok(Some(tenant)) => tenant.spec.sync_interval.into(),
+        _ => Duration::from_secs(600),
+    };
+    shared.settings.drift_interval(configured)
 }
 
 /// `qlikops_credential_expiry_seconds` for this SecretRotation: none for credentials that
@@ -159,20 +227,46 @@ fn expiry_gauge(shared: &Shared, object: &SecretRotation, status: &SecretRotatio
         .set_credential_expiry(&namespace, &object.name_any(), expires_at);
 }
 
-/// Real waits from the decision's, never longer than the health-check interval (which
-/// notices a revoked credential or a deleted Secret).
-fn requeue(next: Next, now: jiff::Timestamp, health: Duration) -> Requeue {
+/// Real waits from the decision's; after a failure, the backoff. Never longer than the
+/// health-check interval (which notices a revoked credential, a deleted Secret or an
+/// opt-in annotation added to one).
+fn requeue(
+    context: &Context,
+    uid: &str,
+    next: Next,
+    now: jiff::Timestamp,
+    health: Duration,
+) -> Requeue {
     let wait = match next {
+        Next::Retry { at_least } => {
+            let wait = context.backoff.after_failure(uid, at_least);
+            return Requeue::requeue(wait.min(health));
+        }
         Next::Immediately => Duration::ZERO,
         Next::At(at) => schedule::until(now, at),
         Next::After(wait) => wait,
     };
+    context.backoff.succeeded(uid);
     Requeue::requeue(wait.min(health))
 }
 
-fn error_policy(_object: Arc<SecretRotation>, error: &Error, _context: Arc<Context>) -> Requeue {
+/// A reconcile that failed (the apiserver refused a read or the status write): the same
+/// backoff as a failed step.
+fn error_policy(object: Arc<SecretRotation>, error: &Error, context: Arc<Context>) -> Requeue {
     tracing::debug!(reason = error.reason(), "retrying after an error");
-    Requeue::requeue(Duration::from_secs(5))
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    Requeue::requeue(context.backoff.after_failure(&uid, Duration::ZERO))
+}
+
+/// Whether `object` has a controller owner reference to `rotation` (so it goes with it).
+pub(crate) fn controlled_by(object: &impl Resource, rotation: &SecretRotation) -> bool {
+    let uid = rotation.meta().uid.as_deref();
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| Some(r.uid.as_str()) == uid && r.controller == Some(true))
 }
 
 /// Whether `object`'s owner reference points at `rotation`.

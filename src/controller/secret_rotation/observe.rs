@@ -1,7 +1,9 @@
 //! Observe: the SecretRotation read fresh from the apiserver (a cached copy may lag behind
-//! the status this controller just wrote), its QlikTenant and Secret, and the tenant's
-//! credentials (API keys with the marker, or the OAuth client's secret hints). Reads only.
-//! Tenant failures become part of the observation; apiserver failures are errors.
+//! the status this controller just wrote), its QlikTenant and Secret (whose is it), the
+//! tenant's credentials (API keys with the marker, or the OAuth client's secret hints, with
+//! who created them), the operator's own identity when the decision may revoke something,
+//! and what [`Held`] keeps in memory. Reads only. Tenant failures become part of the
+//! observation; apiserver failures are errors.
 
 use std::time::Duration;
 
@@ -11,9 +13,12 @@ use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use super::failure::{self, Error};
+use super::held::Held;
 use super::marker;
-use super::observed::{Observed, Remote, RemoteCredential, SecretFacts};
+use super::observed::{Failure, Observed, Remote, RemoteCredential, SecretFacts};
 use super::schedule;
+use super::step;
+use crate::api::ownership::{ALLOW_ROTATION_BY, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::api::secret_rotation::{CREDENTIAL_ID, CREDENTIAL_REVISION, Phase, ROTATE_REQUESTED_AT};
 use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::Shared;
@@ -52,6 +57,7 @@ pub async fn read_fresh(
 /// Observes `object` (as returned by [`read_fresh`]).
 pub async fn observe(
     shared: &Shared,
+    held: &Held,
     now: Timestamp,
     object: SecretRotation,
 ) -> Result<Observation, Error> {
@@ -101,15 +107,31 @@ pub async fn observe(
         .get(ROTATE_REQUESTED_AT)
         .and_then(|v| v.trim().parse::<Timestamp>().ok())
         .map(schedule::whole_seconds_up);
-    let observed = Observed {
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    let held = status
+        .pending
+        .as_ref()
+        .and_then(|p| held.facts(&uid, p.revision));
+    let mut observed = Observed {
         now: schedule::whole_seconds(now),
+        name: object.name_any(),
         generation: object.meta().generation,
         spec: object.spec.clone(),
         status,
         rotate_requested_at,
-        secret: secret_facts(secret.as_ref(), &object.spec.secret.key),
+        secret: secret_facts(secret.as_ref(), &object),
         remote,
+        identity: None,
+        held,
     };
+    if step::needs_identity(&observed)
+        && let Some(client) = &client
+    {
+        match identity(client).await {
+            Ok(me) => observed.identity = Some(me),
+            Err(e) => observed.remote = Err(failure::from_tenant(&e, api_key)),
+        }
+    }
     Ok(Observation {
         observed,
         object,
@@ -119,16 +141,23 @@ pub async fn observe(
     })
 }
 
-fn secret_facts(secret: Option<&Secret>, key: &str) -> SecretFacts {
+/// The user the operator authenticates as.
+pub async fn identity(client: &TenantClient) -> Result<String, crate::tenant::Error> {
+    Ok(client.current_user().await?.id)
+}
+
+fn secret_facts(secret: Option<&Secret>, rotation: &SecretRotation) -> SecretFacts {
     let Some(secret) = secret else {
         return SecretFacts::default();
     };
+    let key = &rotation.spec.secret.key;
     let has_value = secret
         .data
         .as_ref()
         .and_then(|d| d.get(key))
         .is_some_and(|v| !v.0.iter().all(u8::is_ascii_whitespace));
     let annotations = secret.annotations();
+    let managed = secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
     SecretFacts {
         exists: true,
         has_value,
@@ -136,7 +165,27 @@ fn secret_facts(secret: Option<&Secret>, key: &str) -> SecretFacts {
             .get(CREDENTIAL_REVISION)
             .and_then(|r| r.parse().ok()),
         credential_id: annotations.get(CREDENTIAL_ID).cloned(),
+        created_for_us: managed && super::controlled_by(secret, rotation),
+        opted_in: annotations.get(ALLOW_ROTATION_BY).map(|v| v.trim())
+            == Some(rotation.name_any().as_str()),
+        immutable: secret.immutable == Some(true),
     }
+}
+
+/// The tenant's credentials of `object` and the operator's identity, for the finalizer.
+pub async fn remote_and_identity(
+    client: &TenantClient,
+    object: &SecretRotation,
+) -> Result<(Remote, String), Failure> {
+    let api_key = object.spec.credential.api_key.is_some();
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    let found = remote(client, object, &uid, Phase::Idle)
+        .await
+        .map_err(|e| failure::from_tenant(&e, api_key))?;
+    let me = identity(client)
+        .await
+        .map_err(|e| failure::from_tenant(&e, api_key))?;
+    Ok((found, me))
 }
 
 async fn remote(
@@ -156,6 +205,8 @@ async fn remote(
                 active: true,
                 created_at: s.created_at.map(schedule::whole_seconds),
                 expires_at: None,
+                created_by: s.created_by.filter(|b| !b.is_empty()),
+                subject: None,
             })
             .collect();
         return Ok(Remote {
@@ -173,6 +224,8 @@ async fn remote(
             active: k.status == ApiKeyStatus::Active,
             created_at: k.created.map(schedule::whole_seconds),
             expires_at: Some(schedule::whole_seconds(k.expiry)),
+            created_by: Some(k.created_by_user).filter(|u| !u.is_empty()),
+            subject: Some(k.sub).filter(|s| !s.is_empty()),
             id: k.id,
         })
         .collect();

@@ -12,6 +12,8 @@ use crate::api::{SecretRotationSpec, SecretRotationStatus};
 pub struct Observed {
     /// Whole seconds (see [`super::schedule::whole_seconds`]).
     pub now: Timestamp,
+    /// The SecretRotation's name (for messages).
+    pub name: String,
     pub generation: Option<i64>,
     pub spec: SecretRotationSpec,
     /// As stored, read fresh from the apiserver (not from a cache that may lag).
@@ -21,6 +23,12 @@ pub struct Observed {
     pub secret: SecretFacts,
     /// The tenant's side, or why it could not be read.
     pub remote: Result<Remote, Failure>,
+    /// The user the operator authenticates as (`users/me`): read only when the decision may
+    /// revoke something, which it does only to credentials this identity created.
+    pub identity: Option<String>,
+    /// The credential of the pending revision whose value this process still holds in
+    /// memory because its Secret write failed (see [`super::held`]).
+    pub held: Option<RemoteCredential>,
 }
 
 /// The Secret, as far as the decision needs it (never the value).
@@ -33,9 +41,22 @@ pub struct SecretFacts {
     pub revision: Option<i64>,
     /// `qlikops.io/credential-id`: the key id or secret hint under `key`.
     pub credential_id: Option<String>,
+    /// Created by the operator for this SecretRotation: its managed-by label and a
+    /// controller owner reference to it.
+    pub created_for_us: bool,
+    /// Its owner opted in: `qlikops.io/allow-rotation-by` names this SecretRotation.
+    pub opted_in: bool,
+    /// `immutable: true`: no write can succeed.
+    pub immutable: bool,
 }
 
 impl SecretFacts {
+    /// Whether the operator may write into the Secret: a missing one it creates, an
+    /// existing one only when it created it for this SecretRotation or its owner opted in.
+    pub fn writable(&self) -> bool {
+        !self.exists || self.created_for_us || self.opted_in
+    }
+
     /// Whether the Secret holds the credential of `revision`.
     pub fn holds(&self, revision: i64) -> Option<&str> {
         (self.has_value && self.revision == Some(revision))
@@ -71,6 +92,11 @@ pub struct RemoteCredential {
     pub active: bool,
     pub created_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
+    /// Who created it (API key `createdByUser`, OAuth secret `createdBy`), if the tenant
+    /// says.
+    pub created_by: Option<String>,
+    /// API keys: the user it authenticates as (`sub`).
+    pub subject: Option<String>,
 }
 
 /// A failure, reduced to what the decision needs. Built from tenant and Kubernetes
@@ -120,6 +146,11 @@ pub enum Action {
         /// API keys: the lifetime to ask for; `None` asks for the tenant's maximum.
         expiry: Option<Duration>,
     },
+    /// Write the credential of `revision` that was created but whose Secret write failed
+    /// (its value held in memory) to the Secret: a retry that creates nothing.
+    WriteSecret {
+        revision: i64,
+    },
     /// Annotate the rollout targets' pod templates with `revision`.
     Rollout {
         revision: i64,
@@ -131,12 +162,18 @@ pub enum Action {
     },
 }
 
-/// When to reconcile again (capped by the health-check interval).
+/// When to reconcile again (capped by the health-check interval, except a retry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Requeue {
     Immediately,
     At(Timestamp),
     After(Duration),
+    /// After a failure: the controller's capped, jittered exponential backoff for this
+    /// object, but never sooner than `at_least` (the tenant's `Retry-After`, or the wait a
+    /// tenant limit or a permanent problem deserves).
+    Retry {
+        at_least: Duration,
+    },
 }
 
 /// An event to publish.

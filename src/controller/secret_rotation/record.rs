@@ -24,6 +24,18 @@ pub fn same_status(a: &SecretRotationStatus, b: &SecretRotationStatus) -> bool {
         }
 }
 
+/// Whether two statuses hold the same intent and credentials, ignoring the conditions:
+/// what must be persisted before a side effect.
+pub fn same_intent(a: &SecretRotationStatus, b: &SecretRotationStatus) -> bool {
+    SecretRotationStatus {
+        conditions: Vec::new(),
+        ..a.clone()
+    } == SecretRotationStatus {
+        conditions: Vec::new(),
+        ..b.clone()
+    }
+}
+
 /// Writes `desired` unless `object` already says it; returns the object as written.
 pub async fn write_status(
     shared: &Shared,

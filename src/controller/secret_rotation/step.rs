@@ -2,34 +2,55 @@
 //! hold in status and which one side effect to make; [`after`] says where that leaves the
 //! status once the side effect succeeded or failed.
 //!
-//! `Idle → Creating → Publishing → Draining → Revoking → Idle`. The phase (and, for
-//! `Creating`, the revision and the known OAuth hints) is in status before the side effect
-//! that depends on it, so a crash anywhere is recovered by the next observation:
+//! ```text
+//!          trigger                 created and written          rolled out
+//!   Idle ──────────► Creating ─────────────────────► Publishing ───────────► Draining
+//!    ▲                 │  ▲ Secret write failed:                               │
+//!    │                 │  └─ WriteSecret (value held in memory, backoff)       │ revokeAfter
+//!    │   revoked       ▼                                                       ▼
+//!    └──────────────────────────────────────────────────────────────────── Revoking
+//! ```
+//! The phase (and, for `Creating`, the revision, the known OAuth hints, and a created
+//! credential whose Secret write failed) is in status before the side effect that depends
+//! on it, so a crash anywhere is recovered by the next observation:
 //! - `Creating` with the Secret already holding the pending revision: adopt it (the crash
 //!   came after the Secret was written).
-//! - `Creating` with a credential of the pending revision (API key marker) or an unknown
-//!   OAuth hint, not in the Secret: its value is lost, delete it, then create again.
+//! - `Creating` with a created credential whose value this process still holds: write it
+//!   (never create another for the revision).
+//! - `Creating` with a credential of the pending revision whose value is lost (recorded in
+//!   `pending.created`, found by its API key marker, or the one new OAuth hint): revoke
+//!   it when it is provably the operator's ([`super::proof`]), then create again; OAuth
+//!   hints that cannot be attributed stop the rotation (`AmbiguousSecret`), revoking none.
 //! - every other phase repeats its idempotent side effect.
+//!
+//! Before anything is created and before every Secret write, the Secret must be the
+//! operator's to write ([`SecretFacts::writable`](super::observed::SecretFacts::writable)):
+//! otherwise `SecretNotOwned`, and nothing happens.
 
+mod creating;
+mod guard;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+pub use self::guard::needs_identity;
+use self::guard::{revocable, revoking, secret_blocked};
 use super::health::{phase_reason, set_conditions};
 use super::observed::{
-    Action, Decision, Failure, FailureKind, Note, Observed, Outcome, Remote, Requeue,
+    Action, Decision, Failure, FailureKind, Note, Observed, Outcome, Remote, RemoteCredential,
+    Requeue,
 };
 use super::schedule;
 use crate::api::secret_rotation::{CredentialRef, PendingRotation, Phase, SecretRotationStatus};
 
-/// How long to wait after a transient failure that gave no `Retry-After`.
-pub const RETRY_TRANSIENT: Duration = Duration::from_secs(5);
-/// How long to wait for room after a tenant limit.
+/// The least wait for room after a tenant limit.
 pub const RETRY_LIMIT: Duration = Duration::from_secs(60);
-/// How long to wait after a failure only a person can fix.
+/// The least wait after a failure only a person can fix.
 pub const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 
 /// The identifier of a credential: API key id or OAuth hint.
@@ -41,6 +62,15 @@ fn is_api_key(o: &Observed) -> bool {
     o.spec.credential.api_key.is_some()
 }
 
+/// The ids of the current and previous credential.
+fn ours(status: &SecretRotationStatus) -> Vec<&str> {
+    [status.current.as_ref(), status.previous.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(handle)
+        .collect()
+}
+
 /// Decides the next status and side effect.
 pub fn step(o: &Observed) -> Decision {
     // Publishing and Draining touch only the cluster: a tenant outage does not hold them.
@@ -49,9 +79,18 @@ pub fn step(o: &Observed) -> Decision {
         (Err(_), Phase::Publishing | Phase::Draining) => &Remote::default(),
         (Err(failure), _) => return failed(o, o.status.clone(), failure),
     };
+    // Write only what is ours, and create nothing for a Secret that is not.
+    let writing = matches!(o.status.phase, Phase::Creating | Phase::Revoking);
+    if matches!(
+        o.status.phase,
+        Phase::Idle | Phase::Creating | Phase::Revoking
+    ) && let Some(blocked) = secret_blocked(o, writing)
+    {
+        return failed(o, o.status.clone(), &blocked);
+    }
     match o.status.phase {
         Phase::Idle => idle(o, remote),
-        Phase::Creating => creating(o, remote),
+        Phase::Creating => creating::creating(o, remote),
         Phase::Publishing => hold(
             o,
             o.status.clone(),
@@ -61,19 +100,7 @@ pub fn step(o: &Observed) -> Decision {
             Requeue::Immediately,
         ),
         Phase::Draining => draining(o),
-        Phase::Revoking => hold(
-            o,
-            o.status.clone(),
-            Action::Revoke {
-                credential: o
-                    .status
-                    .previous
-                    .as_ref()
-                    .and_then(handle)
-                    .map(str::to_owned),
-            },
-            Requeue::Immediately,
-        ),
+        Phase::Revoking => revoking(o, remote),
     }
 }
 
@@ -92,6 +119,16 @@ pub fn after(o: &Observed, decision: &Decision, result: Result<&Outcome, &Failur
     let requeue = match &decision.action {
         Action::Nothing => decision.requeue,
         Action::DeleteStrays(ids) => {
+            // A recorded credential whose value was lost is gone now.
+            if let Some(pending) = &mut status.pending
+                && pending
+                    .created
+                    .as_ref()
+                    .and_then(handle)
+                    .is_some_and(|id| ids.iter().any(|i| i == id))
+            {
+                pending.created = None;
+            }
             notes.push(normal(
                 "Revoked",
                 format!(
@@ -102,7 +139,7 @@ pub fn after(o: &Observed, decision: &Decision, result: Result<&Outcome, &Failur
             ));
             Requeue::Immediately
         }
-        Action::Create { revision, .. } => {
+        Action::Create { revision, .. } | Action::WriteSecret { revision } => {
             let Some(created) = &outcome.created else {
                 return decision.clone();
             };
@@ -198,14 +235,16 @@ fn publish(o: &Observed, status: &mut SecretRotationStatus, current: CredentialR
 
 fn idle(o: &Observed, remote: &Remote) -> Decision {
     let status = &o.status;
-    let ours = [status.current.as_ref(), status.previous.as_ref()];
-    let ours: Vec<&str> = ours.into_iter().flatten().filter_map(handle).collect();
+    let ours = ours(status);
     if is_api_key(o) {
+        // Keys of past revisions that are neither current nor previous; a key someone else
+        // made with this marker is not provably ours and stays.
         let strays: Vec<String> = remote
             .credentials
             .iter()
             .filter(|c| c.revision.is_some_and(|r| r <= status.revision))
             .filter(|c| !ours.contains(&c.id.as_str()))
+            .filter(|c| revocable(o, c, None))
             .map(|c| c.id.clone())
             .collect();
         if !strays.is_empty() {
@@ -253,6 +292,10 @@ fn idle(o: &Observed, remote: &Remote) -> Decision {
         let requeue = rotate_at.map_or(Requeue::After(RETRY_PERMANENT), Requeue::At);
         return hold(o, status.clone(), Action::Nothing, requeue);
     };
+    // Nothing is created for a Secret that cannot take it.
+    if let Some(blocked) = secret_blocked(o, true) {
+        return failed(o, status.clone(), &blocked);
+    }
     let mut next = status.clone();
     let revision = status.revision + 1;
     next.phase = Phase::Creating;
@@ -268,6 +311,8 @@ fn idle(o: &Observed, remote: &Remote) -> Decision {
         } else {
             remote.credentials.iter().map(|c| c.id.clone()).collect()
         },
+        created: None,
+        ambiguous: None,
     });
     let mut decision = hold(o, next, Action::Nothing, Requeue::Immediately);
     let note = format!("rotation to revision {revision} started: {why}");
@@ -279,85 +324,6 @@ fn idle(o: &Observed, remote: &Remote) -> Decision {
             normal("RotationStarted", note)
         });
     decision
-}
-
-fn creating(o: &Observed, remote: &Remote) -> Decision {
-    let status = &o.status;
-    let Some(pending) = &status.pending else {
-        // Defensive: a `Creating` without its intent (edited status). Record one first.
-        let mut next = status.clone();
-        next.pending = Some(PendingRotation {
-            revision: status.revision + 1,
-            reason: "Resumed".to_owned(),
-            started_at: Some(Time(o.now)),
-            requested_at: None,
-            known_hints: remote.credentials.iter().map(|c| c.id.clone()).collect(),
-        });
-        return hold(o, next, Action::Nothing, Requeue::Immediately);
-    };
-    let revision = pending.revision;
-    // The crash came after the Secret was written: adopt what it holds.
-    if let Some(id) = o.secret.holds(revision)
-        && let Some(found) = remote.find(id)
-    {
-        let outcome = Outcome {
-            created: Some(found.clone()),
-            warnings: Vec::new(),
-        };
-        let decision = hold(
-            o,
-            status.clone(),
-            Action::Create {
-                revision,
-                expiry: None,
-            },
-            Requeue::Immediately,
-        );
-        let mut adopted = after(o, &decision, Ok(&outcome));
-        for note in &mut adopted.notes {
-            if note.reason == "Created" {
-                note.reason = "Adopted";
-                note.message = format!(
-                    "adopted credential {id} (revision {revision}) found in Secret {} after an interruption",
-                    o.spec.secret.name
-                );
-            }
-        }
-        return adopted;
-    }
-    let ours = [status.current.as_ref(), status.previous.as_ref()];
-    let ours: Vec<&str> = ours.into_iter().flatten().filter_map(handle).collect();
-    let strays: Vec<String> = if is_api_key(o) {
-        remote
-            .credentials
-            .iter()
-            .filter(|c| c.revision.is_some_and(|r| r <= revision))
-            .filter(|c| !ours.contains(&c.id.as_str()))
-            .map(|c| c.id.clone())
-            .collect()
-    } else {
-        remote
-            .credentials
-            .iter()
-            .filter(|c| !pending.known_hints.contains(&c.id) && !ours.contains(&c.id.as_str()))
-            .map(|c| c.id.clone())
-            .collect()
-    };
-    if !strays.is_empty() {
-        return hold(
-            o,
-            status.clone(),
-            Action::DeleteStrays(strays),
-            Requeue::Immediately,
-        );
-    }
-    let expiry = schedule::requested_expiry(&o.spec, remote.max_expiry);
-    hold(
-        o,
-        status.clone(),
-        Action::Create { revision, expiry },
-        Requeue::Immediately,
-    )
 }
 
 fn draining(o: &Observed) -> Decision {
@@ -396,14 +362,17 @@ fn hold(
     }
 }
 
-/// The phase stays; the conditions say why; retry when it may help.
+/// The phase stays (with a created credential whose value is held recorded); the
+/// conditions say why; retry with backoff, no sooner than the failure asks.
 fn failed(o: &Observed, mut status: SecretRotationStatus, failure: &Failure) -> Decision {
+    creating::record_held(&mut status, o);
     set_conditions(&mut status, o, Some(failure));
-    let requeue = match failure.kind {
-        FailureKind::Transient => Requeue::After(failure.retry_after.unwrap_or(RETRY_TRANSIENT)),
-        FailureKind::LimitReached => Requeue::After(RETRY_LIMIT),
-        FailureKind::Permanent => Requeue::After(RETRY_PERMANENT),
+    let at_least = match failure.kind {
+        FailureKind::Transient => failure.retry_after.unwrap_or(Duration::ZERO),
+        FailureKind::LimitReached => RETRY_LIMIT,
+        FailureKind::Permanent => RETRY_PERMANENT,
     };
+    let requeue = Requeue::Retry { at_least };
     // Warn on a new problem only, so a retry loop does not flood events.
     let known = o
         .status

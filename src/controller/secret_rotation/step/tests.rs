@@ -16,15 +16,17 @@ use crate::controller::secret_rotation::health;
 use crate::controller::secret_rotation::observed::{RemoteCredential, SecretFacts};
 use crate::controller::secret_rotation::schedule::seconds_until_expiry;
 
-const HOUR: i64 = 3600;
+pub(super) const HOUR: i64 = 3600;
 /// When the current key (revision 3) was created.
-const T0: i64 = 1_800_000_000;
+pub(super) const T0: i64 = 1_800_000_000;
+/// The operator's identity on the tenant.
+pub(super) const ME: &str = "operator-user";
 
-fn at(seconds: i64) -> Timestamp {
+pub(super) fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(seconds).unwrap()
 }
 
-fn api_key_spec(expiry: Option<Duration>) -> SecretRotationSpec {
+pub(super) fn api_key_spec(expiry: Option<Duration>) -> SecretRotationSpec {
     SecretRotationSpec {
         tenant_ref: crate::api::TenantRef {
             name: "acme".into(),
@@ -47,7 +49,7 @@ fn api_key_spec(expiry: Option<Duration>) -> SecretRotationSpec {
     }
 }
 
-fn oauth_spec() -> SecretRotationSpec {
+pub(super) fn oauth_spec() -> SecretRotationSpec {
     let mut spec = api_key_spec(None);
     spec.credential = RotatedCredential {
         api_key: None,
@@ -59,17 +61,20 @@ fn oauth_spec() -> SecretRotationSpec {
     spec
 }
 
-fn key(id: &str, revision: i64, created: i64) -> RemoteCredential {
+/// An API key the operator created (marker, subject and creator its own).
+pub(super) fn key(id: &str, revision: i64, created: i64) -> RemoteCredential {
     RemoteCredential {
         id: id.into(),
         revision: Some(revision),
         active: true,
         created_at: Some(at(created)),
         expires_at: Some(at(created + 24 * HOUR)),
+        created_by: Some(ME.into()),
+        subject: Some(ME.into()),
     }
 }
 
-fn reference(id: &str, created: i64) -> CredentialRef {
+pub(super) fn reference(id: &str, created: i64) -> CredentialRef {
     CredentialRef {
         id: Some(id.into()),
         hint: None,
@@ -81,7 +86,7 @@ fn reference(id: &str, created: i64) -> CredentialRef {
 
 /// Revision 3 (`k3`) current; in phases after Creating, revision 4 (`k4`) current and
 /// `k3` previous until `T0 + 2h`.
-fn in_phase(phase: Phase) -> Observed {
+pub(super) fn in_phase(phase: Phase) -> Observed {
     let mut status = SecretRotationStatus {
         phase,
         revision: 3,
@@ -94,6 +99,9 @@ fn in_phase(phase: Phase) -> Observed {
         has_value: true,
         revision: Some(3),
         credential_id: Some("k3".into()),
+        created_for_us: true,
+        opted_in: false,
+        immutable: false,
     };
     let mut credentials = vec![key("k3", 3, T0)];
     match phase {
@@ -120,6 +128,7 @@ fn in_phase(phase: Phase) -> Observed {
     }
     Observed {
         now: at(T0 + HOUR + 60),
+        name: "reports".into(),
         generation: Some(1),
         spec: api_key_spec(None),
         status,
@@ -129,12 +138,14 @@ fn in_phase(phase: Phase) -> Observed {
             credentials,
             max_expiry: Some(Duration::from_secs(24 * 3600)),
         }),
+        identity: Some(ME.into()),
+        held: None,
     }
 }
 
 /// The kinds of observation every phase is tested against.
 #[derive(Clone, Copy, Debug)]
-enum Seen {
+pub(super) enum Seen {
     Healthy,
     TenantDown,
     RateLimited,
@@ -146,7 +157,7 @@ enum Seen {
     GraceOver,
 }
 
-const ALL_SEEN: [Seen; 9] = [
+pub(super) const ALL_SEEN: [Seen; 9] = [
     Seen::Healthy,
     Seen::TenantDown,
     Seen::RateLimited,
@@ -158,7 +169,7 @@ const ALL_SEEN: [Seen; 9] = [
     Seen::GraceOver,
 ];
 
-fn tenant_down() -> Failure {
+pub(super) fn tenant_down() -> Failure {
     Failure {
         reason: "TenantUnavailable",
         message: "failed to api-keys.list: the tenant answered 503".into(),
@@ -167,7 +178,7 @@ fn tenant_down() -> Failure {
     }
 }
 
-fn observe(phase: Phase, seen: Seen) -> Observed {
+pub(super) fn observe(phase: Phase, seen: Seen) -> Observed {
     let mut o = in_phase(phase);
     match seen {
         Seen::Healthy => {}
@@ -228,11 +239,13 @@ fn expected(phase: Phase, seen: Seen) -> (Phase, Action) {
         // `Due` is 16 h on, long past the grace period.
         (Phase::Draining, GraceOver | SecretMissing | Due) => (Phase::Revoking, Action::Nothing),
         (Phase::Draining, _) => (Phase::Draining, Action::Nothing),
+        // Nothing to revoke once the tenant no longer has it.
+        (Phase::Revoking, CredentialGone) => (Phase::Revoking, Action::Revoke { credential: None }),
         (Phase::Revoking, _) => (Phase::Revoking, revoke),
     }
 }
 
-const PHASES: [Phase; 5] = [
+pub(super) const PHASES: [Phase; 5] = [
     Phase::Idle,
     Phase::Creating,
     Phase::Publishing,
@@ -240,7 +253,7 @@ const PHASES: [Phase; 5] = [
     Phase::Revoking,
 ];
 
-fn condition<'a>(status: &'a SecretRotationStatus, type_: &str) -> (&'a str, &'a str) {
+pub(super) fn condition<'a>(status: &'a SecretRotationStatus, type_: &str) -> (&'a str, &'a str) {
     let c = status
         .conditions
         .iter()
@@ -292,7 +305,12 @@ fn every_phase_against_every_observation() {
 fn a_tenant_outage_retries_without_touching_anything_and_429_honours_retry_after() {
     for phase in [Phase::Idle, Phase::Creating, Phase::Revoking] {
         let decision = step(&observe(phase, Seen::TenantDown));
-        assert_eq!(decision.requeue, Requeue::After(RETRY_TRANSIENT));
+        assert_eq!(
+            decision.requeue,
+            Requeue::Retry {
+                at_least: Duration::ZERO
+            }
+        );
         assert_eq!(decision.status.current, in_phase(phase).status.current);
         assert_eq!(decision.status.pending, in_phase(phase).status.pending);
         // The credential is far from expiry: still Ready, but Reconciling says why.
@@ -302,7 +320,12 @@ fn a_tenant_outage_retries_without_touching_anything_and_429_honours_retry_after
             ("True", "TenantUnavailable")
         );
         let decision = step(&observe(phase, Seen::RateLimited));
-        assert_eq!(decision.requeue, Requeue::After(Duration::from_secs(7)));
+        assert_eq!(
+            decision.requeue,
+            Requeue::Retry {
+                at_least: Duration::from_secs(7)
+            }
+        );
     }
 }
 
@@ -482,7 +505,12 @@ fn the_key_limit_stops_the_rotation_with_a_clear_reason_and_revokes_nothing() {
     let done = after(&o, &decision, Err(&limit));
     assert_eq!(done.status.phase, Phase::Creating, "the intent stays");
     assert_eq!(done.action, Action::Nothing);
-    assert_eq!(done.requeue, Requeue::After(RETRY_LIMIT));
+    assert_eq!(
+        done.requeue,
+        Requeue::Retry {
+            at_least: RETRY_LIMIT
+        }
+    );
     assert_eq!(condition(&done.status, READY), ("False", "KeyLimitReached"));
     assert_eq!(
         condition(&done.status, health::STALLED),
@@ -516,7 +544,12 @@ fn an_unknown_outcome_keeps_the_intent_so_the_next_look_finds_the_key() {
     let done = after(&o, &decision, Err(&unknown));
     assert_eq!(done.status.phase, Phase::Creating);
     assert_eq!(done.status.pending, o.status.pending);
-    assert_eq!(done.requeue, Requeue::After(RETRY_TRANSIENT));
+    assert_eq!(
+        done.requeue,
+        Requeue::Retry {
+            at_least: Duration::ZERO
+        }
+    );
 }
 
 #[test]
@@ -589,6 +622,8 @@ fn oauth_records_the_known_hints_and_treats_a_new_one_after_a_crash_as_lost() {
         active: true,
         created_at: Some(at(T0)),
         expires_at: None,
+        created_by: Some(ME.into()),
+        subject: None,
     };
     o.remote = Ok(Remote {
         credentials: vec![hint("boot"), hint("ab12")],
@@ -656,6 +691,9 @@ fn a_bootstrap_value_moves_to_previous_but_is_never_revoked() {
         has_value: true,
         revision: None,
         credential_id: None,
+        created_for_us: false,
+        opted_in: true,
+        immutable: false,
     };
     o.remote = Ok(Remote::default());
     let decision = step(&o);
@@ -672,19 +710,29 @@ fn a_bootstrap_value_moves_to_previous_but_is_never_revoked() {
     assert_eq!(step(&revoking).action, Action::Revoke { credential: None });
 }
 
+/// The status a decision persists is a fixed point: the next reconcile, finding nothing
+/// new, decides the very same status (so it writes nothing), in every phase and for every
+/// kind of observation, including those that move the phase on.
 #[test]
 fn an_unchanged_observation_gives_the_stored_status_back() {
     for phase in PHASES {
-        let o = observe(phase, Seen::Healthy);
-        let first = step(&o);
-        let mut again = o.clone();
-        again.status = first.status.clone();
-        let second = step(&again);
-        assert!(
-            crate::controller::secret_rotation::record::same_status(&first.status, &second.status)
-                || second.status.phase != first.status.phase,
-            "{phase:?}: a reconcile that finds nothing new must not rewrite the status"
-        );
+        for seen in ALL_SEEN {
+            let o = observe(phase, seen);
+            let first = step(&o);
+            let mut again = o.clone();
+            again.status = first.status.clone();
+            let second = step(&again);
+            assert!(
+                crate::controller::secret_rotation::record::same_status(
+                    &first.status,
+                    &second.status
+                ),
+                "{phase:?} × {seen:?}: a reconcile that finds nothing new must not rewrite \
+                 the status:\n first: {:?}\nsecond: {:?}",
+                first.status,
+                second.status
+            );
+        }
     }
 }
 
@@ -692,8 +740,9 @@ fn an_unchanged_observation_gives_the_stored_status_back() {
 /// the retry waits as long as the kind of failure asks.
 #[test]
 fn every_failing_side_effect_keeps_its_phase() {
+    let retry = |at_least| Requeue::Retry { at_least };
     let failures = [
-        (tenant_down(), Requeue::After(RETRY_TRANSIENT)),
+        (tenant_down(), retry(Duration::ZERO)),
         (
             Failure {
                 reason: "RateLimited",
@@ -701,7 +750,7 @@ fn every_failing_side_effect_keeps_its_phase() {
                 kind: FailureKind::Transient,
                 retry_after: Some(Duration::from_secs(11)),
             },
-            Requeue::After(Duration::from_secs(11)),
+            retry(Duration::from_secs(11)),
         ),
         (
             Failure {
@@ -710,7 +759,7 @@ fn every_failing_side_effect_keeps_its_phase() {
                 kind: FailureKind::LimitReached,
                 retry_after: None,
             },
-            Requeue::After(RETRY_LIMIT),
+            retry(RETRY_LIMIT),
         ),
         (
             Failure {
@@ -719,7 +768,7 @@ fn every_failing_side_effect_keeps_its_phase() {
                 kind: FailureKind::Permanent,
                 retry_after: None,
             },
-            Requeue::After(RETRY_PERMANENT),
+            retry(RETRY_PERMANENT),
         ),
     ];
     for phase in PHASES {
@@ -756,19 +805,14 @@ fn a_restart_in_any_phase_converges_whether_or_not_its_side_effect_happened() {
     // Publishing: annotating the rollout targets again is harmless.
     let o = in_phase(Phase::Publishing);
     assert_eq!(step(&o).action, Action::Rollout { revision: 4 });
-    // Revoking: the previous key may already be gone; revoking again counts as done (the
-    // client maps 404 to `AlreadyGone`), and the Secret's `.previous` removal is idempotent.
+    // Revoking: the previous key may already be gone (revoked before the crash): nothing
+    // is revoked again, and the Secret's `.previous` removal is idempotent.
     let mut o = in_phase(Phase::Revoking);
     if let Ok(remote) = &mut o.remote {
         remote.credentials.retain(|c| c.id != "k3");
     }
     let decision = step(&o);
-    assert_eq!(
-        decision.action,
-        Action::Revoke {
-            credential: Some("k3".into())
-        }
-    );
+    assert_eq!(decision.action, Action::Revoke { credential: None });
     let done = after(&o, &decision, Ok(&Outcome::default()));
     assert_eq!(
         (done.status.phase, done.status.previous),
