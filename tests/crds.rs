@@ -506,10 +506,13 @@ async fn a_service_account_reads_custom_resources_only_once_rbac_allows_it() {
             .await,
         "default",
     );
-    assert!(
-        other_namespace.list(&Default::default()).await.is_err(),
-        "the Role must not reach other namespaces"
-    );
+    match other_namespace.list(&Default::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(
+            status.code, 403,
+            "the Role must not reach other namespaces: {status:?}"
+        ),
+        other => panic!("expected 403 Forbidden in another namespace, got {other:?}"),
+    }
 }
 
 #[tokio::test]
