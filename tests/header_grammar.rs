@@ -244,6 +244,8 @@ async fn a_tenant_header_with_a_line_break_is_refused_and_the_last_good_one_stay
         "default-src 'self'\u{000b}",
         "default-src 'self'\u{000c}",
         "default-src 'self' ${host}",
+        "default-src 'self' $host",
+        "default-src 'self' a,b",
         "default-src 'self' `x`",
         "default-src 'self' \"x\"",
         "default-src 'self' a\\b",

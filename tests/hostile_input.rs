@@ -186,30 +186,47 @@ async fn what_admission_lets_through_is_refused_or_adds_exactly_its_own_origin()
         }
     }
 
+    // Every valid entry Ready; every refused one Ready=False, InvalidSpec; for the current
+    // generation. On timeout, the entries not there yet are named with their Ready.
     let typed: Api<CspEntry> = Api::namespaced(env.client.clone(), &ns);
-    let what = "every admitted entry Ready, or refused with InvalidSpec";
-    support::eventually(what, DEADLINE, || async {
-        let listed = typed.list(&Default::default()).await.ok()?;
-        let settled = cases.iter().all(|(name, case)| {
-            let (status, reason) = match case.expect {
-                Expect::Refused => ("False", Some("InvalidSpec")),
-                _ => ("True", None),
-            };
-            listed.items.iter().any(|e| {
-                e.name_any() == *name
-                    && e.status.as_ref().is_some_and(|s| {
-                        s.conditions.iter().any(|c| {
-                            c.type_ == "Ready"
-                                && c.status == status
-                                && reason.is_none_or(|r| c.reason == r)
-                                && c.observed_generation == e.metadata.generation
-                        })
-                    })
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let listed = typed
+            .list(&Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("failed to list CspEntries: {e}"));
+        let pending: Vec<String> = cases
+            .iter()
+            .filter_map(|(name, case)| {
+                let (status, reason) = match case.expect {
+                    Expect::Refused => ("False", Some("InvalidSpec")),
+                    _ => ("True", None),
+                };
+                let entry = listed.items.iter().find(|e| e.name_any() == *name);
+                let ready = entry.and_then(|e| {
+                    let conditions = &e.status.as_ref()?.conditions;
+                    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+                    Some((ready.clone(), e.metadata.generation))
+                });
+                let settled = ready.as_ref().is_some_and(|(c, generation)| {
+                    c.status == status
+                        && reason.is_none_or(|r| c.reason == r)
+                        && c.observed_generation == *generation
+                });
+                let now = ready.map(|(c, _)| format!("{} {}: {}", c.status, c.reason, c.message));
+                (!settled).then(|| format!("{name} ({:?}): {now:?}", case.why))
             })
-        });
-        settled.then_some(())
-    })
-    .await;
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "not settled after {DEADLINE:?}:\n{}",
+            pending.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The tenant holds exactly the valid entries; the refused ones were never sent.
     let mut config = ClientConfig::new(emulator.base_url());
