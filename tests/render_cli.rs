@@ -55,10 +55,32 @@ spec: {tenantRef: {name: acme}, origin: \"https://a.example.com; script-src *\",
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!(
-        "error: {}: document 2 (CspEntry sneaky): spec.origin: origin must not contain whitespace",
+        "error: {}: document 2 (CspEntry sneaky): spec.origin: origin must be visible ASCII without whitespace",
         file.display()
     );
     assert!(stderr.starts_with(&expected), "{stderr}");
+}
+
+#[test]
+fn a_wildcard_over_a_public_suffix_fails_the_render_as_it_fails_the_operator() {
+    // Admission cannot see the Public Suffix List; the review before merge can.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("entries.yaml");
+    let manifests = "\
+apiVersion: qlikops.io/v1alpha1
+kind: CspEntry
+metadata: {name: everything, namespace: web}
+spec: {tenantRef: {name: acme}, origin: 'https://*.co.uk', directives: [script-src]}
+";
+    std::fs::write(&file, manifests).unwrap_or_else(|e| panic!("{e}"));
+    let output = render(&["-f", &file.display().to_string()]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("(CspEntry everything): spec.origin: origin wildcard must not cover a whole public suffix"),
+        "{stderr}"
+    );
 }
 
 #[test]

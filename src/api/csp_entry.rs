@@ -5,10 +5,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::TenantRef;
+use super::common::{MAX_CONDITIONS, TenantRef};
 use crate::csp::origin::{
-    CEL_GRAMMAR, CEL_NO_FORBIDDEN_CHARACTERS, CEL_NO_PATH, MSG_FORBIDDEN_CHARACTERS, MSG_GRAMMAR,
-    MSG_NO_PATH,
+    CEL_GRAMMAR, CEL_HOST_LENGTH, CEL_NO_FORBIDDEN_CHARACTERS, CEL_NO_PATH, CEL_SCHEME,
+    MSG_FORBIDDEN_CHARACTERS, MSG_GRAMMAR, MSG_HOST_LENGTH, MSG_NO_PATH, MSG_SCHEME,
 };
 
 /// An origin on the tenant's Content-Security-Policy allow-list (Qlik `csp-origins`).
@@ -49,13 +49,19 @@ pub struct CspEntrySpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("tenantRef is immutable: create a new CspEntry for another tenant"))]
     pub tenant_ref: TenantRef,
 
-    /// `[scheme://]host[:port]`, optionally starting with `*.`; no path, quote, whitespace,
-    /// `;` or `,`.
+    /// `[scheme://]host[:port]`, optionally starting with `*.`: scheme `http`, `https`,
+    /// `ws` or `wss`; DNS labels of 1-63 letters, digits and `-` (punycode for other
+    /// scripts), at most 253 characters; port 1-65535 or `*`; no path, quote, whitespace,
+    /// `;` or `,`. A wildcard must not cover a whole public suffix (`*.com`, `*.co.uk`,
+    /// `*.github.io`): the operator refuses such an entry with `Ready=False`, reason
+    /// `InvalidSpec`, as admission cannot consult the Public Suffix List.
     #[schemars(length(min = 1, max = 256))]
     #[x_kube(
         validation = Rule::new(CEL_NO_FORBIDDEN_CHARACTERS).message(MSG_FORBIDDEN_CHARACTERS),
         validation = Rule::new(CEL_NO_PATH).message(MSG_NO_PATH),
-        validation = Rule::new(CEL_GRAMMAR).message(MSG_GRAMMAR)
+        validation = Rule::new(CEL_SCHEME).message(MSG_SCHEME),
+        validation = Rule::new(CEL_GRAMMAR).message(MSG_GRAMMAR),
+        validation = Rule::new(CEL_HOST_LENGTH).message(MSG_HOST_LENGTH)
     )]
     pub origin: String,
 
@@ -135,6 +141,7 @@ pub struct CspEntryStatus {
     /// `Ready` and `Synced`, with reasons such as `Created`, `Adopted`, `Updated`,
     /// `DuplicateOrigin`, `TenantNotReady`, `TenantLimitReached`, `Rejected`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// The generation the conditions describe.

@@ -6,7 +6,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::TenantRef;
+use super::common::{
+    CEL_CLIENT_ID, CEL_DATA_KEY, CEL_OBJECT_NAME, MSG_CLIENT_ID, MSG_DATA_KEY, TenantRef,
+};
 
 /// Annotation that requests a rotation now; its value is an RFC 3339 time.
 pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
@@ -76,7 +78,9 @@ pub fn secret_rotation_label_value(name: &str) -> String {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("has(self.credential.apiKey) || has(self.rotateEvery)").message("rotateEvery is required for oauthClientSecret: OAuth client secrets never expire"),
-    validation = Rule::new("!has(self.renewBefore) || has(self.credential.apiKey)").message("renewBefore applies only to apiKey credentials, which expire")
+    validation = Rule::new("!has(self.renewBefore) || has(self.credential.apiKey)").message("renewBefore applies only to apiKey credentials, which expire"),
+    validation = Rule::new("!has(self.rotateEvery) || duration(self.gracePeriod) < duration(self.rotateEvery)").message("gracePeriod must be shorter than rotateEvery"),
+    validation = Rule::new("!has(self.renewBefore) || !has(self.credential.apiKey) || !has(self.credential.apiKey.expiry) || duration(self.renewBefore) < duration(self.credential.apiKey.expiry)").message("renewBefore must be shorter than the key's expiry")
 )]
 pub struct SecretRotationSpec {
     /// The `QlikTenant` (same namespace) that issues the credential. Immutable.
@@ -91,20 +95,25 @@ pub struct SecretRotationSpec {
     /// grace period the previous value stays under `<key>.previous`.
     pub secret: SecretTarget,
 
-    /// API keys: rotate this long before expiry (Go duration). Default: a third of the lifetime.
+    /// API keys: rotate this long before expiry (Go duration, 1m to 8760h, shorter than
+    /// `expiry`). Default: a third of the lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("renewBefore must be a duration of at least 1m"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('8760h')").message("renewBefore must be a duration from 1m to 8760h"))]
     pub renew_before: Option<Duration>,
 
-    /// Rotate on this schedule (Go duration); required for OAuth client secrets.
+    /// Rotate on this schedule (Go duration, 5m to 8760h); required for OAuth client secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('5m')").message("rotateEvery must be a duration of at least 5m"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('5m') && duration(self) <= duration('8760h')").message("rotateEvery must be a duration from 5m to 8760h"))]
     pub rotate_every: Option<Duration>,
 
     /// How long the previous credential stays valid after the new one is published: longer
-    /// than the kubelet takes to propagate a Secret change.
+    /// than the kubelet takes to propagate a Secret change (Go duration, 1m to 168h, shorter
+    /// than `rotateEvery`).
     #[serde(default = "default_grace_period")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("gracePeriod must be a non-negative duration, e.g. 10m"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('168h')").message("gracePeriod must be a duration from 1m to 168h, e.g. 10m"))]
     pub grace_period: Duration,
 
     /// Workloads whose pod template is annotated with the credential revision on every
@@ -139,9 +148,11 @@ pub struct ApiKeyRotation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 200))]
     pub description: Option<String>,
-    /// Requested lifetime (Go duration), capped by the tenant's `max_api_key_expiry`.
+    /// Requested lifetime (Go duration, 10m to 8760h), capped by the tenant's
+    /// `max_api_key_expiry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('10m')").message("expiry must be a duration of at least 10m, e.g. 24h"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10m') && duration(self) <= duration('8760h')").message("expiry must be a duration from 10m to 8760h, e.g. 24h"))]
     pub expiry: Option<Duration>,
 }
 
@@ -150,7 +161,8 @@ pub struct ApiKeyRotation {
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientSecretRotation {
     /// The OAuth client whose secrets are rotated.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new(CEL_CLIENT_ID).message(MSG_CLIENT_ID))]
     pub client_id: String,
 }
 
@@ -159,11 +171,11 @@ pub struct OAuthClientSecretRotation {
 pub struct SecretTarget {
     /// Secret name; created (and owned) if missing, otherwise only `key` is managed.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new(r#"self.matches(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")"#).message("name must be a valid Secret name (lowercase RFC 1123 subdomain)"))]
+    #[x_kube(validation = Rule::new(CEL_OBJECT_NAME).message("name must be a valid Secret name (lowercase RFC 1123 subdomain)"))]
     pub name: String,
     /// Key within the Secret.
     #[schemars(length(min = 1, max = 240))]
-    #[x_kube(validation = Rule::new(r#"self.matches(r"^[-._a-zA-Z0-9]+$")"#).message("key must consist of alphanumerics, '-', '_' or '.'"))]
+    #[x_kube(validation = Rule::new(CEL_DATA_KEY).message(MSG_DATA_KEY))]
     pub key: String,
 }
 
@@ -174,6 +186,7 @@ pub struct RolloutTarget {
     pub kind: WorkloadKind,
     /// The workload's name in this namespace.
     #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(CEL_OBJECT_NAME).message("name must be a valid workload name (lowercase RFC 1123 subdomain)"))]
     pub name: String,
 }
 

@@ -8,7 +8,17 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::SecretKeyRef;
+use super::common::{CEL_CLIENT_ID, CEL_OBJECT_NAME, MAX_CONDITIONS, MSG_CLIENT_ID, SecretKeyRef};
+use crate::csp::policy::{
+    CEL_DIRECTIVE_NAME, CEL_HEADER_NAME, CEL_SOURCE, MAX_HEADER_NAME_LEN, MSG_DIRECTIVE_NAME,
+    MSG_HEADER_NAME, MSG_SOURCE,
+};
+
+/// CEL for `spec.url`: `https://`, a host (DNS labels of 1-63 characters, or a bracketed
+/// IPv6 address), an optional port 1-65535, an optional `/`, nothing else.
+pub const CEL_TENANT_URL: &str = r#"self.matches(r"^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?/?$")"#;
+/// The longest `spec.url`: `https://`, 253 for the host, a port and a `/`.
+pub const MAX_URL_LEN: usize = 270;
 
 /// A Qlik tenant the operator talks to, and where its compiled CSP header is published.
 // clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
@@ -42,9 +52,10 @@ use super::common::SecretKeyRef;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct QlikTenantSpec {
-    /// The tenant's base URL, e.g. `https://acme.eu.qlikcloud.com`. HTTPS only, no path.
-    #[schemars(length(min = 9, max = 2048))]
-    #[x_kube(validation = Rule::new(r#"self.matches(r"^https://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$")"#).message("url must be an https:// URL with a host and no path, e.g. https://acme.eu.qlikcloud.com"))]
+    /// The tenant's base URL, e.g. `https://acme.eu.qlikcloud.com`. HTTPS only, no path,
+    /// query, fragment or user info; port 1-65535.
+    #[schemars(length(min = 9, max = MAX_URL_LEN))]
+    #[x_kube(validation = Rule::new(CEL_TENANT_URL).message("url must be an https:// URL with a host and no path, e.g. https://acme.eu.qlikcloud.com"))]
     pub url: String,
 
     /// The credential the operator authenticates with; exactly one kind.
@@ -59,9 +70,10 @@ pub struct QlikTenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<HeaderSpec>,
 
-    /// How often the tenant's entries are checked for drift (Go duration, at least 30s).
+    /// How often the tenant's entries are checked for drift (Go duration, 30s to 24h).
     #[serde(default = "default_sync_interval")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('30s')").message("syncInterval must be a duration of at least 30s, e.g. 10m"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('30s') && duration(self) <= duration('24h')").message("syncInterval must be a duration from 30s to 24h, e.g. 10m"))]
     pub sync_interval: Duration,
 
     /// Request budgets towards the tenant; the defaults stay below Qlik's tier limits.
@@ -99,7 +111,8 @@ pub struct ApiKeyCredential {
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientCredential {
     /// The OAuth client's id.
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new(CEL_CLIENT_ID).message(MSG_CLIENT_ID))]
     pub client_id: String,
     /// The Secret key holding the client secret.
     pub secret_ref: SecretKeyRef,
@@ -112,13 +125,14 @@ pub struct OAuthClientCredential {
 pub struct HeaderSpec {
     /// The ConfigMap (same namespace) the header is written into. It is owned by the QlikTenant.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new(r#"self.matches(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")"#).message("configMapName must be a valid ConfigMap name (lowercase RFC 1123 subdomain)"))]
+    #[x_kube(validation = Rule::new(CEL_OBJECT_NAME).message("configMapName must be a valid ConfigMap name (lowercase RFC 1123 subdomain)"))]
     pub config_map_name: String,
 
-    /// The ConfigMap key, which ingress-nginx uses as the header name.
+    /// The ConfigMap key, which ingress-nginx uses as the header name: an HTTP header name
+    /// of letters, digits, `-` and `_`.
     #[serde(default = "default_header_key")]
-    #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new(r#"self.matches(r"^[-._a-zA-Z0-9]+$")"#).message("key must consist of alphanumerics, '-', '_' or '.'"))]
+    #[schemars(length(min = 1, max = MAX_HEADER_NAME_LEN))]
+    #[x_kube(validation = Rule::new(CEL_HEADER_NAME).message(MSG_HEADER_NAME))]
     pub key: String,
 
     /// `Tenant`: the tenant's own `generate-header`; `Local`: compiled from this tenant's
@@ -132,7 +146,8 @@ pub struct HeaderSpec {
     pub report_only: bool,
 
     /// With `source: Local`: directives always present, e.g. `default-src: ["'self'"]`.
-    /// At most 16 directives of at most 32 sources each.
+    /// At most 16 directives of at most 32 sources each; a source is one source expression
+    /// of visible ASCII without spaces or any of `;` `,` `"` `\` `$` `{` `}` `` ` ``.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "base_directives_schema")]
     pub base_directives: Option<BTreeMap<String, Vec<String>>>,
@@ -145,8 +160,8 @@ fn base_directives_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema
         "nullable": true,
         "maxProperties": 16,
         "x-kubernetes-validations": [{
-            "rule": r#"self.all(k, size(k) <= 64 && k.matches(r"^[a-z][a-z-]*$"))"#,
-            "message": "baseDirectives keys must be directive names: lowercase letters and '-', e.g. default-src",
+            "rule": CEL_DIRECTIVE_NAME,
+            "message": MSG_DIRECTIVE_NAME,
         }],
         "additionalProperties": {
             "type": "array",
@@ -156,8 +171,8 @@ fn base_directives_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema
                 "minLength": 1,
                 "maxLength": 256,
                 "x-kubernetes-validations": [{
-                    "rule": r#"!self.matches(r"[\s;,]")"#,
-                    "message": "a baseDirectives source must be a single source expression without whitespace, ';' or ','",
+                    "rule": CEL_SOURCE,
+                    "message": MSG_SOURCE,
                 }],
             },
         },
@@ -215,6 +230,7 @@ impl Default for RateLimitSpec {
 pub struct QlikTenantStatus {
     /// `Ready` (reachable and authorized) and `HeaderPublished`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_CONDITIONS))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// The generation the conditions describe.

@@ -3,8 +3,25 @@
 //! `lastTransitionTime` moves only when a condition's status flips, so a reconcile that
 //! finds nothing new produces a status equal to the stored one and nothing is written
 //! (compare with [`same_ignoring_time`]).
+//!
+//! Every message is cut to [`MAX_MESSAGE_CHARS`] here, the one place conditions are set:
+//! a message can quote what a tenant or a user wrote (an error body, a rejected header),
+//! and a status must stay small and readable whatever they wrote.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// The longest condition message, in characters (an ellipsis included when cut).
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE_CHARS`] characters, ending with `…` when it was cut.
+pub fn truncate_message(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS - 1) {
+        Some((end, _)) if message.chars().count() > MAX_MESSAGE_CHARS => {
+            format!("{}…", &message[..end])
+        }
+        _ => message.to_owned(),
+    }
+}
 
 /// The condition every kind reports; `kubectl wait --for=condition=Ready` waits on it.
 pub const READY: &str = "Ready";
@@ -65,12 +82,14 @@ pub struct Desired<'a> {
 }
 
 /// Sets `desired` in `conditions`, keeping `lastTransitionTime` unless the status flips.
+/// The message is cut to [`MAX_MESSAGE_CHARS`].
 pub fn set(
     conditions: &mut Vec<Condition>,
-    desired: Desired<'_>,
+    mut desired: Desired<'_>,
     generation: Option<i64>,
     now: Time,
 ) {
+    desired.message = truncate_message(&desired.message);
     let status = if desired.status { "True" } else { "False" }.to_owned();
     match conditions.iter_mut().find(|c| c.type_ == desired.type_) {
         Some(existing) => {
@@ -150,6 +169,44 @@ mod tests {
         assert_eq!(conditions[1].status, "True");
         set_progress(&mut conditions, Progress::Done, "", Some(1), at(3));
         assert_eq!(types(&conditions), [("Ready", "Unreachable")]);
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_the_limit_with_an_ellipsis_on_a_character_boundary() {
+        let mut conditions = Vec::new();
+        let mut desired = ready(false, "InvalidHeader");
+        desired.message = "é".repeat(MAX_MESSAGE_CHARS * 3);
+        set(&mut conditions, desired, Some(1), at(1));
+        let message = &conditions[0].message;
+        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(message.ends_with("é…"), "{message}");
+
+        let exact = "a".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(truncate_message(&exact), exact);
+        set_progress(
+            &mut conditions,
+            Progress::Stalled("X"),
+            &"b".repeat(5000),
+            None,
+            at(2),
+        );
+        assert!(
+            conditions
+                .iter()
+                .all(|c| c.message.chars().count() <= MAX_MESSAGE_CHARS)
+        );
+    }
+
+    #[test]
+    fn a_cut_message_compares_equal_to_the_same_message_cut_again() {
+        let long = "x".repeat(MAX_MESSAGE_CHARS + 10);
+        let mut stored = Vec::new();
+        let mut desired = ready(false, "Rejected");
+        desired.message = long.clone();
+        set(&mut stored, desired.clone(), Some(1), at(1));
+        let mut fresh = Vec::new();
+        set(&mut fresh, desired, Some(1), at(2));
+        assert!(same_ignoring_time(&stored, &fresh));
     }
 
     #[test]

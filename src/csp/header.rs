@@ -3,10 +3,13 @@
 //! A compiled header is deterministic: the same base directives and grants give the same
 //! bytes whatever order they come in (directives in a fixed order, origins sorted and
 //! deduplicated). Nothing a user writes can add a directive or a header line: origins are
-//! [`Origin`]s (no whitespace, `;`, `,` or quotes) and base sources are checked the same way.
+//! [`Origin`]s (no whitespace, `;`, `,` or quotes) and base sources are checked by the
+//! same grammar ([`super::policy`]) that every header, the tenant's included, must pass
+//! before it is published.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::policy::{self, check_name, check_source};
 use super::{Directive, Origin};
 
 /// Qlik's cap on a tenant's compiled header, in characters.
@@ -54,12 +57,28 @@ pub enum HeaderError {
     /// Longer than Qlik allows (and than some proxies accept).
     #[error("the header is {length} characters long; the limit is {MAX_LEN}")]
     TooLong { length: usize },
-    /// A directive name that is not lowercase letters and `-`.
-    #[error("invalid directive name {name:?}: use lowercase letters and '-', e.g. default-src")]
-    InvalidDirectiveName { name: String },
-    /// A source that could end its directive or the header.
+    /// A character outside the header grammar: a control character, anything not ASCII,
+    /// or one of `"` `\` `$` `{` `}` `` ` `` `,`.
     #[error(
-        "invalid source {source_expression:?} in {directive}: a source must not be empty or contain whitespace, ';' or ','"
+        "the header has {character:?} at character {index}: a header is visible ASCII and single spaces, without any of \" \\ $ {{ }} ` ,"
+    )]
+    InvalidCharacter { index: usize, character: char },
+    /// A space at the start or end, two in a row, or before a `;`.
+    #[error(
+        "the header has a stray space at character {index}: directives are separated by '; ' and sources by one space"
+    )]
+    Spacing { index: usize },
+    /// Nothing between two `;` (or before the first).
+    #[error("the header has an empty directive at character {index}")]
+    EmptyDirective { index: usize },
+    /// A directive name that is not lowercase letters and `-`.
+    #[error(
+        "invalid directive name \"{name}\": use lowercase letters and '-' (at most 64), e.g. default-src"
+    )]
+    InvalidDirectiveName { name: String },
+    /// A source that could end its directive or the header, or break a proxy's configuration.
+    #[error(
+        "invalid source \"{source_expression}\" in {directive}: a source is visible ASCII without spaces or any of ; , \" \\ $ {{ }} `"
     )]
     InvalidSource {
         directive: String,
@@ -143,65 +162,24 @@ pub fn compile(base: &BaseDirectives, grants: &[Grant]) -> Result<Header, Header
     validate(&value)
 }
 
-/// Checks a header value (ours or the tenant's) before it is published.
+/// Checks a header value (ours or the tenant's) before it is published: at most
+/// [`MAX_LEN`] characters, and the grammar of [`super::policy`].
 pub fn validate(value: &str) -> Result<Header, HeaderError> {
-    if value.chars().count() > MAX_LEN {
-        return Err(HeaderError::TooLong {
-            length: value.chars().count(),
-        });
+    let length = value.chars().count();
+    if length > MAX_LEN {
+        return Err(HeaderError::TooLong { length });
     }
-    let mut seen = BTreeSet::new();
-    let mut origins = BTreeSet::new();
-    for directive in value.split(';').map(str::trim).filter(|d| !d.is_empty()) {
-        let mut parts = directive.split([' ', '\t']).filter(|p| !p.is_empty());
-        let name = parts.next().unwrap_or_default();
-        check_name(name)?;
-        if !seen.insert(name.to_ascii_lowercase()) {
-            return Err(HeaderError::DuplicateDirective {
-                name: name.to_owned(),
-            });
-        }
-        for source in parts {
-            check_source(name, source)?;
-            if !source.starts_with('\'') {
-                origins.insert(source);
-            }
-        }
-    }
-    if seen.is_empty() {
-        return Err(HeaderError::Empty);
-    }
+    let parsed = policy::parse(value)?;
+    let origins: BTreeSet<&str> = parsed
+        .iter()
+        .flat_map(|(_, sources)| sources)
+        .map(String::as_str)
+        .filter(|source| !source.starts_with('\''))
+        .collect();
     Ok(Header {
         value: value.to_owned(),
         origins: origins.len(),
     })
-}
-
-fn check_name(name: &str) -> Result<(), HeaderError> {
-    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(HeaderError::InvalidDirectiveName {
-            name: name.to_owned(),
-        })
-    }
-}
-
-fn check_source(directive: &str, source: &str) -> Result<(), HeaderError> {
-    // Header values must be visible ASCII; anything else could split or smuggle a header.
-    let valid = !source.is_empty()
-        && source
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
-    if valid {
-        Ok(())
-    } else {
-        Err(HeaderError::InvalidSource {
-            directive: directive.to_owned(),
-            source_expression: source.to_owned(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -359,15 +337,45 @@ mod tests {
     }
 
     #[test]
-    fn validate_rejects_duplicates_control_characters_and_empty_values() {
+    fn validate_rejects_duplicates_line_breaks_metacharacters_and_empty_values() {
         assert!(matches!(
             validate("img-src a; img-src b"),
             Err(HeaderError::DuplicateDirective { .. })
         ));
+        assert_eq!(
+            validate("default-src 'self';\r\nimg-src x"),
+            Err(HeaderError::InvalidCharacter {
+                index: 19,
+                character: '\r'
+            })
+        );
         assert!(matches!(
-            validate("img-src a\nX-Evil: 1"),
-            Err(HeaderError::InvalidSource { .. })
+            validate("default-src 'self' ${x}"),
+            Err(HeaderError::InvalidCharacter { character: '$', .. })
         ));
-        assert_eq!(validate(" ; "), Err(HeaderError::Empty));
+        assert!(matches!(validate(" ; "), Err(HeaderError::Spacing { .. })));
+        assert_eq!(validate(""), Err(HeaderError::Empty));
+    }
+
+    #[test]
+    fn every_compiled_header_passes_validation_unchanged() {
+        let grants = [
+            grant("https://a.example.com", &[Directive::ScriptSrc], true),
+            grant("*.cdn.example.com:*", &[Directive::ImgSrc], false),
+        ];
+        let compiled = compile(&tenant_base(), &grants).unwrap();
+        assert_eq!(validate(compiled.as_str()), Ok(compiled));
+    }
+
+    #[test]
+    fn the_length_limit_counts_characters_and_is_inclusive() {
+        let fill = |n: usize| format!("img-src {}", "a".repeat(n - "img-src ".len()));
+        assert!(validate(&fill(MAX_LEN)).is_ok());
+        assert_eq!(
+            validate(&fill(MAX_LEN + 1)),
+            Err(HeaderError::TooLong {
+                length: MAX_LEN + 1
+            })
+        );
     }
 }

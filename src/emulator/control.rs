@@ -58,9 +58,16 @@ CONTROL API (no authentication; JSON, camelCase; never under /api):
   GET    /_emulator/clock           {"now": RFC 3339}: real time + offset; drives key and
                                     token expiry, timestamps and rate-limit windows
   POST   /_emulator/clock/advance   {"seconds": N} -> {"now": ...}
+  PUT    /_emulator/generated-header {"header": "..."}: generate-header returns exactly
+                                    this value (JSON or text) instead of the header compiled
+                                    from the entries: a tenant that returns a broken or
+                                    hostile header (204)
+  GET    /_emulator/generated-header {"header": "..." | null}: the override, if any
+  DELETE /_emulator/generated-header back to the compiled header (204)
   POST   /_emulator/reset           clear entries, issued keys, secrets and tokens,
-                                    faults, counters, the log, rate windows and the clock
-                                    offset; seeded credentials stay valid (204)
+                                    faults, counters, the log, rate windows, the clock
+                                    offset and the generated-header override; seeded
+                                    credentials stay valid (204)
 "#;
 
 /// Answers a request under `/_emulator/`.
@@ -95,13 +102,23 @@ pub fn handle(shared: &Shared, request: &ApiRequest) -> ApiResponse {
             shared.lock().reset();
             ApiResponse::no_content()
         }
+        ("/_emulator/generated-header", &Method::PUT) => set_generated_header(shared, request),
+        ("/_emulator/generated-header", &Method::GET) => {
+            let header = shared.lock().generated_header.clone();
+            ApiResponse::json(StatusCode::OK, json!({ "header": header }))
+        }
+        ("/_emulator/generated-header", &Method::DELETE) => {
+            shared.lock().generated_header = None;
+            ApiResponse::no_content()
+        }
         (
             "/_emulator/faults"
             | "/_emulator/counters"
             | "/_emulator/requests"
             | "/_emulator/clock"
             | "/_emulator/clock/advance"
-            | "/_emulator/reset",
+            | "/_emulator/reset"
+            | "/_emulator/generated-header",
             _,
         ) => error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -131,6 +148,27 @@ fn add_fault(shared: &Shared, request: &ApiRequest) -> ApiResponse {
             ApiResponse::json(StatusCode::CREATED, json!({ "id": id }))
         }
         Err(reason) => error(StatusCode::BAD_REQUEST, format!("invalid fault: {reason}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GeneratedHeader {
+    header: String,
+}
+
+/// Any string is taken as it is, control characters included: the point is to play a
+/// tenant whose header the operator must refuse.
+fn set_generated_header(shared: &Shared, request: &ApiRequest) -> ApiResponse {
+    match serde_json::from_slice::<GeneratedHeader>(&request.body) {
+        Ok(GeneratedHeader { header }) => {
+            shared.lock().generated_header = Some(header);
+            ApiResponse::no_content()
+        }
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"header\": \"...\"}}: {e}"),
+        ),
     }
 }
 

@@ -10,7 +10,9 @@
 //!   the compiled header longer than 6,144 characters with 400
 //!   `CSP-ORIGINS-HEADER-TOO-LONG`: the definition lists no 409 for these operations.
 //! - The header is compiled by [`crate::csp::header::compile`] over
-//!   [`crate::csp::header::tenant_base`]: Qlik's own algorithm is not public.
+//!   [`crate::csp::header::tenant_base`]: Qlik's own algorithm is not public. The control
+//!   API can replace it with any string (`PUT /_emulator/generated-header`), to play a
+//!   tenant whose header is broken or hostile.
 //! - Default order (no `sort`): creation order. `name` and `origin` filters match
 //!   case-insensitively, exactly unless they contain `*` (any run of characters).
 
@@ -186,19 +188,25 @@ pub fn generate_header(state: &State, request: &ApiRequest) -> Result<ApiRespons
         return Err(QlikError::status(StatusCode::NOT_ACCEPTABLE)
             .with_detail("the header is available as application/json or text/plain"));
     }
-    let grants: Vec<Grant> = state.entries.values().map(grant).collect();
-    let compiled = header::compile(&header::tenant_base(), &grants)
-        .map_err(|e| QlikError::internal(format!("failed to compile the header: {e}")))?;
+    let value = match &state.generated_header {
+        Some(overridden) => overridden.clone(),
+        None => {
+            let grants: Vec<Grant> = state.entries.values().map(grant).collect();
+            header::compile(&header::tenant_base(), &grants)
+                .map_err(|e| QlikError::internal(format!("failed to compile the header: {e}")))?
+                .into_string()
+        }
+    };
     if json {
         Ok(ApiResponse::json(
             StatusCode::OK,
-            json!({ "Content-Security-Policy": compiled.as_str() }),
+            json!({ "Content-Security-Policy": value }),
         ))
     } else {
         Ok(ApiResponse::text(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            compiled.into_string(),
+            value,
         ))
     }
 }

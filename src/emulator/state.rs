@@ -138,6 +138,9 @@ pub struct State {
     pub faults: Faults,
     pub limiter: RateLimiter,
     pub record: Record,
+    /// Set by `PUT /_emulator/generated-header`: what `generate-header` returns instead of
+    /// the header compiled from the entries (a hostile or broken tenant, for tests).
+    pub generated_header: Option<String>,
 }
 
 impl State {
@@ -156,6 +159,7 @@ impl State {
             faults: Faults::default(),
             limiter: RateLimiter::default(),
             record: Record::default(),
+            generated_header: None,
         };
         state.reset();
         state
@@ -172,6 +176,7 @@ impl State {
         self.faults.clear();
         self.limiter.clear();
         self.record = Record::default();
+        self.generated_header = None;
         self.users.clear();
         self.users.insert(
             s.admin_user_id.clone(),
