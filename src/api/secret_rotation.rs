@@ -7,8 +7,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CEL_CLIENT_ID, CEL_DATA_KEY, CEL_OBJECT_NAME, MSG_CLIENT_ID, MSG_DATA_KEY, TenantRef,
+    CEL_CLIENT_ID, CEL_DATA_KEY, CEL_OBJECT_NAME, MAX_CONDITIONS, MSG_CLIENT_ID, MSG_DATA_KEY,
+    TenantRef,
 };
+
+/// The most OAuth secret hints a status records. Qlik allows 5 secrets per client; the
+/// margin covers secrets that appear between two reads, and a status over the bound would be
+/// refused by the apiserver, so the controller keeps its lists well under it.
+pub const MAX_RECORDED_HINTS: usize = 16;
 
 /// Annotation that requests a rotation now; its value is an RFC 3339 time.
 pub const ROTATE_REQUESTED_AT: &str = "qlikops.io/rotate-requested-at";
@@ -221,6 +227,7 @@ pub struct SecretRotationStatus {
     /// `Ready` and `Rotating`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    #[schemars(length(max = MAX_CONDITIONS))]
     pub conditions: Vec<Condition>,
     /// The generation the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +275,7 @@ pub struct PendingRotation {
     /// neither known nor recorded in `created` is revoked only when it is the one hint that
     /// appeared and the tenant says the operator's identity created it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RECORDED_HINTS))]
     pub known_hints: Vec<String>,
     /// The credential created for this revision whose Secret write has not succeeded yet
     /// (identifiers only). While the operator holds its value in memory it retries the
@@ -290,6 +298,7 @@ pub struct PendingRotation {
 pub struct AmbiguousSecrets {
     /// Their hints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RECORDED_HINTS))]
     pub hints: Vec<String>,
     /// When the operator found them; a rotation request newer than this resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
