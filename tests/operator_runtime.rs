@@ -1,5 +1,6 @@
 //! The operator's runtime safeguards on a real apiserver: leader election on a Lease (one
-//! leader at a time, takeover after a release, a leader that loses the Lease notices) and
+//! leader at a time, a release that clears the holder at once and a takeover after it, a
+//! leader that loses the Lease notices) and
 //! the tenant host allow-list (a tenant pointing at a host not allowed is refused before
 //! anything is read or sent). Waits are on conditions with deadlines, never sleeps.
 
@@ -7,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use qlik_csp_operator::api::QlikTenant;
@@ -29,6 +30,11 @@ fn lease_settings(env: &TestEnv, identity: &str) -> LeaseSettings {
         identity: identity.to_owned(),
         duration: LEASE_DURATION,
     }
+}
+
+async fn lease_spec(env: &TestEnv) -> LeaseSpec {
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    leases.get(LEASE).await.unwrap().spec.unwrap_or_default()
 }
 
 async fn holder(env: &TestEnv) -> Option<String> {
@@ -76,8 +82,30 @@ async fn one_of_two_electors_leads_and_the_other_takes_over_after_a_release() {
     .await;
     assert_eq!(holder(&env).await.as_deref(), Some(leader_id));
 
+    // A release must clear the holder. A standby sleeps until the Lease it saw would
+    // expire, so it cannot have taken the Lease in the moment since the release returned;
+    // should it have, it must have been before the released Lease could expire.
+    let before = lease_spec(&env).await;
     let released = tokio::time::Instant::now();
     leader.release().await.unwrap();
+    let after = lease_spec(&env).await;
+    match after.holder_identity.as_deref().filter(|h| !h.is_empty()) {
+        None => {}
+        Some(id) if id == standby_id => {
+            let expiry = before.renew_time.expect("a held Lease has a renewTime").0
+                + jiff::SignedDuration::try_from(LEASE_DURATION).unwrap();
+            let acquired = after
+                .acquire_time
+                .expect("a taken Lease has an acquireTime")
+                .0;
+            assert!(
+                acquired < expiry,
+                "the standby took the Lease only when it expired, at {acquired}: the release \
+                 did not free it"
+            );
+        }
+        Some(id) => panic!("right after release the Lease is still held by {id:?}"),
+    }
     eventually(
         "the standby to take over",
         LEASE_DURATION + Duration::from_secs(2),

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod control_plane;
+pub mod secret_scan;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -22,8 +22,11 @@ commands:
                    and print the directory holding them
   manifests        render the Helm chart (default values, CRDs included) into
                    deploy/qlik-csp-operator.yaml for `kubectl apply`
-  test [args...]   build the control plane tools if needed, then run `cargo test --workspace`
-                   with them (extra args go to cargo test)
+  test [--without-qlik-definitions] [args...]
+                   build the control plane tools if needed, then run `cargo test --workspace`
+                   with them (extra args go to cargo test); fails when Qlik's API definitions
+                   (../shared/qlik-api/cloud) are missing, unless --without-qlik-definitions
+                   knowingly skips the tests that need them
   {bench}
   {demo}";
 
@@ -62,22 +65,92 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the whole suite against the real control plane built by `envtest`.
-fn test(extra: &[String]) -> Result<(), String> {
+/// The `test` flag that lets the suite run without Qlik's API definitions.
+const WITHOUT_DEFINITIONS_FLAG: &str = "--without-qlik-definitions";
+/// What tells the conformance tests (tests/emulator_conformance/spec.rs) that skipping is
+/// allowed; without it, a test that cannot find the definitions fails.
+const WITHOUT_DEFINITIONS_VAR: &str = "QLIKOPS_WITHOUT_QLIK_DEFINITIONS";
+
+/// Runs the whole suite against the real control plane built by `envtest`. Qlik's API
+/// definitions must be next to the workspace (`../shared/qlik-api/cloud`): without them the
+/// command fails before building anything, unless `--without-qlik-definitions` is given,
+/// which says loudly (before and after the run) that the conformance tests were skipped.
+fn test(args: &[String]) -> Result<(), String> {
     let root = workspace_root();
+    // The flag is ours only before a `--`, after which everything goes to the test binaries.
+    let ours = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let without_definitions = args[..ours].iter().any(|a| a == WITHOUT_DEFINITIONS_FLAG);
+    let extra: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| *i >= ours || *a != WITHOUT_DEFINITIONS_FLAG)
+        .map(|(_, a)| a)
+        .collect();
+
+    let definitions = root.join("../shared/qlik-api/cloud");
+    let skip = match (definitions.is_dir(), without_definitions) {
+        (true, false) => false,
+        (true, true) => {
+            eprintln!(
+                "xtask: {WITHOUT_DEFINITIONS_FLAG} has no effect: the definitions are in {}, \
+                 so the conformance tests run",
+                definitions.display()
+            );
+            false
+        }
+        (false, true) => {
+            eprintln!("{}", skip_banner(&definitions));
+            true
+        }
+        (false, false) => {
+            return Err(format!(
+                "Qlik's API definitions are not in {}: the emulator conformance tests check \
+                 the emulator against them and would fail. Put the definitions there (CI \
+                 must), or run `cargo xtask test {WITHOUT_DEFINITIONS_FLAG}` to skip those \
+                 tests knowingly",
+                definitions.display()
+            ));
+        }
+    };
+
     let bin = envtest::ensure(&root)?;
-    let status = Command::new(cargo())
+    let mut command = Command::new(cargo());
+    command
         .current_dir(&root)
         .args(["test", "--workspace", "--locked"])
         .args(extra)
-        .env(envtest::BIN_DIR_VAR, &bin)
+        .env(envtest::BIN_DIR_VAR, &bin);
+    // Only the flag may allow skipping, never a variable left in the developer's shell.
+    if skip {
+        command.env(WITHOUT_DEFINITIONS_VAR, "1");
+    } else {
+        command.env_remove(WITHOUT_DEFINITIONS_VAR);
+    }
+    let status = command
         .status()
         .map_err(|e| format!("failed to run cargo test: {e}"))?;
+    if skip {
+        // Again at the end, where the developer looks.
+        eprintln!("{}", skip_banner(&definitions));
+    }
     if status.success() {
         Ok(())
     } else {
         Err(format!("cargo test failed ({status})"))
     }
+}
+
+fn skip_banner(definitions: &std::path::Path) -> String {
+    let rule = "!".repeat(78);
+    format!(
+        "{rule}\n\
+         !! {WITHOUT_DEFINITIONS_FLAG}: Qlik's API definitions are missing\n\
+         !! ({}).\n\
+         !! The emulator conformance tests that need them are SKIPPED: nothing checks that\n\
+         !! the emulator answers like Qlik's API. Never use this flag in CI.\n\
+         {rule}",
+        definitions.display()
+    )
 }
 
 pub(crate) fn cargo() -> String {
