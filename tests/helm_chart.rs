@@ -594,8 +594,17 @@ async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_
     let baseline = env.client_as_service_account(&ns, NOBODY).await;
     let watched = required(Scope::Watched, true);
     let with_lease = &watched | &required(Scope::OperatorNamespace, true);
-    assert_effective(&as_sa, &baseline, &ns, &with_lease, "cluster-wide install").await;
     assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &ns,
+        &with_lease,
+        "cluster-wide install",
+    )
+    .await;
+    assert_effective(
+        &env.client,
         &as_sa,
         &baseline,
         "default",
@@ -667,6 +676,7 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
     let watched = required(Scope::Watched, false);
     let with_lease = &watched | &required(Scope::OperatorNamespace, false);
     assert_effective(
+        &env.client,
         &as_sa,
         &baseline,
         &ns,
@@ -675,6 +685,7 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
     )
     .await;
     assert_effective(
+        &env.client,
         &as_sa,
         &baseline,
         "default",
@@ -760,8 +771,17 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     // the apiserver evaluates every binding there is.
     let baseline = env.client_as_service_account(&ns, NOBODY).await;
     let in_watched = &required(Scope::Watched, true) | &required(Scope::OperatorNamespace, true);
-    assert_effective(&as_sa, &baseline, &ns, &in_watched, "namespaced install").await;
     assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &ns,
+        &in_watched,
+        "namespaced install",
+    )
+    .await;
+    assert_effective(
+        &env.client,
         &as_sa,
         &baseline,
         &other,
@@ -1091,6 +1111,7 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
     let watched = required(Scope::Watched, true);
     let with_lease = &watched | &required(Scope::OperatorNamespace, true);
     assert_effective(
+        &env.client,
         &as_sa,
         &baseline,
         manifests::NAMESPACE,
@@ -1099,6 +1120,7 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
     )
     .await;
     assert_effective(
+        &env.client,
         &as_sa,
         &baseline,
         &env.namespace,

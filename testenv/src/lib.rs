@@ -2,9 +2,10 @@
 //! project's CRDs installed: the control plane of the integration tests, `cargo xtask bench`
 //! and `cargo xtask demo`.
 //!
-//! The controller-manager runs the garbage collector and the namespace controller only, so
-//! owner references cascade and a deleted namespace goes away, as on a real cluster; nothing
-//! else of a cluster runs (no scheduler, no kubelet: Pods are never started).
+//! The controller-manager runs the garbage collector, the namespace controller and the
+//! ClusterRole aggregation controller only, so owner references cascade, a deleted namespace
+//! goes away and the built-in `edit`/`view` roles grant what they do on a real cluster;
+//! nothing else of a cluster runs (no scheduler, no kubelet: Pods are never started).
 //!
 //! The processes are spawned by keeper threads that live as long as the process that
 //! started them and ask the kernel (`PR_SET_PDEATHSIG`) to kill them when it goes. So whether
@@ -277,10 +278,12 @@ fn controller_manager(bin_dir: &Path, kubeconfig: &Path) -> Command {
     command
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         // The garbage collector deletes what owner references tie to a deleted owner; the
-        // namespace controller empties a deleted namespace and removes it. The others act on
-        // Pods, nodes and volumes, which never exist here. Neither needs the service-account
-        // signing key: only the token controller (not run) signs tokens.
-        .arg("--controllers=garbagecollector,namespace")
+        // namespace controller empties a deleted namespace and removes it; the aggregation
+        // controller fills the built-in `admin`, `edit` and `view` ClusterRoles (empty
+        // without it, so a binding to them would grant nothing here and go unnoticed). The
+        // others act on Pods, nodes and volumes, which never exist here. None needs the
+        // service-account signing key: only the token controller (not run) signs tokens.
+        .arg("--controllers=garbagecollector,namespace,clusterrole-aggregation")
         // Each controller acts with the kubeconfig's identity; with `true` each would use a
         // kube-system ServiceAccount's token, which the token controller would have to mint.
         .arg("--use-service-account-credentials=false")

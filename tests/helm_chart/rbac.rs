@@ -8,6 +8,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use qlik_csp_operator::controller::rbac::{Permission, REQUIRED_PERMISSIONS, Scope, granted_with};
@@ -318,16 +319,40 @@ pub async fn effective_grants(client: &Client, namespace: &str) -> BTreeSet<Gran
     grants
 }
 
+/// Waits until the controller-manager has filled the built-in aggregated ClusterRoles (a
+/// binding to `edit` grants nothing before), so that a rules review sees what they grant.
+pub async fn wait_for_aggregated_roles(client: &Client) {
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let edit = roles
+            .get("edit")
+            .await
+            .unwrap_or_else(|e| panic!("failed to read ClusterRole edit: {e}"));
+        if edit.rules.is_some_and(|rules| !rules.is_empty()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the built-in ClusterRole edit was never aggregated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Asserts that `subject` may do exactly `expected` in `namespace` beyond what every
 /// identity may (`baseline`: a ServiceAccount bound to nothing, which still has discovery
-/// and self-reviews through the built-in roles for `system:authenticated`).
+/// and self-reviews through the built-in roles for `system:authenticated`). `admin` reads
+/// the built-in roles.
 pub async fn assert_effective(
+    admin: &Client,
     subject: &Client,
     baseline: &Client,
     namespace: &str,
     expected: &BTreeSet<Grant>,
     what: &str,
 ) {
+    wait_for_aggregated_roles(admin).await;
     let everyone = effective_grants(baseline, namespace).await;
     let actual: BTreeSet<Grant> = effective_grants(subject, namespace)
         .await
