@@ -107,12 +107,14 @@ async fn the_image_runs_as_its_user_with_a_service_account_and_syncs_a_csp_entry
     let mut container = start_container(image, rootfs.path(), &env, &metrics);
 
     let tenants: Api<QlikTenant> = Api::namespaced(env.client.clone(), &ns);
-    eventually("the QlikTenant to be Ready", DEADLINE, || async {
-        ready(&tenants.get("acme").await.ok()?.status?.conditions).then_some(())
+    eventually("the QlikTenant to be Ready", DEADLINE, || {
+        container.assert_running();
+        async { ready(&tenants.get("acme").await.ok()?.status?.conditions).then_some(()) }
     })
     .await;
-    eventually("the CspEntry to be Ready", DEADLINE, || async {
-        ready(&entries.get("cdn").await.ok()?.status?.conditions).then_some(())
+    eventually("the CspEntry to be Ready", DEADLINE, || {
+        container.assert_running();
+        async { ready(&entries.get("cdn").await.ok()?.status?.conditions).then_some(()) }
     })
     .await;
 

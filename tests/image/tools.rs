@@ -100,6 +100,16 @@ pub fn git(args: &[&str]) -> String {
 /// Kills the process when the test ends, passes or panics.
 pub struct Killed(pub Child);
 
+impl Killed {
+    /// Fails the test at once when the process has exited (a binary that cannot start, say
+    /// for a missing library, would otherwise show as a timeout).
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.0.try_wait().unwrap() {
+            panic!("the process exited ({status}); its error output is above");
+        }
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
