@@ -1,6 +1,9 @@
 //! The image's one layer: a directory as a reproducible tar, gzip-compressed. Reads the
 //! directory; writes nothing to disk.
 //!
+//! Compressed at the default level: in the debug build `cargo xtask` runs, the best level
+//! costs twice the time for 1% less.
+//!
 //! Reproducible means the bytes depend only on the files' paths, contents, kinds and
 //! executable bits: entries in path order, every one owned by 0:0, dated `mtime`, with mode
 //! 0755 (directories, executables) or 0644; no user names, no extended attributes; gzip
@@ -74,7 +77,7 @@ pub fn build(dir: &Path, mtime: u64) -> Result<Layer, String> {
         .map_err(|e| format!("failed to finish the layer: {e}"))?;
 
     // GzEncoder writes no file name and a zero timestamp.
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder
         .write_all(&tar)
         .and_then(|()| encoder.finish())
