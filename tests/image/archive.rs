@@ -160,9 +160,23 @@ pub fn image() -> &'static Image {
     IMAGE.get_or_init(|| Image::build(&scratch().join("qlik-csp-operator.tar")))
 }
 
-/// A directory of this test process under target/tmp.
+/// A directory of this test process under target/tmp. The first call removes those of
+/// earlier runs (their processes are gone), so archives do not pile up.
 pub fn scratch() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-{}", std::process::id()));
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    SWEPT.get_or_init(|| {
+        for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("image-")
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+    let dir = parent.join(format!("image-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
