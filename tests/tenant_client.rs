@@ -1,6 +1,7 @@
 //! The tenant client against the tenant emulator over real HTTPS: every operation, paging,
-//! `429 Retry-After`, 5xx, unknown outcomes and their reconciliation, auth failures, OAuth
-//! token reuse and refresh, credential swaps, and secrets kept out of logs and errors.
+//! `429 Retry-After` (and the tenant-wide pause it starts), 5xx, unknown outcomes and
+//! their reconciliation, auth failures, OAuth token reuse and refresh, credential swaps,
+//! and secrets kept out of logs and errors.
 //!
 //! Waits are asserted from the emulator's request log and counters, never with sleeps.
 
@@ -300,6 +301,64 @@ async fn a_retry_after_longer_than_the_client_accepts_fails_as_rate_limited() {
     );
     assert!(err.is_some_and(|e| e.is_transient()));
     assert_eq!(tenant.count("csp-origins.list", None).await, 1);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_pauses_the_whole_tenant_and_requests_fail_unsent_until_it_ends() {
+    let tenant = Tenant::start().await;
+    let client = tenant.api_key_client();
+    tenant
+        .fault(json!({"path": "/api/v1/csp-origins", "fault": "status", "status": 429, "retryAfter": 600, "times": 1}))
+        .await;
+
+    let first = client.list_csp_origins().await.err();
+    assert_eq!(
+        first.as_ref().and_then(Error::retry_after),
+        Some(Duration::from_secs(600))
+    );
+    // Another operation, from a clone (as another controller holds it), on a path the
+    // fault does not cover: refused inside the client, with the remaining wait.
+    let other = client.clone();
+    let refused = other.tenant_id().await.err();
+    assert_eq!(refused.as_ref().map(Error::reason), Some("RateLimited"));
+    let remaining = refused.as_ref().and_then(Error::retry_after);
+    assert!(
+        remaining.is_some_and(|d| d <= Duration::from_secs(600) && d > Duration::from_secs(590)),
+        "{remaining:?}"
+    );
+    assert!(refused.is_some_and(|e| e.is_transient()));
+    let paused = other.paused_for();
+    assert!(
+        paused.is_some_and(|d| d > Duration::from_secs(590)),
+        "{paused:?}"
+    );
+    assert_eq!(
+        tenant.counters().await["total"],
+        1,
+        "only the first request reached the tenant"
+    );
+
+    // A client built to replace this one (new settings) keeps the pause.
+    let replacement = tenant.api_key_client();
+    assert_eq!(replacement.paused_for(), None);
+    replacement.carry_pause_from(&client);
+    let refused = replacement.list_csp_origins().await.err();
+    assert!(refused.and_then(|e| e.retry_after()) > Some(Duration::from_secs(590)));
+    assert_eq!(tenant.counters().await["total"], 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_an_hour_pauses_for_an_hour() {
+    let tenant = Tenant::start().await;
+    let client = tenant.api_key_client();
+    tenant
+        .fault(json!({"path": "/api/v1/csp-origins", "fault": "status", "status": 429, "retryAfter": 10_000_000_000u64, "times": 1}))
+        .await;
+    let err = client.list_csp_origins().await.err();
+    assert_eq!(
+        err.as_ref().and_then(Error::retry_after),
+        Some(qlik_csp_operator::tenant::client::MAX_PAUSE)
+    );
 }
 
 #[tokio::test]

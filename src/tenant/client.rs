@@ -2,8 +2,14 @@
 //! with rate limiting, authentication, retries and error mapping. Does network I/O.
 //!
 //! # Retries
-//! - `429`: the whole tenant pauses for `Retry-After` (or a backoff when absent), then
-//!   the request is retried, `POST` included (the tenant did not process it).
+//! - `429`: the whole tenant pauses for `Retry-After` (or a backoff when absent), however
+//!   long (up to [`MAX_PAUSE`]): every clone of the client, so every controller, holds
+//!   its requests to the tenant until then. A pause up to
+//!   [`RetryPolicy::max_retry_after`] is waited out and the request retried, `POST`
+//!   included (the tenant did not process it). During a longer pause every request fails
+//!   at once, without a network call, with [`Error::RateLimited`] carrying the remaining
+//!   wait, so that no caller sleeps for minutes and controllers requeue for the pause's
+//!   end instead.
 //! - `5xx`, timeouts and dropped connections: idempotent requests (`GET`, `PUT`,
 //!   `DELETE`) are retried with capped, jittered exponential backoff. A `POST` is not:
 //!   it may have been applied, so it fails with [`Error::OutcomeUnknown`] and the caller
@@ -35,6 +41,11 @@ pub const USER_AGENT: &str = concat!("qlik-csp-operator/", env!("CARGO_PKG_VERSI
 
 /// The most pages one list follows before the tenant's paging is considered broken.
 const MAX_PAGES: usize = 1_000;
+
+/// The longest tenant-wide pause a `Retry-After` can impose; a longer one (or a date far
+/// ahead) counts as this long, after which one request asks again. Bounds what a broken or
+/// hostile tenant answer can do, and keeps the arithmetic on instants from overflowing.
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
 
 /// Told about every request and rate-limit wait (metrics). Implementations must be cheap
 /// and must not block: they run on the request path.
@@ -284,6 +295,20 @@ impl TenantClient {
         &self.inner.base
     }
 
+    /// The remaining tenant-wide pause a `429 Retry-After` imposed, if one is in force.
+    pub fn paused_for(&self) -> Option<Duration> {
+        self.inner.limiter.paused_for(Instant::now())
+    }
+
+    /// Takes over `previous`'s tenant-wide pause, if longer than this client's: for a
+    /// client built to replace another for the same tenant (new URL, CA or budgets), so
+    /// that rebuilding the client does not end a pause the tenant asked for.
+    pub fn carry_pause_from(&self, previous: &TenantClient) {
+        if let Some(until) = previous.inner.limiter.paused_until() {
+            self.inner.limiter.pause_until(until);
+        }
+    }
+
     pub(crate) fn auth(&self) -> &Auth {
         &self.inner.auth
     }
@@ -442,27 +467,35 @@ impl TenantClient {
                     );
                 }
                 Next::Throttled => {
-                    let retry_after = answer
+                    let asked = answer
                         .headers
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-                    if attempt >= max_attempts
-                        || retry_after.is_some_and(|d| d > policy.max_retry_after)
-                    {
-                        return Err(Error::RateLimited {
-                            operation: op,
-                            retry_after,
-                        });
-                    }
-                    let delay = retry_after.unwrap_or_else(|| policy.backoff(attempt, jitter()));
+                    let delay = asked
+                        .unwrap_or_else(|| policy.backoff(attempt, jitter()))
+                        .min(MAX_PAUSE);
+                    // Recorded whatever its length: every request to this tenant, from any
+                    // controller, waits or fails fast until it ends.
+                    let now = Instant::now();
+                    let remaining = self
+                        .inner
+                        .limiter
+                        .pause_until(now + delay)
+                        .saturating_duration_since(now);
                     tracing::warn!(
                         operation = op,
                         attempt,
-                        delay_ms = delay.as_millis() as u64,
+                        retry_after_s = asked.map(|d| d.as_secs()),
+                        paused_ms = remaining.as_millis() as u64,
                         "rate limited by the tenant: pausing requests to it"
                     );
-                    self.inner.limiter.pause_until(Instant::now() + delay);
+                    if attempt >= max_attempts || remaining > policy.max_retry_after {
+                        return Err(Error::RateLimited {
+                            operation: op,
+                            retry_after: Some(remaining),
+                        });
+                    }
                 }
                 Next::Backoff => {
                     if attempt >= max_attempts {
