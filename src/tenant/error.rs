@@ -138,6 +138,18 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The response body is longer than the client reads
+    /// ([`ClientConfig::max_response_bytes`](super::ClientConfig::max_response_bytes));
+    /// reading stopped at the cap.
+    #[error("failed to {operation}: the tenant's response (status {status}) exceeds {limit} bytes")]
+    ResponseTooLarge {
+        /// The operation.
+        operation: &'static str,
+        /// The HTTP status of the response.
+        status: u16,
+        /// The cap, in bytes.
+        limit: usize,
+    },
     /// The tenant answered with a body the client does not understand.
     #[error("failed to {operation}: invalid response from the tenant: {problem}")]
     InvalidResponse {
@@ -182,6 +194,7 @@ impl Error {
             Error::UnexpectedStatus { .. } => "UnexpectedStatus",
             Error::Transport { .. } => "Transport",
             Error::InvalidResponse { .. } => "InvalidResponse",
+            Error::ResponseTooLarge { .. } => "ResponseTooLarge",
             Error::OutcomeUnknown { .. } => "OutcomeUnknown",
         }
     }
@@ -500,6 +513,21 @@ mod tests {
         };
         assert_eq!(at(600).to_string(), at(1).to_string());
         assert_eq!(at(599).retry_after(), Some(Duration::from_secs(599)));
+    }
+
+    #[test]
+    fn a_body_beyond_the_cap_is_a_bounded_permanent_error() {
+        let err = Error::ResponseTooLarge {
+            operation: "csp-origins.list",
+            status: 200,
+            limit: 2_097_152,
+        };
+        assert_eq!(err.reason(), "ResponseTooLarge");
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "failed to csp-origins.list: the tenant's response (status 200) exceeds 2097152 bytes"
+        );
     }
 
     #[test]
