@@ -255,27 +255,46 @@ impl Harness {
     }
 
     /// Waits until every entry's `Ready` condition, for its current generation, has
-    /// `status` and one of `reasons`.
+    /// `status` and one of `reasons`; on timeout, says where each entry and the tenant
+    /// stand.
     async fn wait_entries(&self, what: &str, status: &str, reasons: &[&str]) {
         let entries = self.api::<CspEntry>();
-        support::eventually(what, DEADLINE, || {
-            let entries = entries.clone();
-            async move {
-                let list = entries.list(&Default::default()).await.ok()?;
-                let settled = list.items.iter().filter(|e| {
-                    let Some(entry_status) = &e.status else {
-                        return false;
-                    };
-                    condition(&entry_status.conditions, "Ready").is_some_and(|c| {
-                        c.status == status
-                            && c.observed_generation == e.metadata.generation
-                            && reasons.contains(&c.reason.as_str())
-                    })
-                });
-                (settled.count() == ENTRIES).then_some(())
+        let until = tokio::time::Instant::now() + DEADLINE;
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            poll.tick().await;
+            let list = entries.list(&Default::default()).await;
+            let items = list.map(|l| l.items).unwrap_or_default();
+            let settled = items.iter().filter(|e| {
+                let Some(entry_status) = &e.status else {
+                    return false;
+                };
+                condition(&entry_status.conditions, "Ready").is_some_and(|c| {
+                    c.status == status
+                        && c.observed_generation == e.metadata.generation
+                        && reasons.contains(&c.reason.as_str())
+                })
+            });
+            if settled.count() == ENTRIES {
+                return;
             }
-        })
-        .await;
+            if tokio::time::Instant::now() >= until {
+                let mut seen = BTreeMap::<String, u32>::new();
+                for e in &items {
+                    let ready = e
+                        .status
+                        .as_ref()
+                        .and_then(|s| condition(&s.conditions, "Ready"))
+                        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message));
+                    *seen.entry(ready.unwrap_or_default()).or_default() += 1;
+                }
+                let tenant = self.api::<QlikTenant>().get("acme").await.ok();
+                let tenant = tenant.and_then(|t| t.status).map(|s| s.conditions);
+                panic!(
+                    "timed out after {DEADLINE:?} waiting for {what}: entries {seen:#?}, tenant {tenant:#?}"
+                );
+            }
+        }
     }
 }
 

@@ -24,9 +24,11 @@
 //! - The n-th consecutive failure of one object waits between half and all of
 //!   `initial × 2^(n-1)`, capped at `max` ("equal jitter": a crowd of objects that failed
 //!   together spreads out, and none retries at once).
-//! - With a tenant pause, the wait is at least the pause, plus up to a tenth of it (at
-//!   most [`PAUSE_SPREAD_CAP`]) so that the objects of a paused tenant do not all return
-//!   in the same instant. The pause is not capped by `max`: the tenant decides.
+//! - With a tenant pause, the wait is the pause plus up to a tenth of it (at most
+//!   [`PAUSE_SPREAD_CAP`]) so that the objects of a paused tenant do not all return in
+//!   the same instant; never less than the first failure's backoff. The pause is not
+//!   capped by `max`: the tenant decides. Failing during a pause does not lengthen the
+//!   object's streak: the tenant asked for the wait, the object did not fail.
 //! - Memory is bounded by the objects failing now: a success forgets the object, and an
 //!   object that has not failed again within its last wait plus `max` (deleted, or
 //!   fixed without a reconcile) is forgotten at the next failure of any object.
@@ -65,24 +67,32 @@ pub const DEFAULT: Policy = Policy {
 };
 
 impl Policy {
-    /// The wait after `failures` consecutive failures (1 for the first), given a `jitter`
-    /// in `[0, 1)`, and the remaining `pause` of the object's tenant, if any. Pure.
+    /// The wait after a failure, given a `jitter` in `[0, 1)`. Pure.
+    ///
+    /// Without a tenant pause: the backoff for `failures` consecutive failures (1 for the
+    /// first). With the remaining `pause` of the object's tenant: the pause plus its
+    /// spread, and at least the first failure's backoff (a tenant answering
+    /// `Retry-After: 0` does not make a tight loop).
     pub fn delay(&self, failures: u32, jitter: f64, pause: Option<Duration>) -> Duration {
         let jitter = if jitter.is_finite() {
             jitter.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        let exp = 2u32.saturating_pow(failures.max(1) - 1);
-        let full = self.initial.saturating_mul(exp).min(self.max);
-        let backoff = full / 2 + (full / 2).mul_f64(jitter);
         match pause {
             Some(pause) => {
                 let spread = (pause / 10).min(PAUSE_SPREAD_CAP).mul_f64(jitter);
-                backoff.max(pause.saturating_add(spread))
+                pause.saturating_add(spread).max(self.backoff(1, jitter))
             }
-            None => backoff,
+            None => self.backoff(failures, jitter),
         }
+    }
+
+    /// Equal jitter over the capped exponential wait.
+    fn backoff(&self, failures: u32, jitter: f64) -> Duration {
+        let exp = 2u32.saturating_pow(failures.max(1) - 1);
+        let full = self.initial.saturating_mul(exp).min(self.max);
+        full / 2 + (full / 2).mul_f64(jitter)
     }
 }
 
@@ -139,9 +149,14 @@ where
         let key = ObjectRef::from_obj(object);
         let mut streaks = self.lock();
         streaks.retain(|_, streak| streak.forget_at > now);
-        let failures = streaks
-            .get(&key)
-            .map_or(1, |s| s.failures.saturating_add(1));
+        let known = streaks.get(&key).map_or(0, |s| s.failures);
+        // A tenant pause is not the object failing: while it lasts, every reconcile (and
+        // watch events bring many) fails at once, and counting those would leave the
+        // object at the cap once the pause is over.
+        let failures = match tenant_pause {
+            Some(_) => known,
+            None => known.saturating_add(1),
+        };
         let wait = self.policy.delay(failures, jitter, tenant_pause);
         // A wait too long for the clock (a pathological pause) ends the streak early.
         let forget_at = now
@@ -277,19 +292,35 @@ mod tests {
     }
 
     #[test]
-    fn a_paused_tenant_requeues_at_the_pause_end_and_still_counts_the_failure() {
+    fn failures_during_a_pause_requeue_at_its_end_without_lengthening_the_streak() {
         let backoff = Backoff::new(DEFAULT);
         let now = Instant::now();
         let a = object("a");
-        let pause = Some(Duration::from_secs(595));
         assert_eq!(
-            backoff.failed_at(&a, pause, now, 0.0),
-            Duration::from_secs(595)
+            backoff.failed_at(&a, None, now, 0.0),
+            Duration::from_secs_f64(2.5)
         );
+        // Watch events reconcile the object again and again while the tenant is paused.
+        for _ in 0..20 {
+            assert_eq!(
+                backoff.failed_at(&a, Some(Duration::from_secs(595)), now, 0.0),
+                Duration::from_secs(595)
+            );
+        }
         assert_eq!(
             backoff.failed_at(&a, None, now, 0.0),
             Duration::from_secs(5),
-            "the second failure, after the pause"
+            "the streak's second failure, not its twenty-second"
+        );
+        let b = object("b");
+        assert_eq!(
+            backoff.failed_at(&b, Some(Duration::from_secs(30)), now, 0.0),
+            Duration::from_secs(30),
+            "a first failure during a pause"
+        );
+        assert_eq!(
+            backoff.failed_at(&b, None, now, 0.0),
+            Duration::from_secs_f64(2.5)
         );
     }
 
