@@ -5,12 +5,14 @@
 //! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`conditions`]: kstatus-style conditions without churn.
+//! - [`backoff`]: the requeue after a failed reconcile, honouring tenant pauses.
 //! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
 //! - [`leader`]: leader election on a Lease.
 //! - [`process`]: the `run` command: endpoints, leader election, controllers, signals.
 //! - [`rbac`]: every Kubernetes permission the operator uses (the chart's RBAC follows it).
 
 pub mod allowed_hosts;
+pub mod backoff;
 pub mod conditions;
 pub mod csp_entry;
 pub mod leader;
