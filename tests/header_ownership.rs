@@ -359,24 +359,23 @@ async fn two_tenants_naming_one_config_map_settle_and_then_write_nothing() {
         "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } },
     }));
     h.create(&ingress).await;
-    // Created together, as `kubectl apply -f dir/` would.
-    let (alpha, beta) = (
-        h.tenant("alpha", "shared", "https://alpha.example.com"),
-        h.tenant("beta", "shared", "https://beta.example.com"),
-    );
-    let (alpha, beta) = futures::join!(h.create(&alpha), h.create(&beta));
+    // Back to back, as `kubectl apply -f dir/` would, without waiting for either to be
+    // reconciled. (One after the other, so that the controller has seen the older
+    // whenever it reconciles the younger: a tenant it has not seen cannot claim anything.)
+    let alpha = h
+        .create(&h.tenant("alpha", "shared", "https://alpha.example.com"))
+        .await;
+    let beta = h
+        .create(&h.tenant("beta", "shared", "https://beta.example.com"))
+        .await;
     let precedence = |t: &QlikTenant| {
         (
             t.meta().creation_timestamp.clone().map(|c| c.0),
             t.name_any(),
         )
     };
-    let (older, younger) = if precedence(&alpha) <= precedence(&beta) {
-        (alpha, beta)
-    } else {
-        (beta, alpha)
-    };
-    let (older, younger) = (older.name_any(), younger.name_any());
+    assert!(precedence(&alpha) < precedence(&beta));
+    let (older, younger) = ("alpha".to_owned(), "beta".to_owned());
     let expected = header_of(&format!("https://{older}.example.com"));
 
     // Settled: the older publishes, the younger reports the conflict, the edge serves the

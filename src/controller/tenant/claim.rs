@@ -12,7 +12,9 @@
 //! turn: the tenant it was created for, or the one its opt-in annotation names, holds it;
 //! when it does not exist yet, the oldest claimant (creation time, then name) creates it.
 //! Every other claimant reports `ConfigMapConflict`. Both sides reach the same answer from
-//! the same observation, so the outcome is stable.
+//! the same observation, so the outcome is stable; and once a ConfigMap is held, its holder
+//! keeps it, even against an older tenant the controller had not seen yet when it created
+//! the ConfigMap (handing it over would mean rewriting another tenant's owner reference).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
