@@ -177,6 +177,16 @@ where
         self.lock().remove(&ObjectRef::from_obj(object));
     }
 
+    /// Forgets `object`'s streak (it was deleted).
+    pub fn forget(&self, object: &ObjectRef<K>) {
+        self.lock().remove(object);
+    }
+
+    /// Keeps only the streaks of objects for which `keep` holds (those still in the store).
+    pub fn retain(&self, mut keep: impl FnMut(&ObjectRef<K>) -> bool) {
+        self.lock().retain(|object, _| keep(object));
+    }
+
     /// How many objects are failing now (for tests and metrics).
     pub fn failing(&self) -> usize {
         self.lock().len()

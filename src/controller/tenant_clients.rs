@@ -180,6 +180,11 @@ impl TenantClients {
             reads_per_minute: settings.reads_per_minute,
         };
         let client = TenantClient::new(config, credential, source)?;
+        // A client rebuilt for the same tenant (new CA or budgets) keeps the pause the
+        // tenant asked for; a new URL is another tenant.
+        if let Some(previous) = clients.get(&key).filter(|c| c.settings.url == settings.url) {
+            client.carry_pause_from(&previous.client);
+        }
         let cached = Cached {
             settings,
             credentials: selected.clone(),

@@ -12,7 +12,7 @@
 //! in the store.
 
 use std::collections::HashSet;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
@@ -50,10 +50,7 @@ pub fn forget(ctx: &Context, key: &TenantKey) {
     shared.runtime.metrics.forget_header(&key.0, &key.1);
     let me = ObjectRef::<QlikTenant>::new(&key.1).within(&key.0);
     ctx.pacer.forget(&me);
-    ctx.failures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&me);
+    ctx.backoff.forget(&me);
 }
 
 /// Keeps only what belongs to tenants in the store.
@@ -72,10 +69,7 @@ pub fn sweep(ctx: &Context) {
         )
     };
     ctx.pacer.retain(live_ref);
-    ctx.failures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .retain(|tenant, _| live_ref(tenant));
+    ctx.backoff.retain(live_ref);
 }
 
 /// Sweeps every [`SWEEP_INTERVAL`] once the store has its first full list, until

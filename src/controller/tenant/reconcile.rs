@@ -24,8 +24,7 @@
 //! the drift interval, since what fixes them (a Secret, the tenant's console) is not
 //! watched.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -46,7 +45,8 @@ use crate::controller::Shared;
 use crate::controller::conditions::READY;
 use crate::controller::tenant_clients::{AccessError, key_of};
 use crate::csp::header::{self, BaseDirectives, Header, HeaderError};
-use crate::tenant::{self, RetryPolicy, TenantClient};
+use crate::controller::backoff::{self, Backoff};
+use crate::tenant::{self, TenantClient};
 
 /// Field manager, event reporter and tracing span of this controller.
 pub const CONTROLLER_NAME: &str = "qlik-csp-operator/tenant";
@@ -54,14 +54,6 @@ pub use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// The longest condition message or event note kept (events allow 1 kB).
 const MAX_MESSAGE_CHARS: usize = 900;
-
-/// Backoff for transient errors; also capped by the tenant's drift interval.
-const RETRY: RetryPolicy = RetryPolicy {
-    max_attempts: u32::MAX,
-    initial_backoff: Duration::from_secs(1),
-    max_backoff: Duration::from_secs(300),
-    max_retry_after: Duration::from_secs(300),
-};
 
 /// What a reconcile of this controller can fail at. Messages name Secrets and objects,
 /// never a credential (the tenant client's errors are already scrubbed).
@@ -212,6 +204,15 @@ impl Error {
         }
     }
 
+    /// The remaining `Retry-After` pause of the tenant, when the tenant refused (or the
+    /// client did, during that pause): requeue no earlier.
+    pub fn tenant_pause(&self) -> Option<Duration> {
+        match self {
+            Error::Connect(e) | Error::GenerateHeader(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
     /// Whether the credential may have changed since it was read (re-read the Secret).
     fn credential_suspect(&self) -> bool {
         matches!(
@@ -268,7 +269,7 @@ pub struct Context {
     pub tenants: Store<QlikTenant>,
     recorder: Recorder,
     /// Consecutive transient failures per tenant, for the backoff.
-    pub(super) failures: Mutex<HashMap<ObjectRef<QlikTenant>, u32>>,
+    pub(super) backoff: Backoff<QlikTenant>,
     /// When each tenant was last checked and published.
     pub(super) pacer: Pacer,
 }
@@ -283,7 +284,7 @@ impl Context {
             recorder: Recorder::new(shared.kube.clone(), reporter),
             shared,
             tenants,
-            failures: Mutex::default(),
+            backoff: Backoff::new(backoff::DEFAULT),
             pacer: Pacer::default(),
         }
     }
@@ -414,10 +415,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
     let failure = connection.err().or(header.err());
     match failure {
         None => {
-            ctx.failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&ObjectRef::from_obj(tenant.as_ref()));
+            ctx.backoff.succeeded(&tenant);
             Ok(Action::requeue(drift))
         }
         Some(e) => {
@@ -439,18 +437,13 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
         error = %error.describe(),
         "reconcile failed"
     );
-    if !error.is_transient() {
+    let pause = error.tenant_pause();
+    if !error.is_transient() && pause.is_none() {
         return Action::requeue(drift);
     }
-    let attempt = {
-        let mut failures = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = failures
-            .entry(ObjectRef::from_obj(tenant.as_ref()))
-            .or_insert(0);
-        *count = count.saturating_add(1);
-        *count
-    };
-    Action::requeue(RETRY.backoff(attempt, tenant::retry::jitter()).min(drift))
+    let wait = ctx.backoff.failed(&tenant, pause);
+    // The drift interval caps the backoff, never the tenant's pause.
+    Action::requeue(if pause.is_some() { wait } else { wait.min(drift) })
 }
 
 /// A client and the tenant id. Reading the id proves the credential; that is done once per
