@@ -3,7 +3,9 @@
 //! exist, whether a value authenticates).
 #![allow(dead_code)] // each suite uses a different part
 
-use std::collections::BTreeMap;
+mod cluster;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -25,6 +27,8 @@ use qlik_csp_operator::tenant::{ApiKey, ClientConfig, Credential, CredentialSour
 use serde_json::{Value, json};
 
 use crate::support::{self, TestEnv};
+
+pub use self::cluster::*;
 
 pub const ADMIN_KEY: &str = "rotation-admin-key-0123456789abcdef";
 pub const CLIENT_ID: &str = "m2m-reports";
@@ -270,6 +274,17 @@ impl Rig {
             .find_api_keys_by_description_marker(&format!("[qlikops:{uid}:"))
             .await
             .unwrap()
+    }
+
+    /// Every API key on the tenant (whoever made it, marker or not), by id.
+    pub async fn all_key_ids(&self) -> BTreeSet<String> {
+        self.admin()
+            .list_api_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect()
     }
 
     /// The OAuth client's secret hints.
