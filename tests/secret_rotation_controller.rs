@@ -887,6 +887,58 @@ async fn a_users_secret_is_written_only_after_it_opts_in_and_nothing_is_created_
     assert!(rig.api_key_works(&token).await);
 }
 
+/// Secrets written by earlier operator versions carry the controller owner reference to the
+/// SecretRotation but not the managed-by label: after an upgrade they are still its own (not
+/// `SecretNotOwned`), and the next write labels them.
+#[tokio::test]
+async fn a_secret_of_an_earlier_version_without_the_label_is_still_rotated_and_labelled() {
+    let rig = Rig::start(|_| {}).await;
+    let running = Running::start(&rig, false);
+    let created = rig
+        .create(&api_key_rotation("app", "app-qlik", Duration::ZERO))
+        .await;
+    rig.wait_settled("app", 1).await;
+    let strip = json!({ "metadata": { "labels": { MANAGED_BY_LABEL: null } } });
+    rig.api::<Secret>()
+        .patch("app-qlik", &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.secret("app-qlik")
+            .await
+            .unwrap()
+            .labels()
+            .get(MANAGED_BY_LABEL),
+        None
+    );
+
+    rig.request_rotation(
+        "app",
+        running.clock.now() + jiff::SignedDuration::from_secs(1),
+    )
+    .await;
+    let done = rig.settle("app", 2, "api-keys.list").await;
+    let secret = rig.secret("app-qlik").await.unwrap();
+    assert_eq!(
+        secret.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+        Some(MANAGED_BY),
+        "the write labels it again"
+    );
+    let owners: Vec<(&str, Option<bool>)> = secret
+        .owner_references()
+        .iter()
+        .map(|r| (r.uid.as_str(), r.controller))
+        .collect();
+    assert_eq!(owners, vec![(uid(&created).as_str(), Some(true))]);
+    let token = rig.secret_value("app-qlik", "token").await.unwrap();
+    assert!(rig.api_key_works(&token).await);
+    let keys = rig.keys_of(&created).await;
+    assert_eq!(
+        keys.iter().map(|k| Some(k.id.clone())).collect::<Vec<_>>(),
+        vec![done.status.unwrap().current.unwrap().id]
+    );
+}
+
 /// A name of 70 characters used to give the Secret an invalid label value: the write failed
 /// and the key was deleted and created again every few seconds.
 #[tokio::test]

@@ -322,12 +322,26 @@ impl Rig {
         probe: impl Fn(&SecretRotation) -> bool,
     ) -> SecretRotation {
         let api = self.api::<SecretRotation>();
-        support::eventually(&format!("{name}: {what}"), DEADLINE, || {
-            let api = api.clone();
-            let probe = &probe;
-            async move { api.get_opt(name).await.ok().flatten().filter(|r| probe(r)) }
+        let last = std::sync::Mutex::new(None);
+        let waited = tokio::time::timeout(
+            DEADLINE,
+            support::eventually(&format!("{name}: {what}"), DEADLINE * 2, || {
+                let (api, probe, last) = (api.clone(), &probe, &last);
+                async move {
+                    let seen = api.get_opt(name).await.ok().flatten()?;
+                    let found = probe(&seen).then(|| seen.clone());
+                    *last.lock().unwrap() = seen.status;
+                    found
+                }
+            }),
+        )
+        .await;
+        waited.unwrap_or_else(|_| {
+            panic!(
+                "timed out after {DEADLINE:?} waiting for {name}: {what}; its status: {:?}",
+                last.lock().unwrap()
+            )
         })
-        .await
     }
 
     /// Waits until `name` is Idle and Ready at `revision`.
