@@ -35,7 +35,7 @@ use qlik_csp_operator::failpoint::{self, rotation as point};
 use rotation_rig::*;
 
 /// Cases running at once (each runs the operator binary three times).
-const PARALLEL: usize = 5;
+const PARALLEL: usize = 7;
 
 /// Kills the operator when dropped (the case ends, passes or panics).
 struct Operator(Child);
