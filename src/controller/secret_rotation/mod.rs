@@ -182,6 +182,15 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
         .and_then(|p| context.held.facts(&uid, p.revision));
     let last = step::after(&o, &decision, outcome.as_ref());
     record::write_status(shared, &fresh, &last.status).await?;
+    if o.held.is_some()
+        && last
+            .status
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.created.is_some())
+    {
+        failpoint::hit(failpoint::rotation::HELD_UNWRITTEN);
+    }
     record::publish_notes(&context.recorder, &observation.object, &last.notes).await;
     expiry_gauge(shared, &observation.object, &last.status);
     forget_held(context, &uid, &last.status);

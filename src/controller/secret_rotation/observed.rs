@@ -41,8 +41,8 @@ pub struct SecretFacts {
     pub revision: Option<i64>,
     /// `qlikops.io/credential-id`: the key id or secret hint under `key`.
     pub credential_id: Option<String>,
-    /// Created by the operator for this SecretRotation: its managed-by label and a
-    /// controller owner reference to it.
+    /// Created by the operator for this SecretRotation: a controller owner reference to
+    /// its uid (with the managed-by label, except on Secrets of earlier versions).
     pub created_for_us: bool,
     /// Its owner opted in: `qlikops.io/allow-rotation-by` names this SecretRotation.
     pub opted_in: bool,

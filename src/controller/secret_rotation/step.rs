@@ -31,8 +31,6 @@ mod creating;
 mod guard;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod trust_tests;
 
 use std::time::Duration;
 
