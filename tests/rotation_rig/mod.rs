@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 
 use crate::support::{self, TestEnv};
 
+// Not every suite that uses the rig needs the cluster helpers.
+#[allow(unused_imports)]
 pub use self::cluster::*;
 
 pub const ADMIN_KEY: &str = "rotation-admin-key-0123456789abcdef";

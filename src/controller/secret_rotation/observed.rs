@@ -169,11 +169,14 @@ pub enum Requeue {
     At(Timestamp),
     After(Duration),
     /// After a failure: the controller's capped, jittered exponential backoff for this
-    /// object, but never sooner than `at_least` (the tenant's `Retry-After`, or the wait a
-    /// tenant limit or a permanent problem deserves).
+    /// object, but never sooner than `at_least` (the wait a tenant limit or a permanent
+    /// problem deserves).
     Retry {
         at_least: Duration,
     },
+    /// The tenant asked for this pause (`429 Retry-After`, kept for the whole tenant by
+    /// the client): no sooner than its end, whatever the health-check interval.
+    Paused(Duration),
 }
 
 /// An event to publish.

@@ -42,10 +42,10 @@ use super::write::{Published, publish_header};
 use crate::api::tenant::{HeaderSource, HeaderSpec};
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::Shared;
+use crate::controller::backoff::{self, Backoff};
 use crate::controller::conditions::READY;
 use crate::controller::tenant_clients::{AccessError, key_of};
 use crate::csp::header::{self, BaseDirectives, Header, HeaderError};
-use crate::controller::backoff::{self, Backoff};
 use crate::tenant::{self, TenantClient};
 
 /// Field manager, event reporter and tracing span of this controller.
@@ -443,7 +443,11 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
     }
     let wait = ctx.backoff.failed(&tenant, pause);
     // The drift interval caps the backoff, never the tenant's pause.
-    Action::requeue(if pause.is_some() { wait } else { wait.min(drift) })
+    Action::requeue(if pause.is_some() {
+        wait
+    } else {
+        wait.min(drift)
+    })
 }
 
 /// A client and the tenant id. Reading the id proves the credential; that is done once per

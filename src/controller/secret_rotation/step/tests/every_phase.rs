@@ -97,12 +97,7 @@ fn a_tenant_outage_retries_without_touching_anything_and_429_honours_retry_after
             ("True", "TenantUnavailable")
         );
         let decision = step(&observe(phase, Seen::RateLimited));
-        assert_eq!(
-            decision.requeue,
-            Requeue::Retry {
-                at_least: Duration::from_secs(7)
-            }
-        );
+        assert_eq!(decision.requeue, Requeue::Paused(Duration::from_secs(7)));
     }
 }
 
@@ -146,7 +141,7 @@ fn every_failing_side_effect_keeps_its_phase() {
                 kind: FailureKind::Transient,
                 retry_after: Some(Duration::from_secs(11)),
             },
-            retry(Duration::from_secs(11)),
+            Requeue::Paused(Duration::from_secs(11)),
         ),
         (
             Failure {
