@@ -860,6 +860,8 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
             ])
             .args(["--allowed-tenant-hosts", "127.0.0.1"])
             .args(["--metrics-address", "127.0.0.1:0"])
+            // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
+            .args(["--grace-period-override", "0s"])
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", &ns)
             .env("POD_NAME", "qco-operator-0")
@@ -932,7 +934,7 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
             "tenantRef": { "name": "acme" },
             "credential": { "apiKey": { "expiry": "24h" } },
             "secret": { "name": "reports-qlik", "key": "api-key" },
-            "gracePeriod": "0s",
+            "gracePeriod": "1m",
             "rolloutTargets": [{ "kind": "Deployment", "name": "reports" }],
         },
     }))

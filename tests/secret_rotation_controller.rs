@@ -29,7 +29,7 @@ use qlik_csp_operator::api::{CspEntry, SecretRotation, TenantRef};
 use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
 use qlik_csp_operator::controller::secret_rotation::{self, Clock, OffsetClock};
 use qlik_csp_operator::controller::tenant_clients::TenantClients;
-use qlik_csp_operator::controller::{Shared, csp_entry, tenant};
+use qlik_csp_operator::controller::{Settings, Shared, csp_entry, tenant};
 use qlik_csp_operator::tenant::{ApiKeyStatus, ClientConfig, NewApiKey};
 use rotation_rig::*;
 use secrecy::ExposeSecret;
@@ -51,7 +51,19 @@ impl Drop for Running {
 
 impl Running {
     /// The rotation controller, and with `all` the tenant and CspEntry controllers too.
+    /// Grace periods end at once (the CRD's 1 m minimum is overridden), so a rotation
+    /// settles without moving the clock.
     fn start(rig: &Rig, all: bool) -> Running {
+        let mut shared = support::controller_shared(&rig.env, Duration::from_millis(100));
+        Arc::get_mut(&mut shared)
+            .expect("not yet shared")
+            .settings
+            .grace_period_override = Some(Duration::ZERO);
+        Running::with_shared(shared, all)
+    }
+
+    /// As [`Running::start`], keeping each SecretRotation's own grace period.
+    fn start_keeping_grace(rig: &Rig, all: bool) -> Running {
         let shared: Arc<Shared> = support::controller_shared(&rig.env, Duration::from_millis(100));
         Running::with_shared(shared, all)
     }
@@ -70,7 +82,10 @@ impl Running {
             tenants: TenantClients::new(template, Duration::from_secs(3600))
                 .with_allowed_hosts(support::test_allowed_hosts()),
             remote: RemoteCache::default(),
-            settings: short.settings.clone(),
+            settings: Settings {
+                grace_period_override: Some(Duration::ZERO),
+                ..short.settings.clone()
+            },
             runtime: Default::default(),
         });
         Running::with_shared(shared, all)
@@ -103,7 +118,7 @@ fn uid(rotation: &SecretRotation) -> String {
 #[tokio::test]
 async fn an_api_key_rotates_on_schedule_with_capped_expiry_grace_period_and_rollout() {
     let rig = Rig::start(|c| c.max_api_key_expiry = "PT1H".to_owned()).await;
-    let running = Running::start(&rig, false);
+    let running = Running::start_keeping_grace(&rig, false);
     rig.create(&deployment("reports")).await;
     let mut rotation = api_key_rotation("reports", "reports-qlik", Duration::from_secs(120));
     rotation.spec.credential.api_key.as_mut().unwrap().expiry =
@@ -1270,7 +1285,7 @@ async fn deletion_revokes_a_created_credential_that_never_reached_the_secret() {
 #[tokio::test]
 async fn deletion_waits_for_the_grace_period_before_revoking_the_previous_credential() {
     let rig = Rig::start(|_| {}).await;
-    let running = Running::start(&rig, false);
+    let running = Running::start_keeping_grace(&rig, false);
     rig.create(&api_key_rotation(
         "app",
         "app-qlik",

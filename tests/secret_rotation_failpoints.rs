@@ -60,6 +60,8 @@ fn operator(rig: &Rig, fail_at: Option<&str>, log: &Path) -> Operator {
         .args(["run", "--namespace", rig.ns(), "--log-format", "text"])
         .args(["--allowed-tenant-hosts", "127.0.0.1"])
         .args(["--metrics-address", "127.0.0.1:0"])
+        // The SecretRotation asks for the CRD's minimum, 1 m; a second keeps the run short.
+        .args(["--grace-period-override", "1s"])
         .env("KUBECONFIG", &rig.env.control_plane.kubeconfig)
         .env_remove(failpoint::ENV)
         .env_remove("RUST_LOG")
@@ -88,9 +90,10 @@ enum Kind {
 impl Kind {
     const ALL: [Kind; 2] = [Kind::ApiKey, Kind::OAuth];
 
-    /// SecretRotation `app` (grace period 1 s) rolling out Deployment `app`.
+    /// SecretRotation `app` (grace period 1 m, which the operator here overrides to 1 s)
+    /// rolling out Deployment `app`.
     fn rotation(self) -> SecretRotation {
-        let grace = Duration::from_secs(1);
+        let grace = Duration::from_secs(60);
         let (secret, _) = self.secret();
         let mut rotation = match self {
             Kind::ApiKey => api_key_rotation("app", secret, grace),

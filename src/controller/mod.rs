@@ -130,6 +130,9 @@ pub struct Settings {
     /// Replaces every tenant's `syncInterval`. For tests and benchmarks, where the CRD's 30 s
     /// minimum is too slow; not exposed to users.
     pub drift_interval_override: Option<Duration>,
+    /// Replaces every SecretRotation's `gracePeriod`. For tests and benchmarks, where the
+    /// CRD's 1 m minimum is too slow; a hidden `run` flag that logs a warning when set.
+    pub grace_period_override: Option<Duration>,
     /// How long a controller waits for more changes to an object before reconciling it.
     /// Zero by default: bursts coalesce without it (the tenant controller publishes once
     /// the entries have settled, see [`tenant::pacing`]), and any wait adds to the latency
@@ -146,6 +149,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             drift_interval_override: None,
+            grace_period_override: None,
             debounce: Duration::ZERO,
             watch_namespace: None,
             allowed_tenant_hosts: AllowedHosts::default(),

@@ -414,7 +414,11 @@ pub fn settled(rotation: &SecretRotation, revision: i64) -> bool {
         && condition(rotation, "Ready").is_some_and(|c| c.status == "True")
 }
 
-/// An API key rotation into Secret `secret`/`token`.
+/// The shortest `gracePeriod` the CRD admits. Suites that want none run the controller
+/// with `Settings::grace_period_override` (or the binary's hidden `--grace-period-override`).
+pub const MIN_GRACE: Duration = Duration::from_secs(60);
+
+/// An API key rotation into Secret `secret`/`token`, with `grace` raised to [`MIN_GRACE`].
 pub fn api_key_rotation(name: &str, secret: &str, grace: Duration) -> SecretRotation {
     SecretRotation::new(
         name,
@@ -435,7 +439,7 @@ pub fn api_key_rotation(name: &str, secret: &str, grace: Duration) -> SecretRota
             },
             renew_before: None,
             rotate_every: None,
-            grace_period: grace.into(),
+            grace_period: grace.max(MIN_GRACE).into(),
             rollout_targets: Vec::new(),
         },
     )

@@ -112,11 +112,15 @@ pub async fn observe(
         .pending
         .as_ref()
         .and_then(|p| held.facts(&uid, p.revision));
+    let mut spec = object.spec.clone();
+    if let Some(grace) = shared.settings.grace_period_override {
+        spec.grace_period = grace.into();
+    }
     let mut observed = Observed {
         now: schedule::whole_seconds(now),
         name: object.name_any(),
         generation: object.meta().generation,
-        spec: object.spec.clone(),
+        spec,
         status,
         rotate_requested_at,
         secret: secret_facts(secret.as_ref(), &object),
