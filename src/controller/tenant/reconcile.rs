@@ -159,6 +159,11 @@ pub enum Error {
     /// The object lacks a namespace or uid (never from the apiserver).
     #[error("the QlikTenant has no namespace or uid")]
     InvalidObject,
+    /// `header.key` is not an HTTP header name (stored before the CRD refused it).
+    #[error(
+        "header.key is not an HTTP header name (letters, digits, - and _), so nothing was written"
+    )]
+    InvalidHeaderKey,
 }
 
 impl Error {
@@ -179,6 +184,7 @@ impl Error {
             Error::AnnotateIngress { .. } => "IngressAnnotateFailed",
             Error::PatchStatus { .. } => "StatusWriteFailed",
             Error::InvalidObject => "InvalidObject",
+            Error::InvalidHeaderKey => "InvalidSpec",
         }
     }
 
@@ -190,6 +196,7 @@ impl Error {
             // Each needs a person: a ConfigMap, an annotation or a spec to change.
             Error::InvalidHeader(_)
             | Error::InvalidObject
+            | Error::InvalidHeaderKey
             | Error::ConfigMapNotOwned { .. }
             | Error::ConfigMapConflict { .. }
             | Error::ConfigMapKeyConflict { .. } => false,
@@ -644,6 +651,8 @@ mod tests {
         let invalid = Error::InvalidHeader(HeaderError::TooLong { length: 7000 });
         assert_eq!(invalid.reason(), "InvalidHeader");
         assert!(!invalid.is_transient());
+        assert_eq!(Error::InvalidHeaderKey.reason(), "InvalidSpec");
+        assert!(!Error::InvalidHeaderKey.is_transient());
         assert!(
             invalid.describe().contains("7000 characters"),
             "{}",

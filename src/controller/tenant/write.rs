@@ -41,6 +41,10 @@ pub async fn publish_header(
     spec: &HeaderSpec,
     header: Result<Header, Error>,
 ) -> Result<Published, Error> {
+    // The CRD refuses such a key; one stored before it did must not reach ingress-nginx.
+    if !crate::csp::policy::is_header_name(&spec.key) {
+        return Err(Error::InvalidHeaderKey);
+    }
     let header = header?;
     let value = header.as_str();
     let sha256 = publish::header_sha256(value);
