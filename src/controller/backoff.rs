@@ -11,7 +11,7 @@
 //! tenant costs neither requests nor busy reconcile loops.
 //!
 //! # Wiring a controller
-//! ```ignore
+//! ```text
 //! // Context: one `Backoff` per controller.
 //! backoff: Backoff::new(backoff::DEFAULT),
 //! // reconcile, once it succeeded: the next failure starts from `initial` again.
