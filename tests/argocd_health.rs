@@ -2,7 +2,8 @@
 //! interpreter (mlua, Lua 5.4; Argo CD embeds gopher-lua, Lua 5.1: the scripts use only what
 //! both have) against objects the controllers wrote on a real apiserver: a Ready tenant and
 //! CspEntry are Healthy, a DuplicateOrigin CspEntry and a tenant whose Secret is missing are
-//! Degraded, a CspEntry waiting for its tenant is Progressing. The kstatus rules that the
+//! Degraded, a CspEntry waiting for its tenant is Progressing, and a CspEntry and a
+//! SecretRotation whose QlikTenant does not exist are both Degraded. The kstatus rules that the
 //! controllers do not produce on demand (an unobserved generation, Stalled, Reconciling,
 //! Rotating) are checked on edited copies of those real objects.
 
@@ -16,8 +17,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt, Table};
-use qlik_csp_operator::api::{CspEntry, QlikTenant};
-use qlik_csp_operator::controller::{csp_entry, tenant};
+use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
+use qlik_csp_operator::controller::{csp_entry, secret_rotation, tenant};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 use support::{TestEnv, eventually};
@@ -133,6 +134,7 @@ async fn health_follows_the_conditions_the_controllers_write() {
         ("first", "acme", "https://cdn.example.com"),
         ("second", "acme", "https://cdn.example.com"),
         ("waiting", "broken", "https://other.example.com"),
+        ("lost", "absent", "https://lost.example.com"),
     ] {
         let entry: CspEntry = serde_json::from_value(json!({
             "apiVersion": "qlikops.io/v1alpha1", "kind": "CspEntry",
@@ -160,13 +162,31 @@ async fn health_follows_the_conditions_the_controllers_write() {
         }
     }
 
+    // A SecretRotation naming the same missing tenant as the CspEntry `lost`.
+    let rotations: Api<SecretRotation> = Api::namespaced(env.client.clone(), &ns);
+    let rotation: SecretRotation = serde_json::from_value(json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "SecretRotation",
+        "metadata": { "name": "lost" },
+        "spec": {
+            "tenantRef": { "name": "absent" },
+            "credential": { "apiKey": {} },
+            "secret": { "name": "lost-qlik", "key": "token" },
+        },
+    }))
+    .unwrap();
+    rotations
+        .create(&PostParams::default(), &rotation)
+        .await
+        .unwrap();
+
     let shared = support::controller_shared(&env, Duration::from_millis(50));
     tokio::spawn(tenant::run::run(shared.clone()));
+    tokio::spawn(secret_rotation::run(shared.clone()));
     tokio::spawn(csp_entry::run(shared));
 
     let scripts = scripts();
     let settled = |kind: &'static str, name: &'static str, expected: &'static str| {
-        let (tenants, entries) = (tenants.clone(), entries.clone());
+        let (tenants, entries, rotations) = (tenants.clone(), entries.clone(), rotations.clone());
         async move {
             eventually(
                 &format!("{kind} {name} to report {expected}"),
@@ -174,6 +194,7 @@ async fn health_follows_the_conditions_the_controllers_write() {
                 || async {
                     let object = match kind {
                         "QlikTenant" => serde_json::to_value(tenants.get(name).await.ok()?),
+                        "SecretRotation" => serde_json::to_value(rotations.get(name).await.ok()?),
                         _ => serde_json::to_value(entries.get(name).await.ok()?),
                     }
                     .ok()?;
@@ -211,6 +232,18 @@ async fn health_follows_the_conditions_the_controllers_write() {
     let (status, message) = health(&scripts["CspEntry"], &waiting);
     assert_eq!(status, "Progressing");
     assert!(message.starts_with("TenantNotReady"), "{message}");
+
+    // A missing QlikTenant needs a person whatever the kind: both Degraded, naming it.
+    let absent = format!("{ns}/absent");
+    for kind in ["CspEntry", "SecretRotation"] {
+        let lost = settled(kind, "lost", "False/TenantNotFound").await;
+        let (status, message) = health(&scripts[kind], &lost);
+        assert_eq!(status, "Degraded", "{kind}: {message}");
+        assert!(
+            message.starts_with("TenantNotFound: ") && message.contains(&absent),
+            "{kind}: {message}"
+        );
+    }
 
     // kstatus rules, on edited copies of the real objects.
     let script = &scripts["CspEntry"];

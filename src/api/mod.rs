@@ -4,6 +4,7 @@
 pub mod common;
 pub mod csp_entry;
 pub mod ownership;
+pub mod reasons;
 pub mod secret_rotation;
 pub mod tenant;
 

@@ -25,6 +25,7 @@ use super::Shared;
 use super::backoff::{self, Backoff};
 use super::conditions::{self, Desired, Progress, READY};
 use super::tenant_clients::AccessError;
+use crate::api::reasons::TENANT_NOT_READY;
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::log_failure;
 use crate::tenant;
@@ -86,7 +87,7 @@ impl Error {
             Error::Write(tenant::Error::LimitReached { .. }) => "TenantLimitReached",
             Error::Write(tenant::Error::BadRequest { .. }) => "Rejected",
             Error::Write(e) => e.reason(),
-            Error::TenantGone => "TenantNotReady",
+            Error::TenantGone => TENANT_NOT_READY,
         }
     }
 
@@ -158,7 +159,8 @@ pub async fn run(shared: Arc<Shared>) {
     let store = controller.store();
     let entries = store.clone();
     let ready = runtime.ready_when_synced(METRICS_NAME, store.clone());
-    // A tenant that becomes ready (or not) changes what every entry of it should say.
+    // A tenant that appears, becomes ready (or not) or goes changes what every entry of it
+    // should say: an entry naming a missing tenant (`TenantNotFound`) recovers from here.
     let controller = controller.watches(
         shared.settings.api::<QlikTenant>(&kube),
         watcher::Config::default(),

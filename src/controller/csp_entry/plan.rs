@@ -12,7 +12,8 @@
 //! | being deleted, our remote entry exists                     | `Delete{id}`            | `Deleting`           | `Immediately` |
 //! | being deleted, no remote entry (a 404 counts as done)      | `RemoveFinalizer`       | (status untouched)   | `Never`     |
 //! | our finalizer absent                                       | `AddFinalizer`          | `Pending`            | `Immediately` |
-//! | tenant missing or not ready                                | `Nothing`               | `TenantNotReady`     | `After`     |
+//! | no such `QlikTenant` (Stalled: a person must create it)    | `Nothing`               | `TenantNotFound`     | `After`     |
+//! | tenant not ready                                           | `Nothing`               | `TenantNotReady`     | `After`     |
 //! | `spec.origin` rejected by [`Origin::parse`]                | `Nothing`               | `InvalidSpec`        | `OnChange`  |
 //! | an older `CspEntry` claims the origin (tie: smaller name)  | `Nothing`, id cleared   | `DuplicateOrigin`    | `After`     |
 //! | remote entry `status.id`, content differs                  | `Update{adopted:false}` | `Updated`            | `Immediately` |
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::api::reasons::{TENANT_NOT_FOUND, TENANT_NOT_READY, tenant_not_found_message};
 use crate::api::{CspEntrySpec, CspEntryStatus, DeletionPolicy};
 use crate::controller::conditions::{Desired, READY};
 use crate::csp::{Directive, Origin, OriginError};
@@ -210,8 +212,10 @@ pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
         let plan = Plan::not_ready(Action::AddFinalizer, PENDING, "adding the finalizer");
         return plan.id(status_id).requeue(Requeue::Immediately);
     }
-    if let Some(message) = tenant_not_ready(&observed.tenant) {
-        let plan = Plan::not_ready(Action::Nothing, "TenantNotReady", message);
+    // The look after the wait is only a backstop: the controller's watch on QlikTenants
+    // reconciles the tenant's entries as soon as it appears or changes.
+    if let Some((reason, message)) = tenant_unusable(entry, &observed.tenant) {
+        let plan = Plan::not_ready(Action::Nothing, reason, message);
         return plan.id(status_id).requeue(Requeue::After(WAIT_FOR_TENANT));
     }
     let desired = match desired_content(&entry.namespace, &entry.name, &entry.spec) {
@@ -293,9 +297,9 @@ fn plan_deletion(observed: &Observed) -> Plan {
         return Plan::untouched(Action::RemoveFinalizer);
     }
     let status_id = entry.status.as_ref().and_then(|s| s.id.clone());
-    if let Some(message) = tenant_not_ready(&observed.tenant) {
+    if let Some((reason, message)) = tenant_unusable(entry, &observed.tenant) {
         let message = format!("waiting to delete the tenant's entry: {message}");
-        let plan = Plan::not_ready(Action::Nothing, "TenantNotReady", message);
+        let plan = Plan::not_ready(Action::Nothing, reason, message);
         return plan.id(status_id).requeue(Requeue::After(WAIT_FOR_TENANT));
     }
     let ours = remote_name(&entry.namespace, &entry.name);
@@ -398,14 +402,19 @@ impl Plan {
     }
 }
 
-/// The message of a `TenantNotReady` condition, or `None` when the tenant is ready.
-fn tenant_not_ready(tenant: &TenantState) -> Option<String> {
+/// The reason and message of a `Ready=False` for a tenant that cannot be used, or `None`
+/// when it is ready. A missing tenant is `TenantNotFound`, worded as every kind words it.
+fn tenant_unusable(entry: &EntryState, tenant: &TenantState) -> Option<(&'static str, String)> {
     match tenant {
         TenantState::Ready => None,
-        TenantState::NotReady { reason, message } => {
-            Some(format!("the tenant is not ready ({reason}): {message}"))
-        }
-        TenantState::Missing => Some("the QlikTenant does not exist".to_owned()),
+        TenantState::NotReady { reason, message } => Some((
+            TENANT_NOT_READY,
+            format!("the tenant is not ready ({reason}): {message}"),
+        )),
+        TenantState::Missing => Some((
+            TENANT_NOT_FOUND,
+            tenant_not_found_message(&entry.namespace, &entry.spec.tenant_ref.name),
+        )),
     }
 }
 

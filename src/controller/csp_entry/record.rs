@@ -11,13 +11,19 @@ use serde_json::json;
 use super::Error;
 use super::apply::Outcome;
 use super::plan::{Action, DesiredStatus};
+use crate::api::reasons::TENANT_NOT_FOUND;
 use crate::api::{CspEntry, CspEntryStatus};
 use crate::controller::Shared;
 use crate::controller::conditions::{self, Desired, Progress};
 
 /// Plan reasons that only a user can resolve (kstatus `Stalled`); any other not-Ready
 /// reason is work pending (`Reconciling`), e.g. `TenantNotReady`, `Pending`, `Deleting`.
-const STALLED_REASONS: &[&str] = &["InvalidSpec", "DuplicateOrigin", "TenantLimitReached"];
+const STALLED_REASONS: &[&str] = &[
+    "InvalidSpec",
+    "DuplicateOrigin",
+    "TenantLimitReached",
+    TENANT_NOT_FOUND,
+];
 
 /// The kstatus progress a plan's `Ready` condition implies (pure).
 pub fn plan_progress<'a>(ready: &Desired<'a>) -> Progress<'a> {
@@ -173,7 +179,8 @@ mod tests {
     }
 
     #[test]
-    fn a_duplicate_origin_is_stalled_a_waiting_entry_reconciling_a_synced_one_neither() {
+    fn a_duplicate_origin_or_missing_tenant_is_stalled_a_waiting_entry_reconciling_a_synced_one_neither()
+     {
         assert_eq!(
             plan_progress(&ready(false, "DuplicateOrigin")),
             Progress::Stalled("DuplicateOrigin")
@@ -181,6 +188,10 @@ mod tests {
         assert_eq!(
             plan_progress(&ready(false, "TenantNotReady")),
             Progress::Reconciling("TenantNotReady")
+        );
+        assert_eq!(
+            plan_progress(&ready(false, "TenantNotFound")),
+            Progress::Stalled("TenantNotFound")
         );
         assert_eq!(plan_progress(&ready(true, "Created")), Progress::Done);
     }

@@ -29,6 +29,7 @@ use super::observe::Observation;
 use super::observed::{Action, Failure, FailureKind, Outcome, RemoteCredential};
 use crate::api::SecretRotation;
 use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::api::reasons::TENANT_NOT_READY;
 use crate::api::secret_rotation::{
     CREDENTIAL_ID, CREDENTIAL_REVISION, SECRET_ROTATION_LABEL, WorkloadKind,
     secret_rotation_label_value,
@@ -47,7 +48,7 @@ pub async fn act(
     let api_key = object.spec.credential.api_key.is_some();
     let client = || {
         observation.client.as_ref().ok_or_else(|| Failure {
-            reason: "TenantNotReady",
+            reason: TENANT_NOT_READY,
             message: "no client for the tenant".to_owned(),
             kind: FailureKind::Transient,
             retry_after: None,

@@ -4,6 +4,7 @@
 
 use super::observed::{Failure, FailureKind};
 use crate::api::ownership::ALLOW_ROTATION_BY;
+use crate::api::reasons::{TENANT_NOT_FOUND, tenant_not_found_message};
 use crate::controller::tenant_clients::AccessError;
 use crate::tenant;
 
@@ -204,11 +205,12 @@ pub fn ambiguous_secrets(client_id: &str, hints: &[String]) -> Failure {
     }
 }
 
-/// The SecretRotation's QlikTenant does not exist.
-pub fn tenant_not_found(name: &str) -> Failure {
+/// The SecretRotation's QlikTenant `namespace/name` does not exist (worded as every kind
+/// words it).
+pub fn tenant_not_found(namespace: &str, name: &str) -> Failure {
     Failure {
-        reason: "TenantNotFound",
-        message: format!("QlikTenant {name} not found in this namespace"),
+        reason: TENANT_NOT_FOUND,
+        message: tenant_not_found_message(namespace, name),
         kind: FailureKind::Permanent,
         retry_after: None,
     }

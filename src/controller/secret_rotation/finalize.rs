@@ -202,7 +202,7 @@ async fn revoke_all(
         .get_opt(&object.spec.tenant_ref.name)
         .await
         .map_err(|e| failure::from_kube("read the QlikTenant", &e, true))?
-        .ok_or_else(|| failure::tenant_not_found(&object.spec.tenant_ref.name))?;
+        .ok_or_else(|| failure::tenant_not_found(&namespace, &object.spec.tenant_ref.name))?;
     let client = shared
         .tenants
         .for_tenant(&shared.kube, &tenant)

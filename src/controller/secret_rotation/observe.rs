@@ -89,7 +89,10 @@ pub async fn observe(
 
     let api_key = object.spec.credential.api_key.is_some();
     let (client, remote) = match &tenant {
-        None => (None, Err(failure::tenant_not_found(tenant_name))),
+        None => (
+            None,
+            Err(failure::tenant_not_found(&namespace, tenant_name)),
+        ),
         Some(tenant) => match shared.tenants.for_tenant(&shared.kube, tenant).await {
             Err(e) => (None, Err(failure::from_access(&e))),
             Ok(client) => {

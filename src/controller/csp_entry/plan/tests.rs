@@ -368,13 +368,26 @@ fn plan_reports_the_limit_without_disturbing_anything() {
 
 #[test]
 fn plan_waits_for_a_tenant_that_is_not_ready() {
-    for tenant in [not_ready(), TenantState::Missing] {
-        let o = observed().tracking("r1").tenant(tenant);
-        assert_eq!(
-            summary(&o),
-            "Nothing | False TenantNotReady | r1 | After 30s"
-        );
-    }
+    let o = observed().tracking("r1").tenant(not_ready());
+    assert_eq!(
+        summary(&o),
+        "Nothing | False TenantNotReady | r1 | After 30s"
+    );
+}
+
+#[test]
+fn plan_reports_a_missing_tenant_by_its_namespace_and_name_as_not_found() {
+    let o = observed().tracking("r1").tenant(TenantState::Missing);
+    assert_eq!(
+        summary(&o),
+        "Nothing | False TenantNotFound | r1 | After 30s"
+    );
+    let status = plan(&o, now()).status.unwrap();
+    assert_eq!(
+        status.ready.message,
+        tenant_not_found_message("web", "acme")
+    );
+    assert!(status.ready.message.contains("web/acme"));
 }
 
 #[test]
