@@ -139,7 +139,7 @@ pub enum DeletionPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct CspEntryStatus {
     /// `Ready` and `Synced`, with reasons such as `Created`, `Adopted`, `Updated`,
-    /// `DuplicateOrigin`, `TenantNotReady`, `TenantLimitReached`, `Rejected`.
+    /// `DuplicateOrigin`, `TenantNotReady`, `TenantNotFound`, `TenantLimitReached`, `Rejected`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_CONDITIONS))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]

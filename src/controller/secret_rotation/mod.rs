@@ -32,7 +32,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 pub use self::clock::{Clock, OffsetClock, SystemClock};
@@ -40,8 +41,8 @@ pub use self::failure::Error;
 use self::observed::{Action, Requeue as Next};
 pub use self::schedule::seconds_until_expiry;
 use super::Shared;
-use crate::api::SecretRotation;
 use crate::api::secret_rotation::{Phase, SecretRotationStatus};
+use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::backoff::{self, Backoff};
 use crate::controller::log_failure;
 use crate::failpoint;
@@ -81,6 +82,26 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
     )
     .with_config(config)
     .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned());
+    let rotations = controller.store();
+    // A QlikTenant created (or becoming Ready) after its SecretRotations wakes them at once,
+    // instead of at their next retry (`TenantNotFound` waits out the backoff).
+    // Only a tenant's arrival and its Ready status matter here, not every status write.
+    let tenants = watcher(
+        shared.settings.api::<QlikTenant>(&kube),
+        watcher::Config::default(),
+    )
+    .applied_objects()
+    .predicate_filter(tenant_readiness, PredicateConfig::default());
+    let controller = controller.watches_stream(tenants, move |tenant: QlikTenant| {
+        let namespace = tenant.namespace();
+        let name = tenant.name_any();
+        rotations
+            .state()
+            .iter()
+            .filter(|r| r.namespace() == namespace && r.spec.tenant_ref.name == name)
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect::<Vec<_>>()
+    });
     let ready = runtime.ready_when_synced(METRICS_NAME, controller.store());
     let reporter = Reporter {
         controller: CONTROLLER_NAME.into(),
@@ -101,6 +122,20 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
         )
         .for_each(|result| log_failure(CONTROLLER_NAME, result));
     tokio::join!(ready, running);
+}
+
+/// What of a QlikTenant its SecretRotations wait on: its `Ready` status.
+fn tenant_readiness(tenant: &QlikTenant) -> Option<u64> {
+    let ready = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.as_str());
+    Some(match ready {
+        None => 0,
+        Some("True") => 1,
+        Some(_) => 2,
+    })
 }
 
 #[tracing::instrument(name = "secret-rotation", skip_all, fields(namespace = object.namespace(), name = object.name_any()))]

@@ -100,7 +100,7 @@ pub fn build(
             (!has_condition).then(|| Desired {
                 type_: HEADER_PUBLISHED,
                 status: false,
-                reason: "TenantNotReady",
+                reason: crate::api::reasons::TENANT_NOT_READY,
                 message: "the header comes from the tenant, which is not Ready".to_owned(),
             })
         }
