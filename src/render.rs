@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::api::{CspEntry, QlikTenant};
+use crate::csp::Directive;
 use crate::csp::header::{self, BaseDirectives, Grant};
-use crate::csp::{Directive, Origin};
 
-/// A tenant as `namespace/name`.
-pub type TenantKey = (String, String);
+pub use crate::api::TenantKey;
 
 /// The header compiled for one tenant.
 #[derive(Debug, PartialEq, Eq)]
@@ -213,8 +212,8 @@ fn read_entry(
 ) {
     let name = entry.metadata.name.clone().unwrap_or_default();
     let location = format!("{location} (CspEntry {name})");
-    let origin = match Origin::parse(&entry.spec.origin) {
-        Ok(origin) => origin,
+    let grant = match entry.grant() {
+        Ok(grant) => grant,
         Err(e) => {
             problems.push(Problem {
                 location,
@@ -223,6 +222,7 @@ fn read_entry(
             return;
         }
     };
+    // The grant keeps each directive once; a manifest listing one twice is worth a word.
     let mut directives = std::collections::BTreeSet::new();
     for directive in &entry.spec.directives {
         if !directives.insert(Directive::from(*directive)) {
@@ -236,7 +236,7 @@ fn read_entry(
             });
         }
     }
-    if directives.is_empty() {
+    if grant.directives.is_empty() {
         problems.push(Problem {
             location,
             message: "spec.directives: at least one directive is required".into(),
@@ -248,6 +248,7 @@ fn read_entry(
         Some(&entry.spec.tenant_ref.name),
     );
     let same_tenant = grants.entry(key).or_default();
+    let origin = &grant.origin;
     let lowercase = origin.as_str().to_ascii_lowercase();
     if let Some((other, _)) = same_tenant
         .iter()
@@ -259,11 +260,6 @@ fn read_entry(
         problems.push(Problem { location, message });
         return;
     }
-    let grant = Grant {
-        origin,
-        directives,
-        allow_web_socket: entry.spec.allow_web_socket,
-    };
     same_tenant.push((name, grant));
 }
 

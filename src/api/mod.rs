@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod csp_entry;
+pub mod entry_rules;
 pub mod ownership;
 pub mod reasons;
 pub mod secret_rotation;
@@ -13,6 +14,7 @@ use kube::CustomResourceExt;
 
 pub use common::{GROUP, SecretKeyRef, TenantRef, VERSION};
 pub use csp_entry::{CspEntry, CspEntrySpec, CspEntryStatus, DeletionPolicy, DirectiveName};
+pub use entry_rules::TenantKey;
 pub use secret_rotation::{SecretRotation, SecretRotationSpec, SecretRotationStatus};
 pub use tenant::{QlikTenant, QlikTenantSpec, QlikTenantStatus};
 

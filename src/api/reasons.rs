@@ -12,6 +12,13 @@ pub const TENANT_NOT_FOUND: &str = "TenantNotFound";
 /// resolves once the tenant does (kstatus `Reconciling=True`).
 pub const TENANT_NOT_READY: &str = "TenantNotReady";
 
+/// A CspEntry's `Ready` reason while the csp-entry controller is adding its finalizer or
+/// syncing a change: the entry has not settled (see `CspEntry::has_settled`).
+pub const PENDING: &str = "Pending";
+
+/// A CspEntry's `Ready` reason while its origin is being removed from the tenant.
+pub const DELETING: &str = "Deleting";
+
 /// The message of a [`TENANT_NOT_FOUND`] condition: the tenant as `namespace/name`.
 pub fn tenant_not_found_message(namespace: &str, name: &str) -> String {
     format!("QlikTenant {namespace}/{name} does not exist: create it or correct spec.tenantRef")

@@ -29,8 +29,7 @@ use crate::api::QlikTenant;
 use crate::api::tenant::TenantCredentials;
 use crate::tenant::{self, ClientConfig, RateLimits, TenantClient};
 
-/// A tenant as `(namespace, name)` of its `QlikTenant`.
-pub type TenantKey = (String, String);
+pub use crate::api::TenantKey;
 
 /// The key of a `QlikTenant`.
 pub fn key_of(tenant: &QlikTenant) -> TenantKey {

@@ -39,7 +39,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::api::reasons::{TENANT_NOT_FOUND, TENANT_NOT_READY, tenant_not_found_message};
+use crate::api::entry_rules::claim_rank;
+use crate::api::reasons::{
+    DELETING, PENDING, TENANT_NOT_FOUND, TENANT_NOT_READY, tenant_not_found_message,
+};
 use crate::api::{CspEntrySpec, CspEntryStatus, DeletionPolicy};
 use crate::controller::conditions::{Desired, READY};
 use crate::csp::{Directive, Origin, OriginError};
@@ -195,11 +198,6 @@ fn same_content(remote: &CspOriginContent, desired: &CspOriginContent) -> bool {
         && remote.connect_src_wss == desired.connect_src_wss
         && remote.directives() == desired.directives()
 }
-
-/// `Ready` reasons of an entry whose sync is under way: the header waits for them.
-pub const IN_PROGRESS_REASONS: [&str; 2] = [PENDING, DELETING];
-const PENDING: &str = "Pending";
-const DELETING: &str = "Deleting";
 
 /// Decides the next step for `observed`. `now` only stamps `lastSyncTime`.
 pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
@@ -418,10 +416,10 @@ fn tenant_unusable(entry: &EntryState, tenant: &TenantState) -> Option<(&'static
     }
 }
 
-/// The name of the rival that owns the origin: older, or as old with a smaller name. An
-/// unknown creation time counts as the newest.
+/// The name of the rival that owns the origin ([`claim_rank`]: older, or as old with a
+/// smaller name; an unknown creation time counts as the newest).
 fn older_rival(observed: &Observed) -> Option<&str> {
-    let key = |created: Option<Timestamp>, name| (created.unwrap_or(Timestamp::MAX), name);
+    let key = claim_rank;
     let ours = key(observed.entry.created, observed.entry.name.as_str());
     let rivals = observed
         .rivals

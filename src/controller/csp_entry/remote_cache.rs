@@ -20,8 +20,7 @@ use tokio::time::Instant;
 
 use crate::tenant::wire::CspOrigin;
 
-/// A tenant as `(namespace, name)` of its `QlikTenant`.
-pub type TenantKey = (String, String);
+pub use crate::api::TenantKey;
 
 #[derive(Clone)]
 struct Snapshot {

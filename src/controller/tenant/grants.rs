@@ -2,44 +2,26 @@
 
 use std::collections::BTreeSet;
 
-use kube::ResourceExt;
-
 use crate::api::CspEntry;
-use crate::csp::{Directive, Grant, Origin};
+use crate::csp::Grant;
 
 /// The grants of the CspEntries of tenant `tenant_name` among `entries` (one namespace).
 /// Entries being deleted and origins that do not parse are left out; when two entries
-/// share an origin the older one counts, as the `csp-entry` controller syncs only that one.
+/// share an origin the one that owns it counts ([`CspEntry::claim_rank`]), as the
+/// `csp-entry` controller syncs only that one.
 pub fn local_grants(entries: &[CspEntry], tenant_name: &str) -> Vec<Grant> {
     let mut ours: Vec<&CspEntry> = entries
         .iter()
         .filter(|e| e.spec.tenant_ref.name == tenant_name)
         .filter(|e| e.metadata.deletion_timestamp.is_none())
         .collect();
-    ours.sort_by_key(|e| {
-        (
-            e.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            e.name_any(),
-        )
-    });
+    ours.sort_by(|a, b| a.claim_rank().cmp(&b.claim_rank()));
     let mut seen = BTreeSet::new();
     ours.into_iter()
         .filter_map(|entry| {
-            let origin = Origin::parse(&entry.spec.origin).ok()?;
-            if !seen.insert(origin.as_str().to_ascii_lowercase()) {
-                return None;
-            }
-            Some(Grant {
-                origin,
-                directives: entry
-                    .spec
-                    .directives
-                    .iter()
-                    .copied()
-                    .map(Directive::from)
-                    .collect(),
-                allow_web_socket: entry.spec.allow_web_socket,
-            })
+            let grant = entry.grant().ok()?;
+            seen.insert(grant.origin.as_str().to_ascii_lowercase())
+                .then_some(grant)
         })
         .collect()
 }
@@ -51,6 +33,7 @@ mod tests {
     use super::*;
     use crate::api::TenantRef;
     use crate::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+    use crate::csp::Directive;
 
     fn entry(name: &str, tenant: &str, origin: &str, created: i64) -> CspEntry {
         CspEntry {
@@ -103,5 +86,17 @@ mod tests {
         assert_eq!(grants.len(), 1);
         assert!(grants[0].directives.contains(&Directive::FrameSrc));
         assert!(!grants[0].directives.contains(&Directive::ScriptSrc));
+    }
+
+    #[test]
+    fn an_entry_of_unknown_age_never_takes_an_origin_from_a_dated_one() {
+        // The csp-entry controller syncs the dated entry; the header must carry its grant.
+        let mut undated = entry("a-undated", "acme", "https://a.example.com", 0);
+        undated.metadata.creation_timestamp = None;
+        undated.spec.directives = vec![DirectiveName::ScriptSrc];
+        let dated = entry("b-dated", "acme", "https://a.example.com", 10);
+        let grants = local_grants(&[undated, dated], "acme");
+        assert_eq!(grants.len(), 1);
+        assert!(grants[0].directives.contains(&Directive::FrameSrc));
     }
 }

@@ -16,25 +16,14 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::conditions::READY;
-use crate::controller::csp_entry::plan::IN_PROGRESS_REASONS;
 
 /// Entries of tenant `tenant_name` (among one namespace's `entries`) whose latest change the
-/// `csp-entry` controller has not finished: new, edited, being deleted, or recorded as
-/// under way (`Pending`, `Deleting`).
+/// `csp-entry` controller has not finished ([`CspEntry::has_settled`]).
 pub fn settling_entries(entries: &[CspEntry], tenant_name: &str) -> usize {
     entries
         .iter()
         .filter(|e| e.spec.tenant_ref.name == tenant_name)
-        .filter(|e| {
-            let status = e.status.as_ref();
-            let observed = status.and_then(|s| s.observed_generation);
-            let in_progress = status
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-                .is_some_and(|c| IN_PROGRESS_REASONS.contains(&c.reason.as_str()));
-            e.metadata.deletion_timestamp.is_some()
-                || observed != e.metadata.generation
-                || in_progress
-        })
+        .filter(|e| !e.has_settled())
         .count()
 }
 
