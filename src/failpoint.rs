@@ -13,6 +13,9 @@ pub mod rotation {
     pub const AFTER_INTENT: &str = "rotation.after-intent";
     /// The credential exists on the tenant; its value is only in memory.
     pub const AFTER_CREATE: &str = "rotation.after-create";
+    /// The Secret write after a create failed: the credential's id is recorded in status
+    /// (`pending.created`), its value held only in memory for the retry.
+    pub const HELD_UNWRITTEN: &str = "rotation.held-unwritten";
     /// The new value is in the Secret; the status still says `Creating`.
     pub const AFTER_SECRET_WRITE: &str = "rotation.after-secret-write";
     /// Rollout targets are annotated; the status still says `Publishing`.
@@ -23,9 +26,10 @@ pub mod rotation {
     pub const AFTER_REVOKE: &str = "rotation.after-revoke";
 
     /// Every rotation fail point.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         AFTER_INTENT,
         AFTER_CREATE,
+        HELD_UNWRITTEN,
         AFTER_SECRET_WRITE,
         AFTER_ROLLOUT,
         BEFORE_REVOKE,

@@ -81,6 +81,10 @@ struct RunArgs {
     #[arg(long, env = "LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(2..=3600))]
     leader_election_lease_seconds: u64,
+    /// Replaces every SecretRotation's `gracePeriod` (e.g. `1s`). For the project's tests and
+    /// benchmarks only: it shortens how long a replaced credential keeps working.
+    #[arg(long, env = "QLIKOPS_GRACE_PERIOD_OVERRIDE", hide = true)]
+    grace_period_override: Option<kube::core::Duration>,
 }
 
 /// Where the in-cluster ServiceAccount's namespace is mounted.
@@ -158,9 +162,17 @@ fn configure(args: RunArgs) -> Result<(controller::Settings, controller::Options
     } else {
         None
     };
+    let grace_period_override = args.grace_period_override.map(Duration::from);
+    if let Some(grace) = grace_period_override {
+        tracing::warn!(
+            grace_seconds = grace.as_secs_f64(),
+            "every SecretRotation's gracePeriod is overridden (a test and benchmark setting)"
+        );
+    }
     let settings = controller::Settings {
         watch_namespace: args.namespace.filter(|ns| !ns.is_empty()),
         allowed_tenant_hosts,
+        grace_period_override,
         ..Default::default()
     };
     let options = controller::Options {

@@ -1,5 +1,5 @@
-//! No etcd or kube-apiserver outlives the test binary that started it, even when a test
-//! panics. The check runs this binary again as a child whose test panics with the control
+//! No etcd, kube-apiserver or kube-controller-manager outlives the test binary that started
+//! it, even when a test panics. The check runs this binary again as a child whose test panics with the control
 //! plane up, then waits for the processes it reported to be gone.
 
 mod support;
@@ -47,11 +47,15 @@ async fn control_plane_processes_die_with_a_test_binary_that_panics() {
                 String::from_utf8_lossy(&output.stderr)
             )
         });
-    assert_eq!(pids.len(), 2, "expected etcd and kube-apiserver: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        3,
+        "expected etcd, kube-apiserver and kube-controller-manager: {pids:?}"
+    );
 
     // The kernel delivers SIGKILL on the parent's exit; reaping by init takes a moment.
     support::eventually(
-        "etcd and kube-apiserver to exit",
+        "etcd, kube-apiserver and kube-controller-manager to exit",
         Duration::from_secs(30),
         || async {
             let alive: Vec<&u32> = pids.iter().filter(|pid| is_running(**pid)).collect();

@@ -1,16 +1,23 @@
-//! The Helm chart and the plain manifests, proven on a real kube-apiserver (RBAC on):
+//! The Helm chart and the plain manifests, proven on a real kube-apiserver (RBAC and
+//! owner-reference permissions enforced):
 //!
 //! - `helm lint` is clean, `helm template` renders both install modes, the schema rejects
-//!   unknown values, the Deployment is hardened;
-//! - the chart grants exactly `REQUIRED_PERMISSIONS` (src/controller/rbac.rs): nothing missing,
-//!   nothing extra, in both install modes;
+//!   unknown values, the Deployment is hardened, the NetworkPolicy admits metrics scrapes
+//!   from the selected scrapers only; the chart declares the Kubernetes version its CRDs
+//!   need, and the test control plane reports its real version;
+//! - the chart's roles grant exactly `REQUIRED_PERMISSIONS` (src/controller/rbac.rs), nothing
+//!   missing, nothing extra (non-resource URLs and wildcards included), in both install modes
+//!   and both values of `rbac.rolloutTargets`; every binding binds the chart's own role to the
+//!   chart's ServiceAccount only;
 //! - `helm install` succeeds, and the installed ServiceAccount is allowed every required
-//!   permission (SelfSubjectAccessReview as the ServiceAccount), cluster-wide or only in the
-//!   watched namespaces, where it is refused Secrets in any other namespace;
+//!   permission (SelfSubjectAccessReview as the ServiceAccount) and its effective rules
+//!   (SelfSubjectRulesReview, beyond what any identity has) are exactly the required ones,
+//!   cluster-wide or only in the watched namespace, where it is refused Secrets in any other;
 //! - the operator binary, run with the ServiceAccount's identity (impersonation), syncs a
-//!   CspEntry end to end and completes a requested SecretRotation with only the chart's RBAC;
-//! - `deploy/qlik-csp-operator.yaml` is what `cargo xtask manifests` renders today, and every
-//!   object in it applies on the apiserver.
+//!   CspEntry end to end and completes two rotations of a SecretRotation with a rollout
+//!   target with only the chart's RBAC; the revoked key is refused by the tenant;
+//! - `deploy/qlik-csp-operator.yaml` is what `cargo xtask manifests` renders today, every
+//!   object in it applies on the apiserver, and its ServiceAccount gets exactly the rules.
 
 mod support;
 
@@ -18,25 +25,30 @@ mod support;
 #[path = "../xtask/src/manifests.rs"]
 mod manifests;
 
+#[path = "helm_chart/rbac.rs"]
+mod rbac;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
-use qlik_csp_operator::api::secret_rotation::Phase;
+use qlik_csp_operator::api::secret_rotation::{CREDENTIAL_REVISION, Phase};
 use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
-use qlik_csp_operator::controller::rbac::{REQUIRED_PERMISSIONS, Scope};
+use qlik_csp_operator::controller::rbac::Scope;
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use rbac::{
+    Binding, assert_bindings, assert_effective, assert_grants, granted, grants_of, refused,
+    required,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::{TestEnv, eventually};
@@ -44,6 +56,8 @@ use support::{TestEnv, eventually};
 const KEY: &str = "helm-chart-admin-key-0123456789abcdef";
 const DEADLINE: Duration = Duration::from_secs(60);
 const CHART_NAME: &str = "qlik-csp-operator";
+/// A ServiceAccount bound to nothing: what every identity may do.
+const NOBODY: &str = "qlikops-nobody";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -114,57 +128,6 @@ fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
 }
 
-/// (apiGroup, resource, verb)
-type Grant = (String, String, String);
-
-fn grants_of(role: &Value) -> BTreeSet<Grant> {
-    let mut grants = BTreeSet::new();
-    for rule in role["rules"].as_array().into_iter().flatten() {
-        let strings = |key: &str| -> Vec<String> {
-            rule[key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| v.as_str().unwrap_or_default().to_owned())
-                .collect()
-        };
-        for group in strings("apiGroups") {
-            for resource in strings("resources") {
-                for verb in strings("verbs") {
-                    grants.insert((group.clone(), resource.clone(), verb));
-                }
-            }
-        }
-    }
-    grants
-}
-
-/// Fails with what is missing and what is extra when `actual` is not `expected`.
-fn assert_grants(actual: &BTreeSet<Grant>, expected: &BTreeSet<Grant>, what: &str) {
-    let missing: Vec<_> = expected.difference(actual).collect();
-    let extra: Vec<_> = actual.difference(expected).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{what}: missing {missing:?}, not in REQUIRED_PERMISSIONS {extra:?}"
-    );
-}
-
-fn required(scope: Scope) -> BTreeSet<Grant> {
-    REQUIRED_PERMISSIONS
-        .iter()
-        .filter(|p| p.scope == scope)
-        .flat_map(|p| {
-            p.verbs.iter().map(|verb| {
-                (
-                    p.group.to_owned(),
-                    p.resource.to_owned(),
-                    (*verb).to_owned(),
-                )
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn chart_app_version_is_the_crate_version() {
     let text = std::fs::read_to_string(root().join(manifests::CHART).join("Chart.yaml")).unwrap();
@@ -179,12 +142,75 @@ fn chart_app_version_is_the_crate_version() {
 }
 
 #[test]
+fn the_chart_declares_the_kubernetes_version_its_crds_need() {
+    let text = std::fs::read_to_string(root().join(manifests::CHART).join("Chart.yaml")).unwrap();
+    let chart: Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(chart["kubeVersion"], ">=1.29.0-0");
+    // Helm enforces it: a cluster older than CEL validation's GA is refused.
+    let home = std::env::temp_dir().join("qlikops-helm-home");
+    let output = Command::new(helm_binary())
+        .current_dir(root())
+        .args([
+            "template",
+            "r",
+            manifests::CHART,
+            "--kube-version",
+            "1.28.9",
+        ])
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("kubeVersion"),
+        "a 1.28 cluster was accepted: {stderr}"
+    );
+    template("r", "ops", &["--kube-version", "1.29.0"]);
+}
+
+#[tokio::test]
+async fn the_tools_report_the_versions_they_were_built_from() {
+    // kube-apiserver's /version is what `helm install` checks `kubeVersion` against: a
+    // development placeholder (v0.0.0-master) would fail every install.
+    let go_mod = |module: &str| {
+        let path = root().join("tests/envtest").join(module).join("go.mod");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let required = |text: &str, path: &str| -> String {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("require {path} ")))
+            .unwrap_or_else(|| panic!("no `require {path}` in go.mod"))
+            .trim()
+            .to_owned()
+    };
+    let kubernetes = required(&go_mod("apiserver"), "k8s.io/kubernetes");
+    let env = TestEnv::new().await;
+    let version = env.client.apiserver_version().await.unwrap();
+    assert_eq!(version.git_version, kubernetes);
+    let minor = kubernetes.split('.').nth(1).unwrap();
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", minor)
+    );
+    assert!(!version.build_date.starts_with("1970"), "{version:?}");
+
+    // helm reports its own version. (`helm template` and `helm lint`, which ask no cluster,
+    // assume the Kubernetes version of the client-go helm is built with instead of v1.20:
+    // every `template` here without `--kube-version` proves it against `kubeVersion`.)
+    let helm_version = required(&go_mod("helm"), "helm.sh/helm/v3");
+    let out = helm(&["version", "--template", "{{ .Version }}"]);
+    assert_eq!(out.trim(), helm_version);
+}
+
+#[test]
 fn the_dockerfile_runs_the_operator_as_the_charts_user() {
-    // The image cannot be built here (no Docker); this keeps it consistent with the chart.
+    // tests/image.rs checks the Dockerfile against the image `cargo xtask image` builds;
+    // this keeps it consistent with the chart.
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     assert!(dockerfile.contains("\nUSER 65532:65532\n"), "{dockerfile}");
     assert!(dockerfile.contains("--bin qlik-csp-operator"));
-    assert!(dockerfile.contains("\nFROM gcr.io/distroless/cc-debian12:nonroot\n"));
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/qlik-csp-operator\"]"));
     let objects = template("qco", "ops", &[]);
     let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
@@ -218,13 +244,17 @@ fn helm_lint_is_clean() {
 fn the_schema_rejects_unknown_and_invalid_values() {
     let home = std::env::temp_dir().join("qlikops-helm-home");
     for bad in [
-        "watchNamespace=web",    // a typo of watchNamespaces
-        "logFormat=xml",         // not json or text
-        "image.digest=latest",   // not a digest
-        "securityContext.x=y",   // security settings are not configurable
-        "metrics.port=70000",    // not a port
-        "watchNamespaces={Web}", // not a namespace name
-        "watchNamespaces={a,b}", // the operator watches one namespace or all
+        "watchNamespace=web",              // a typo of watchNamespaces
+        "logFormat=xml",                   // not json or text
+        "image.digest=latest",             // not a digest
+        "securityContext.x=y",             // security settings are not configurable
+        "metrics.port=70000",              // not a port
+        "watchNamespaces={Web}",           // not a namespace name
+        "watchNamespaces={a,b}",           // the operator watches one namespace or all
+        "rbac.rolloutTargets=maybe",       // a switch
+        "networkPolicy.metrics.from=null", // never open to everyone by omission
+        "networkPolicy.metrics.from={}",   // nor by an empty list
+        "networkPolicy.metrics.from[0].podSelector.matchLabel.app=x", // a typo of matchLabels
     ] {
         let output = Command::new(helm_binary())
             .current_dir(root())
@@ -353,6 +383,38 @@ fn the_deployment_is_hardened_and_configured_from_values() {
         .map(|port| port["port"].as_i64().unwrap())
         .collect();
     assert_eq!(egress_ports, BTreeSet::from([53, 443, 6443]));
+    // Metrics only from the scrapers selected: by default the Prometheus pods in any
+    // namespace, never from anyone.
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{
+            "ports": [{ "port": "metrics", "protocol": "TCP" }],
+            "from": [{
+                "namespaceSelector": {},
+                "podSelector": { "matchLabels": { "app.kubernetes.io/name": "prometheus" } },
+            }],
+        }])
+    );
+    let narrowed = template(
+        "qco",
+        "ops",
+        &[
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set-json",
+            r#"networkPolicy.metrics.from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}},"podSelector":{"matchExpressions":[{"key":"app","operator":"In","values":["vmagent"]}]}},{"ipBlock":{"cidr":"192.0.2.0/24"}}]"#,
+        ],
+    );
+    assert_eq!(
+        of_kind(&narrowed, "NetworkPolicy")[0]["spec"]["ingress"][0]["from"],
+        json!([
+            {
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "monitoring" } },
+                "podSelector": { "matchExpressions": [{ "key": "app", "operator": "In", "values": ["vmagent"] }] },
+            },
+            { "ipBlock": { "cidr": "192.0.2.0/24" } },
+        ])
+    );
     // The templated CRDs are the generated ones, kept on uninstall.
     for crd in of_kind(&everything, "CustomResourceDefinition") {
         assert_eq!(
@@ -388,129 +450,85 @@ fn numbers_as_f64(value: &Value) -> Value {
 
 #[test]
 fn the_chart_grants_exactly_the_required_permissions_in_both_modes() {
-    // Cluster-wide (default): one ClusterRole for the watched resources, one Role for the Lease.
-    let objects = template("qco", "ops", &[]);
-    let cluster_roles = of_kind(&objects, "ClusterRole");
-    assert_eq!(cluster_roles.len(), 1);
-    assert_grants(
-        &grants_of(cluster_roles[0]),
-        &required(Scope::Watched),
-        "ClusterRole",
-    );
-    let roles = of_kind(&objects, "Role");
-    assert_eq!(roles.len(), 1);
-    assert_eq!(roles[0]["metadata"]["namespace"], "ops");
-    assert_grants(
-        &grants_of(roles[0]),
-        &required(Scope::OperatorNamespace),
-        "leader-election Role",
-    );
-    assert_eq!(of_kind(&objects, "ClusterRoleBinding").len(), 1);
+    let fullname = "qco-qlik-csp-operator";
+    let leader = "qco-qlik-csp-operator-leader-election";
+    let service_account = json!({ "kind": "ServiceAccount", "name": fullname, "namespace": "ops" });
+    for rollout_targets in [true, false] {
+        let switch = format!("rbac.rolloutTargets={rollout_targets}");
+        let what = |role: &str| format!("{role} with {switch}");
 
-    // Namespaced: the same rules in a Role per watched namespace, nothing cluster-wide.
-    let objects = template("qco", "ops", &["--set", "watchNamespaces={a}"]);
-    assert!(of_kind(&objects, "ClusterRole").is_empty());
-    assert!(of_kind(&objects, "ClusterRoleBinding").is_empty());
-    let roles = of_kind(&objects, "Role");
-    let mut namespaces = BTreeSet::new();
-    for role in &roles {
-        let namespace = role["metadata"]["namespace"].as_str().unwrap();
-        if role["metadata"]["name"] == "qco-qlik-csp-operator-leader-election" {
-            assert_eq!(namespace, "ops");
-            assert_grants(
-                &grants_of(role),
-                &required(Scope::OperatorNamespace),
-                "leader-election Role",
-            );
-        } else {
-            assert_grants(&grants_of(role), &required(Scope::Watched), namespace);
-            namespaces.insert(namespace.to_owned());
-        }
-    }
-    assert_eq!(namespaces, BTreeSet::from(["a".to_owned()]));
-    assert_eq!(of_kind(&objects, "RoleBinding").len(), 2);
-}
+        // Cluster-wide (default): one ClusterRole for the watched resources, one Role for
+        // the Lease, each bound to the chart's ServiceAccount only.
+        let objects = template("qco", "ops", &["--set", &switch]);
+        let cluster_roles = of_kind(&objects, "ClusterRole");
+        assert_eq!(cluster_roles.len(), 1);
+        assert_grants(
+            &grants_of(cluster_roles[0]),
+            &required(Scope::Watched, rollout_targets),
+            &what("ClusterRole"),
+        );
+        let roles = of_kind(&objects, "Role");
+        assert_eq!(roles.len(), 1);
+        assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+        assert_grants(
+            &grants_of(roles[0]),
+            &required(Scope::OperatorNamespace, rollout_targets),
+            &what("leader-election Role"),
+        );
+        assert_bindings(
+            &objects,
+            &service_account,
+            &[
+                Binding::new(
+                    "ClusterRoleBinding",
+                    None,
+                    fullname,
+                    "ClusterRole",
+                    fullname,
+                ),
+                Binding::new("RoleBinding", Some("ops"), leader, "Role", leader),
+            ],
+        );
 
-/// Whether the client's identity may `verb` the permission's resource in `namespace` (all
-/// namespaces when `None`).
-async fn allowed(
-    client: &Client,
-    namespace: Option<&str>,
-    group: &str,
-    resource: &str,
-    verb: &str,
-) -> bool {
-    let (resource, subresource) = match resource.split_once('/') {
-        Some((resource, subresource)) => (resource, Some(subresource.to_owned())),
-        None => (resource, None),
-    };
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                group: Some(group.to_owned()),
-                resource: Some(resource.to_owned()),
-                subresource,
-                verb: Some(verb.to_owned()),
-                namespace: namespace.map(str::to_owned),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let created = Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .unwrap_or_else(|e| panic!("SelfSubjectAccessReview failed: {e}"));
-    created.status.is_some_and(|s| s.allowed)
-}
-
-/// Every required permission of `scope` that `client` is refused in `namespace`.
-async fn refused(client: &Client, scope: Scope, namespace: Option<&str>) -> Vec<String> {
-    let mut refused = Vec::new();
-    for permission in REQUIRED_PERMISSIONS.iter().filter(|p| p.scope == scope) {
-        for verb in permission.verbs {
-            if !allowed(
-                client,
-                namespace,
-                permission.group,
-                permission.resource,
-                verb,
-            )
-            .await
-            {
-                refused.push(format!(
-                    "{verb} {}/{} in {namespace:?} ({})",
-                    permission.group, permission.resource, permission.used_by
-                ));
+        // Namespaced: the same rules in a Role per watched namespace, nothing cluster-wide.
+        let objects = template(
+            "qco",
+            "ops",
+            &["--set", "watchNamespaces={a}", "--set", &switch],
+        );
+        assert!(of_kind(&objects, "ClusterRole").is_empty());
+        let roles = of_kind(&objects, "Role");
+        assert_eq!(roles.len(), 2);
+        for role in &roles {
+            let namespace = role["metadata"]["namespace"].as_str().unwrap();
+            if role["metadata"]["name"] == leader {
+                assert_eq!(namespace, "ops");
+                assert_grants(
+                    &grants_of(role),
+                    &required(Scope::OperatorNamespace, rollout_targets),
+                    &what("leader-election Role"),
+                );
+            } else {
+                assert_eq!(
+                    (role["metadata"]["name"].as_str(), namespace),
+                    (Some(fullname), "a")
+                );
+                assert_grants(
+                    &grants_of(role),
+                    &required(Scope::Watched, rollout_targets),
+                    &what("Role in a"),
+                );
             }
         }
+        assert_bindings(
+            &objects,
+            &service_account,
+            &[
+                Binding::new("RoleBinding", Some("a"), fullname, "Role", fullname),
+                Binding::new("RoleBinding", Some("ops"), leader, "Role", leader),
+            ],
+        );
     }
-    refused
-}
-
-/// Every required permission of `scope` that `client` is granted in `namespace`.
-async fn granted(client: &Client, scope: Scope, namespace: Option<&str>) -> Vec<String> {
-    let mut granted = Vec::new();
-    for permission in REQUIRED_PERMISSIONS.iter().filter(|p| p.scope == scope) {
-        for verb in permission.verbs {
-            if allowed(
-                client,
-                namespace,
-                permission.group,
-                permission.resource,
-                verb,
-            )
-            .await
-            {
-                granted.push(format!(
-                    "{verb} {}/{} in {namespace:?}",
-                    permission.group, permission.resource
-                ));
-            }
-        }
-    }
-    granted
 }
 
 fn helm_install(env: &TestEnv, release: &str, extra: &[&str]) -> String {
@@ -572,6 +590,28 @@ async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_
         elsewhere.is_empty(),
         "granted outside the release namespace: {elsewhere:?}"
     );
+    // And nothing else, as the apiserver evaluates every binding there is.
+    let baseline = env.client_as_service_account(&ns, NOBODY).await;
+    let watched = required(Scope::Watched, true);
+    let with_lease = &watched | &required(Scope::OperatorNamespace, true);
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &ns,
+        &with_lease,
+        "cluster-wide install",
+    )
+    .await;
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        "default",
+        &watched,
+        "cluster-wide install",
+    )
+    .await;
 
     // Helm now owns the CRDs; uninstalling keeps them (and so every custom resource).
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
@@ -611,6 +651,50 @@ async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_
     assert!(gone.is_none(), "the ClusterRole outlived the release");
 }
 
+#[tokio::test]
+async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload() {
+    let env = TestEnv::new().await;
+    let ns = env.namespace.clone();
+    let release = format!("qco-{ns}");
+    let out = helm_install(
+        &env,
+        &release,
+        &["--skip-crds", "--set", "rbac.rolloutTargets=false"],
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let sa = fullname(&release);
+    let as_sa = env.client_as_service_account(&ns, &sa).await;
+    for kind in ["deployments", "statefulsets", "daemonsets"] {
+        for namespace in [Some(ns.as_str()), Some("default"), None] {
+            assert!(
+                !rbac::allowed(&as_sa, namespace, "apps", kind, "patch").await,
+                "may patch {kind} in {namespace:?}"
+            );
+        }
+    }
+    let baseline = env.client_as_service_account(&ns, NOBODY).await;
+    let watched = required(Scope::Watched, false);
+    let with_lease = &watched | &required(Scope::OperatorNamespace, false);
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &ns,
+        &with_lease,
+        "without rollout targets",
+    )
+    .await;
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        "default",
+        &watched,
+        "without rollout targets",
+    )
+    .await;
+}
+
 /// Kills the operator when the test ends, passes or panics.
 struct Operator(Child);
 
@@ -637,10 +721,16 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     let other = format!("{ns}-unwatched");
     create_namespace(&env.client, &other).await;
     let release = "qco";
+    // With the NetworkPolicy, so the apiserver validates it too.
     let out = helm_install(
         &env,
         release,
-        &["--set-json", &format!("watchNamespaces=[\"{ns}\"]")],
+        &[
+            "--set-json",
+            &format!("watchNamespaces=[\"{ns}\"]"),
+            "--set",
+            "networkPolicy.enabled=true",
+        ],
     );
     assert!(out.contains("STATUS: deployed"), "{out}");
     let sa = fullname(release);
@@ -677,6 +767,28 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
         other => panic!("reading a Secret of an unwatched namespace: {other:?}"),
     }
+    // Exactly the required rules in the watched namespace, and nothing at all elsewhere, as
+    // the apiserver evaluates every binding there is.
+    let baseline = env.client_as_service_account(&ns, NOBODY).await;
+    let in_watched = &required(Scope::Watched, true) | &required(Scope::OperatorNamespace, true);
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &ns,
+        &in_watched,
+        "namespaced install",
+    )
+    .await;
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &other,
+        &BTreeSet::new(),
+        "namespaced install",
+    )
+    .await;
 
     // The operator, with exactly the chart's RBAC, syncs a CspEntry end to end.
     let emulator = Emulator::start(EmulatorConfig {
@@ -748,6 +860,8 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
             ])
             .args(["--allowed-tenant-hosts", "127.0.0.1"])
             .args(["--metrics-address", "127.0.0.1:0"])
+            // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
+            .args(["--grace-period-override", "0s"])
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", &ns)
             .env("POD_NAME", "qco-operator-0")
@@ -795,7 +909,24 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     .await;
 
     // A rotation, by the same process and identity: the Secret is created and owned, the
-    // status is updated, a requested rotation revokes the previous key.
+    // status is updated, the rollout target restarted, and a requested rotation revokes the
+    // previous key.
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": { "name": "reports" },
+        "spec": {
+            "selector": { "matchLabels": { "app": "reports" } },
+            "template": {
+                "metadata": { "labels": { "app": "reports" } },
+                "spec": { "containers": [{ "name": "reports", "image": "reports:1" }] },
+            },
+        },
+    }))
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
     let rotation: SecretRotation = serde_json::from_value(json!({
         "apiVersion": "qlikops.io/v1alpha1", "kind": "SecretRotation",
         "metadata": { "name": "reports-key" },
@@ -803,7 +934,8 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
             "tenantRef": { "name": "acme" },
             "credential": { "apiKey": { "expiry": "24h" } },
             "secret": { "name": "reports-qlik", "key": "api-key" },
-            "gracePeriod": "0s",
+            "gracePeriod": "1m",
+            "rolloutTargets": [{ "kind": "Deployment", "name": "reports" }],
         },
     }))
     .unwrap();
@@ -830,7 +962,36 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
             .await
         }
     };
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    let stored_key = || async {
+        let secret = secrets.get("reports-qlik").await.unwrap();
+        String::from_utf8(secret.data.unwrap()["api-key"].0.clone()).unwrap()
+    };
+    let restarted_at = || async {
+        let deployment = deployments.get("reports").await.unwrap();
+        deployment
+            .spec
+            .template
+            .metadata?
+            .annotations?
+            .get(CREDENTIAL_REVISION)
+            .cloned()
+    };
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(emulator.client_tls_config().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer_to = |token: String| {
+        let request = http
+            .get(format!("{}/api/v1/users/me", emulator.base_url()))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+
     let first = settled(1).await;
+    let first_key = stored_key().await;
+    assert_eq!(restarted_at().await.as_deref(), Some("1"));
     let last = first
         .status
         .as_ref()
@@ -854,26 +1015,19 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
         .await
         .unwrap();
     settled(2).await;
-    let secret = Api::<Secret>::namespaced(env.client.clone(), &ns)
-        .get("reports-qlik")
-        .await
-        .unwrap();
-    let token = String::from_utf8(secret.data.unwrap()["api-key"].0.clone()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(emulator.client_tls_config().unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = http
-        .get(format!("{}/api/v1/users/me", emulator.base_url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(restarted_at().await.as_deref(), Some("2"));
+    let second_key = stored_key().await;
+    assert_ne!(first_key, second_key, "the rotation stored a new key");
+    let answer = answer_to(second_key).await;
     assert!(
-        answer.status().is_redirection() || answer.status().is_success(),
-        "the rotated key is refused: {}",
-        answer.status()
+        answer.is_redirection() || answer.is_success(),
+        "the rotated key is refused: {answer}"
+    );
+    // `previous` is cleared only once the old key is revoked: the tenant refuses it.
+    assert_eq!(
+        answer_to(first_key).await,
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the previous key still authenticates"
     );
 }
 
@@ -951,5 +1105,50 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
     assert!(
         missing.is_empty(),
         "the manifests' RBAC misses: {missing:#?}"
+    );
+    // And nothing more, bound to it and nobody else.
+    let baseline = env
+        .client_as_service_account(manifests::NAMESPACE, NOBODY)
+        .await;
+    let watched = required(Scope::Watched, true);
+    let with_lease = &watched | &required(Scope::OperatorNamespace, true);
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        manifests::NAMESPACE,
+        &with_lease,
+        "the plain manifests",
+    )
+    .await;
+    assert_effective(
+        &env.client,
+        &as_sa,
+        &baseline,
+        &env.namespace,
+        &watched,
+        "the plain manifests",
+    )
+    .await;
+    let leader = format!("{CHART_NAME}-leader-election");
+    assert_bindings(
+        &objects,
+        &json!({ "kind": "ServiceAccount", "name": CHART_NAME, "namespace": manifests::NAMESPACE }),
+        &[
+            Binding::new(
+                "ClusterRoleBinding",
+                None,
+                CHART_NAME,
+                "ClusterRole",
+                CHART_NAME,
+            ),
+            Binding::new(
+                "RoleBinding",
+                Some(manifests::NAMESPACE),
+                &leader,
+                "Role",
+                &leader,
+            ),
+        ],
     );
 }

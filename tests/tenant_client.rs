@@ -1,6 +1,7 @@
 //! The tenant client against the tenant emulator over real HTTPS: every operation, paging,
-//! `429 Retry-After`, 5xx, unknown outcomes and their reconciliation, auth failures, OAuth
-//! token reuse and refresh, credential swaps, and secrets kept out of logs and errors.
+//! `429 Retry-After` (and the tenant-wide pause it starts), 5xx, unknown outcomes and
+//! their reconciliation, auth failures, OAuth token reuse and refresh, credential swaps,
+//! response bodies beyond the cap, and secrets kept out of logs and errors.
 //!
 //! Waits are asserted from the emulator's request log and counters, never with sleeps.
 
@@ -300,6 +301,64 @@ async fn a_retry_after_longer_than_the_client_accepts_fails_as_rate_limited() {
     );
     assert!(err.is_some_and(|e| e.is_transient()));
     assert_eq!(tenant.count("csp-origins.list", None).await, 1);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_pauses_the_whole_tenant_and_requests_fail_unsent_until_it_ends() {
+    let tenant = Tenant::start().await;
+    let client = tenant.api_key_client();
+    tenant
+        .fault(json!({"path": "/api/v1/csp-origins", "fault": "status", "status": 429, "retryAfter": 600, "times": 1}))
+        .await;
+
+    let first = client.list_csp_origins().await.err();
+    assert_eq!(
+        first.as_ref().and_then(Error::retry_after),
+        Some(Duration::from_secs(600))
+    );
+    // Another operation, from a clone (as another controller holds it), on a path the
+    // fault does not cover: refused inside the client, with the remaining wait.
+    let other = client.clone();
+    let refused = other.tenant_id().await.err();
+    assert_eq!(refused.as_ref().map(Error::reason), Some("RateLimited"));
+    let remaining = refused.as_ref().and_then(Error::retry_after);
+    assert!(
+        remaining.is_some_and(|d| d <= Duration::from_secs(600) && d > Duration::from_secs(590)),
+        "{remaining:?}"
+    );
+    assert!(refused.is_some_and(|e| e.is_transient()));
+    let paused = other.paused_for();
+    assert!(
+        paused.is_some_and(|d| d > Duration::from_secs(590)),
+        "{paused:?}"
+    );
+    assert_eq!(
+        tenant.counters().await["total"],
+        1,
+        "only the first request reached the tenant"
+    );
+
+    // A client built to replace this one (new settings) keeps the pause.
+    let replacement = tenant.api_key_client();
+    assert_eq!(replacement.paused_for(), None);
+    replacement.carry_pause_from(&client);
+    let refused = replacement.list_csp_origins().await.err();
+    assert!(refused.and_then(|e| e.retry_after()) > Some(Duration::from_secs(590)));
+    assert_eq!(tenant.counters().await["total"], 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_an_hour_pauses_for_an_hour() {
+    let tenant = Tenant::start().await;
+    let client = tenant.api_key_client();
+    tenant
+        .fault(json!({"path": "/api/v1/csp-origins", "fault": "status", "status": 429, "retryAfter": 10_000_000_000u64, "times": 1}))
+        .await;
+    let err = client.list_csp_origins().await.err();
+    assert_eq!(
+        err.as_ref().and_then(Error::retry_after),
+        Some(qlik_csp_operator::tenant::client::MAX_PAUSE)
+    );
 }
 
 #[tokio::test]
@@ -797,6 +856,124 @@ async fn an_explicitly_allowed_plain_http_tenant_receives_the_operator_user_agen
     let head = server.await.unwrap_or_else(|e| panic!("{e}"));
     let expected = format!("user-agent: {}", USER_AGENT.to_lowercase());
     assert!(head.contains(&expected), "no {expected:?} in:\n{head}");
+}
+
+/// A plain-HTTP server on loopback that answers every request with `200` and `body`
+/// bytes of JSON-ish filler, announced with `Content-Length` or sent chunked without one.
+/// Returns its address and how many bytes it managed to write before the client hung up.
+async fn oversized_server(
+    body: usize,
+    announce_length: bool,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<usize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = ok_io(tokio::net::TcpListener::bind("127.0.0.1:0").await);
+    let address = ok_io(listener.local_addr());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = ok_io(listener.accept().await);
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = ok_io(socket.read(&mut buffer).await);
+            if read == 0 {
+                break;
+            }
+            head.extend_from_slice(&buffer[..read]);
+        }
+        let framing = if announce_length {
+            format!("content-length: {body}")
+        } else {
+            "transfer-encoding: chunked".to_owned()
+        };
+        let start = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{framing}\r\nconnection: close\r\n\r\n"
+        );
+        if socket.write_all(start.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let piece = vec![b' '; 64 * 1024];
+        let mut written = 0;
+        while written < body {
+            let n = piece.len().min(body - written);
+            let sent = if announce_length {
+                socket.write_all(&piece[..n]).await
+            } else {
+                let mut chunk = format!("{n:x}\r\n").into_bytes();
+                chunk.extend_from_slice(&piece[..n]);
+                chunk.extend_from_slice(b"\r\n");
+                socket.write_all(&chunk).await
+            };
+            if sent.is_err() {
+                break;
+            }
+            written += n;
+        }
+        written
+    });
+    (address, server)
+}
+
+#[tokio::test]
+async fn a_response_body_beyond_the_cap_fails_with_a_bounded_error() {
+    use qlik_csp_operator::tenant::client::MAX_RESPONSE_BYTES;
+    // 64 MiB: what a broken or hostile endpoint could stream at the operator.
+    let huge = 64 * 1024 * 1024;
+    for announce_length in [true, false] {
+        let (address, server) = oversized_server(huge, announce_length).await;
+        let mut config = ClientConfig::new(format!("http://{address}"));
+        config.allow_plain_http = true;
+        let client = ok(TenantClient::new(
+            config,
+            Credential::api_key(ADMIN_KEY),
+            secret_source("s", "k"),
+        ));
+        let err = client.list_csp_origins().await.err();
+        assert_eq!(
+            err.as_ref().map(Error::reason),
+            Some("ResponseTooLarge"),
+            "length announced: {announce_length}"
+        );
+        let message = err.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            message.contains(&MAX_RESPONSE_BYTES.to_string()) && message.len() < 200,
+            "{message}"
+        );
+        assert!(err.is_some_and(|e| !e.is_transient()), "not retried later");
+        drop(client);
+        let written = server.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            written < huge,
+            "the client read the whole body (length announced: {announce_length})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_cap_applies_to_the_tenants_real_answers() {
+    let tenant = Tenant::start().await;
+    let client = tenant.api_key_client();
+    for i in 0..20 {
+        let name = format!("n{i}");
+        let origin = format!("https://e{i}.example.com");
+        ok(client
+            .create_csp_origin(&entry(&name, &origin, &[Directive::ImgSrc]))
+            .await);
+    }
+    let small = tenant.client_with(
+        ClientConfig {
+            max_response_bytes: 2048,
+            ..tenant.config()
+        },
+        Credential::api_key(ADMIN_KEY),
+    );
+    let err = small.list_csp_origins().await.err();
+    assert_eq!(err.as_ref().map(Error::reason), Some("ResponseTooLarge"));
+    assert_eq!(
+        tenant.count("csp-origins.list", Some("200")).await,
+        1,
+        "not retried"
+    );
+    // The default takes every answer Qlik's definitions allow; here, all 20 entries.
+    assert_eq!(ok(client.list_csp_origins().await).len(), 20);
 }
 
 fn ok_io<T>(result: std::io::Result<T>) -> T {

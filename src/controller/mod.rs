@@ -5,12 +5,14 @@
 //! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`conditions`]: kstatus-style conditions without churn.
+//! - [`backoff`]: the requeue after a failed reconcile, honouring tenant pauses.
 //! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
 //! - [`leader`]: leader election on a Lease.
 //! - [`process`]: the `run` command: endpoints, leader election, controllers, signals.
 //! - [`rbac`]: every Kubernetes permission the operator uses (the chart's RBAC follows it).
 
 pub mod allowed_hosts;
+pub mod backoff;
 pub mod conditions;
 pub mod csp_entry;
 pub mod leader;
@@ -128,6 +130,9 @@ pub struct Settings {
     /// Replaces every tenant's `syncInterval`. For tests and benchmarks, where the CRD's 30 s
     /// minimum is too slow; not exposed to users.
     pub drift_interval_override: Option<Duration>,
+    /// Replaces every SecretRotation's `gracePeriod`. For tests and benchmarks, where the
+    /// CRD's 1 m minimum is too slow; a hidden `run` flag that logs a warning when set.
+    pub grace_period_override: Option<Duration>,
     /// How long a controller waits for more changes to an object before reconciling it.
     /// Zero by default: bursts coalesce without it (the tenant controller publishes once
     /// the entries have settled, see [`tenant::pacing`]), and any wait adds to the latency
@@ -144,6 +149,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             drift_interval_override: None,
+            grace_period_override: None,
             debounce: Duration::ZERO,
             watch_namespace: None,
             allowed_tenant_hosts: AllowedHosts::default(),

@@ -2,9 +2,14 @@
 //! in the tenant's own namespace).
 //!
 //! The client is rebuilt when the connection settings change (URL, CA bundle, budgets) and
-//! only handed the new credential when the Secret changes, so a credential rotation keeps
-//! the rate limiter's history and the connection pool. The Secret is read again at most
-//! every `secret_max_age`, not on every reconcile of every CspEntry.
+//! handed a new credential when the Secret changes or `spec.credentials` selects another
+//! one (another Secret, key, kind or `clientId`: at once, not when the Secret next
+//! changes), so a credential change keeps the rate limiter's history and the connection
+//! pool. The Secret is read again at most every `secret_max_age`, not on every reconcile of
+//! every CspEntry.
+//!
+//! Clients of deleted tenants are dropped by the `tenant` controller, which sees tenants
+//! leave its store ([`TenantClients::forget`], [`TenantClients::retain`]).
 //!
 //! Every tenant's URL host is checked against the [`AllowedHosts`] first, before its
 //! Secret is read, so no credential is ever read for, or sent to, a host not allowed.
@@ -21,6 +26,7 @@ use tokio::time::Instant;
 use super::allowed_hosts::AllowedHosts;
 use super::tenant::credentials::{self, CredentialError};
 use crate::api::QlikTenant;
+use crate::api::tenant::TenantCredentials;
 use crate::tenant::{self, ClientConfig, RateLimits, TenantClient};
 
 /// A tenant as `(namespace, name)` of its `QlikTenant`.
@@ -81,6 +87,9 @@ struct Settings {
 
 struct Cached {
     settings: Settings,
+    /// What selects the credential: kind, Secret, key, `clientId`. A change swaps the
+    /// credential at once, whether or not the Secret changed.
+    credentials: TenantCredentials,
     /// The credential Secret's name (in the tenant's namespace).
     secret_name: String,
     /// Set when the operator itself wrote the Secret: read it again before the next use.
@@ -131,7 +140,8 @@ impl TenantClients {
             writes_per_minute: tenant.spec.rate_limit.writes_per_minute,
             reads_per_minute: tenant.spec.rate_limit.reads_per_minute,
         };
-        if let Some(client) = self.fresh(&key, &settings) {
+        let selected = &tenant.spec.credentials;
+        if let Some(client) = self.fresh(&key, &settings, selected) {
             return Ok(client);
         }
 
@@ -152,9 +162,10 @@ impl TenantClients {
 
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(cached) = clients.get_mut(&key).filter(|c| c.settings == settings) {
-            if cached.secret_version != secret_version {
+            if cached.secret_version != secret_version || cached.credentials != *selected {
                 cached.client.set_credential(credential, source);
                 cached.secret_version = secret_version;
+                cached.credentials = selected.clone();
             }
             cached.secret_read_at = Instant::now();
             cached.stale = false;
@@ -169,8 +180,14 @@ impl TenantClients {
             reads_per_minute: settings.reads_per_minute,
         };
         let client = TenantClient::new(config, credential, source)?;
+        // A client rebuilt for the same tenant (new CA or budgets) keeps the pause the
+        // tenant asked for; a new URL is another tenant.
+        if let Some(previous) = clients.get(&key).filter(|c| c.settings.url == settings.url) {
+            client.carry_pause_from(&previous.client);
+        }
         let cached = Cached {
             settings,
+            credentials: selected.clone(),
             secret_name: secret_name.to_owned(),
             stale: false,
             secret_version,
@@ -188,6 +205,27 @@ impl TenantClients {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+    }
+
+    /// Keeps only the clients of tenants for which `keep` holds (those still in the store).
+    pub fn retain(&self, mut keep: impl FnMut(&TenantKey) -> bool) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| keep(key));
+    }
+
+    /// How many tenants have a client cached.
+    pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no client is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Refuses a URL that does not parse or whose host is not allowed.
@@ -217,12 +255,18 @@ impl TenantClients {
         }
     }
 
-    fn fresh(&self, key: &TenantKey, settings: &Settings) -> Option<TenantClient> {
+    fn fresh(
+        &self,
+        key: &TenantKey,
+        settings: &Settings,
+        selected: &TenantCredentials,
+    ) -> Option<TenantClient> {
         let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients
             .get(key)
             .filter(|c| {
                 c.settings == *settings
+                    && c.credentials == *selected
                     && !c.stale
                     && c.secret_read_at.elapsed() < self.secret_max_age
             })

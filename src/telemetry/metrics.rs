@@ -11,12 +11,15 @@
 //! | `qlikops_tenant_rate_limit_waits_total` | counter | — |
 //! | `qlikops_tenant_rate_limit_wait_seconds_total` | counter | — |
 //! | `qlikops_header_bytes` | gauge | `namespace`, `tenant` |
+//! | `qlikops_tenant_cache_entries` | gauge | `cache` (`tenant-clients`, `remote-entries`, `header-state`) |
 //! | `qlikops_credential_expiry_seconds` | gauge | `namespace`, `name` (of the SecretRotation) |
 //!
 //! Labels are bounded names (controllers, reasons, operations, object names), never a URL,
-//! a header value or a credential.
+//! a header value or a credential. Series named after an object are removed when the object
+//! goes ([`Metrics::forget_header`], [`Metrics::retain_headers`]), so churn does not grow
+//! the registry; `qlikops_tenant_cache_entries` shows that the per-tenant caches shrink too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, PoisonError};
@@ -64,6 +67,14 @@ struct TenantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: String,
+}
+
+/// Reads a cache's size at scrape time; `None` once the cache is gone.
+type CacheProbe = Box<dyn Fn() -> Option<usize> + Send + Sync>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CredentialLabels {
     namespace: String,
     name: String,
@@ -81,6 +92,11 @@ pub struct Metrics {
     rate_limit_waits: Counter,
     rate_limit_wait_seconds: Counter<f64, AtomicU64>,
     header_bytes: Family<TenantLabels, Gauge>,
+    /// The labels of every `header_bytes` series, to remove those of deleted tenants (a
+    /// `Family` cannot be iterated). Held while the family changes.
+    header_series: Mutex<HashSet<TenantLabels>>,
+    tenant_cache_entries: Family<CacheLabels, Gauge>,
+    cache_probes: Mutex<Vec<(&'static str, CacheProbe)>>,
     credential_expiry: Family<CredentialLabels, Gauge<f64, AtomicU64>>,
     /// When each credential expires; the gauge is computed from it at every scrape, so that
     /// it counts down without anyone setting it.
@@ -137,6 +153,12 @@ impl Metrics {
             "Size in bytes of the CSP header published for a QlikTenant",
             header_bytes.clone(),
         );
+        let tenant_cache_entries = Family::default();
+        registry.register(
+            "tenant_cache_entries",
+            "Tenants the operator keeps per-tenant state for, by cache",
+            tenant_cache_entries.clone(),
+        );
         let credential_expiry = Family::default();
         registry.register_with_unit(
             "credential_expiry",
@@ -153,6 +175,9 @@ impl Metrics {
             rate_limit_waits,
             rate_limit_wait_seconds,
             header_bytes,
+            header_series: Mutex::default(),
+            tenant_cache_entries,
+            cache_probes: Mutex::default(),
             credential_expiry,
             expiries: Mutex::default(),
         }
@@ -194,15 +219,55 @@ impl Metrics {
             tenant: tenant.to_owned(),
         };
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let mut series = self.header_series();
         self.header_bytes.get_or_create(&labels).set(bytes);
+        series.insert(labels);
     }
 
     /// Forgets a deleted QlikTenant's header size.
     pub fn forget_header(&self, namespace: &str, tenant: &str) {
-        self.header_bytes.remove(&TenantLabels {
+        let labels = TenantLabels {
             namespace: namespace.to_owned(),
             tenant: tenant.to_owned(),
+        };
+        let mut series = self.header_series();
+        self.header_bytes.remove(&labels);
+        series.remove(&labels);
+    }
+
+    /// Keeps the header sizes of the QlikTenants `(namespace, name)` for which `keep` holds
+    /// (those still in the store) and removes the others.
+    pub fn retain_headers(&self, mut keep: impl FnMut(&str, &str) -> bool) {
+        let mut series = self.header_series();
+        series.retain(|labels| {
+            let kept = keep(&labels.namespace, &labels.tenant);
+            if !kept {
+                self.header_bytes.remove(labels);
+            }
+            kept
         });
+    }
+
+    /// Reports the size of a per-tenant cache as `qlikops_tenant_cache_entries{cache}`,
+    /// read by `size` at every scrape; the series goes once `size` returns `None` (the
+    /// cache was dropped). A second registration under one name replaces the first.
+    pub fn track_cache(
+        &self,
+        cache: &'static str,
+        size: impl Fn() -> Option<usize> + Send + Sync + 'static,
+    ) {
+        let mut probes = self
+            .cache_probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        probes.retain(|(name, _)| *name != cache);
+        probes.push((cache, Box::new(size)));
+    }
+
+    fn header_series(&self) -> std::sync::MutexGuard<'_, HashSet<TenantLabels>> {
+        self.header_series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// For the SecretRotation controller: the credential of SecretRotation `namespace/name`
@@ -244,6 +309,30 @@ impl Metrics {
                 let left = at.duration_since(now).as_secs_f64();
                 self.credential_expiry.get_or_create(labels).set(left);
             }
+        }
+        {
+            let mut probes = self
+                .cache_probes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            probes.retain(|(cache, size)| {
+                let labels = CacheLabels {
+                    cache: (*cache).to_owned(),
+                };
+                match size() {
+                    Some(entries) => {
+                        let entries = i64::try_from(entries).unwrap_or(i64::MAX);
+                        self.tenant_cache_entries
+                            .get_or_create(&labels)
+                            .set(entries);
+                        true
+                    }
+                    None => {
+                        self.tenant_cache_entries.remove(&labels);
+                        false
+                    }
+                }
+            });
         }
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -338,6 +427,41 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn header_series_of_tenants_gone_are_removed_and_cache_sizes_are_read_at_scrape() {
+        let metrics = Metrics::new();
+        metrics.set_header_bytes("web", "acme", 120);
+        metrics.set_header_bytes("web", "globex", 80);
+        metrics.set_header_bytes("shop", "acme", 60);
+        metrics.retain_headers(|namespace, tenant| namespace == "web" && tenant == "globex");
+        let text = metrics.encode(jiff::Timestamp::UNIX_EPOCH);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("qlikops_header_bytes{"))
+            .collect();
+        assert_eq!(
+            series,
+            [r#"qlikops_header_bytes{namespace="web",tenant="globex"} 80"#]
+        );
+
+        let size = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(3));
+        let weak = std::sync::Arc::downgrade(&size);
+        metrics.track_cache("tenant-clients", move || {
+            weak.upgrade()
+                .map(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        });
+        let gauge = r#"qlikops_tenant_cache_entries{cache="tenant-clients"}"#;
+        let read = |metrics: &Metrics| {
+            let text = metrics.encode(jiff::Timestamp::UNIX_EPOCH);
+            line(&text, gauge).map(|l| l.rsplit(' ').next().unwrap_or("").to_owned())
+        };
+        assert_eq!(read(&metrics).as_deref(), Some("3"));
+        size.store(0, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(read(&metrics).as_deref(), Some("0"));
+        drop(size);
+        assert_eq!(read(&metrics), None);
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //! with rate limiting, authentication, retries and error mapping. Does network I/O.
 //!
 //! # Retries
-//! - `429`: the whole tenant pauses for `Retry-After` (or a backoff when absent), then
-//!   the request is retried, `POST` included (the tenant did not process it).
+//! - `429`: the whole tenant pauses for `Retry-After` (or a backoff when absent), however
+//!   long (up to [`MAX_PAUSE`]): every clone of the client, so every controller, holds
+//!   its requests to the tenant until then. A pause up to
+//!   [`RetryPolicy::max_retry_after`] is waited out and the request retried, `POST`
+//!   included (the tenant did not process it). During a longer pause every request fails
+//!   at once, without a network call, with [`Error::RateLimited`] carrying the remaining
+//!   wait, so that no caller sleeps for minutes and controllers requeue for the pause's
+//!   end instead.
 //! - `5xx`, timeouts and dropped connections: idempotent requests (`GET`, `PUT`,
 //!   `DELETE`) are retried with capped, jittered exponential backoff. A `POST` is not:
 //!   it may have been applied, so it fails with [`Error::OutcomeUnknown`] and the caller
@@ -35,6 +41,20 @@ pub const USER_AGENT: &str = concat!("qlik-csp-operator/", env!("CARGO_PKG_VERSI
 
 /// The most pages one list follows before the tenant's paging is considered broken.
 const MAX_PAGES: usize = 1_000;
+
+/// The longest tenant-wide pause a `Retry-After` can impose; a longer one (or a date far
+/// ahead) counts as this long, after which one request asks again. Bounds what a broken or
+/// hostile tenant answer can do, and keeps the arithmetic on instants from overflowing.
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
+/// The default cap on a response body: 2 MiB. Qlik's largest answers are pages of at most
+/// 100 entries; a CSP entry is at most 512 + 256 + 1,024 characters of name, origin and
+/// description (Qlik's `maxLength`s) plus an id, two dates and 13 booleans, about 11 KB
+/// even if every character were sent `\u`-escaped, so a page stays under 1.2 MB; the
+/// compiled header is at most 6,144 characters (37 KB escaped); API key pages are
+/// smaller. Anything larger is not a Qlik answer, and the cap bounds the memory one
+/// request can take.
+pub const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Told about every request and rate-limit wait (metrics). Implementations must be cheap
 /// and must not block: they run on the request path.
@@ -71,6 +91,9 @@ pub struct ClientConfig {
     pub allow_plain_http: bool,
     /// Told about every request (for metrics); `None` observes nothing.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// The most bytes of a response body read; a longer body fails the request with
+    /// [`Error::ResponseTooLarge`].
+    pub max_response_bytes: usize,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -85,13 +108,15 @@ impl std::fmt::Debug for ClientConfig {
             .field("token_refresh_margin", &self.token_refresh_margin)
             .field("allow_plain_http", &self.allow_plain_http)
             .field("observer", &self.observer.is_some())
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
 
 impl ClientConfig {
     /// Defaults for `base_url`: 10 s to connect, 30 s per attempt, the default budgets and
-    /// retries, tokens replaced 5 minutes before expiry, HTTPS only.
+    /// retries, tokens replaced 5 minutes before expiry, HTTPS only, bodies up to
+    /// [`MAX_RESPONSE_BYTES`].
     pub fn new(base_url: impl Into<String>) -> ClientConfig {
         ClientConfig {
             base_url: base_url.into(),
@@ -103,6 +128,7 @@ impl ClientConfig {
             token_refresh_margin: Duration::from_secs(300),
             allow_plain_http: false,
             observer: None,
+            max_response_bytes: MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -196,6 +222,21 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
 }
 
+/// Why one exchange gave no [`Answer`].
+#[derive(Debug)]
+enum Failed {
+    /// No complete response: connect error, timeout, reset.
+    Transport(reqwest::Error),
+    /// The body is longer than `max_response_bytes`; reading stopped there.
+    TooLarge { status: u16 },
+}
+
+impl From<reqwest::Error> for Failed {
+    fn from(error: reqwest::Error) -> Failed {
+        Failed::Transport(error)
+    }
+}
+
 /// What to do after one attempt.
 #[derive(Debug, PartialEq, Eq)]
 enum Next {
@@ -282,6 +323,20 @@ impl TenantClient {
     /// The tenant's base URL.
     pub fn base_url(&self) -> &Url {
         &self.inner.base
+    }
+
+    /// The remaining tenant-wide pause a `429 Retry-After` imposed, if one is in force.
+    pub fn paused_for(&self) -> Option<Duration> {
+        self.inner.limiter.paused_for(Instant::now())
+    }
+
+    /// Takes over `previous`'s tenant-wide pause, if longer than this client's: for a
+    /// client built to replace another for the same tenant (new URL, CA or budgets), so
+    /// that rebuilding the client does not end a pause the tenant asked for.
+    pub fn carry_pause_from(&self, previous: &TenantClient) {
+        if let Some(until) = previous.inner.limiter.paused_until() {
+            self.inner.limiter.pause_until(until);
+        }
     }
 
     pub(crate) fn auth(&self) -> &Auth {
@@ -391,12 +446,38 @@ impl TenantClient {
             let result = self.send_once(call, bearer.as_ref()).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             if let Some(observer) = &self.inner.config.observer {
-                let status = result.as_ref().ok().map(|a| a.status.as_u16());
+                let status = match &result {
+                    Ok(answer) => Some(answer.status.as_u16()),
+                    Err(Failed::TooLarge { status }) => Some(*status),
+                    Err(Failed::Transport(_)) => None,
+                };
                 observer.request(op, status);
             }
             let answer = match result {
                 Ok(answer) => answer,
-                Err(err) => {
+                Err(Failed::TooLarge { status }) => {
+                    let limit = self.inner.config.max_response_bytes;
+                    tracing::warn!(
+                        operation = op,
+                        status,
+                        limit,
+                        "the tenant's response is too large"
+                    );
+                    let err = Error::ResponseTooLarge {
+                        operation: op,
+                        status,
+                        limit,
+                    };
+                    // A create the tenant accepted, whose answer could not be read.
+                    if !call.idempotent && (200..300).contains(&status) {
+                        return Err(Error::OutcomeUnknown {
+                            operation: op,
+                            source: Box::new(err),
+                        });
+                    }
+                    return Err(err);
+                }
+                Err(Failed::Transport(err)) => {
                     // A connect error means nothing reached the tenant.
                     let maybe_applied = !err.is_connect();
                     tracing::debug!(operation = op, method = %call.method, path = call.url.path(), attempt, elapsed_ms, error = %err, "tenant request failed");
@@ -442,27 +523,35 @@ impl TenantClient {
                     );
                 }
                 Next::Throttled => {
-                    let retry_after = answer
+                    let asked = answer
                         .headers
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-                    if attempt >= max_attempts
-                        || retry_after.is_some_and(|d| d > policy.max_retry_after)
-                    {
-                        return Err(Error::RateLimited {
-                            operation: op,
-                            retry_after,
-                        });
-                    }
-                    let delay = retry_after.unwrap_or_else(|| policy.backoff(attempt, jitter()));
+                    let delay = asked
+                        .unwrap_or_else(|| policy.backoff(attempt, jitter()))
+                        .min(MAX_PAUSE);
+                    // Recorded whatever its length: every request to this tenant, from any
+                    // controller, waits or fails fast until it ends.
+                    let now = Instant::now();
+                    let remaining = self
+                        .inner
+                        .limiter
+                        .pause_until(now + delay)
+                        .saturating_duration_since(now);
                     tracing::warn!(
                         operation = op,
                         attempt,
-                        delay_ms = delay.as_millis() as u64,
+                        retry_after_s = asked.map(|d| d.as_secs()),
+                        paused_ms = remaining.as_millis() as u64,
                         "rate limited by the tenant: pausing requests to it"
                     );
-                    self.inner.limiter.pause_until(Instant::now() + delay);
+                    if attempt >= max_attempts || remaining > policy.max_retry_after {
+                        return Err(Error::RateLimited {
+                            operation: op,
+                            retry_after: Some(remaining),
+                        });
+                    }
                 }
                 Next::Backoff => {
                     if attempt >= max_attempts {
@@ -489,12 +578,8 @@ impl TenantClient {
         }
     }
 
-    /// One HTTP exchange, body included.
-    async fn send_once(
-        &self,
-        call: &Call,
-        bearer: Option<&Bearer>,
-    ) -> Result<Answer, reqwest::Error> {
+    /// One HTTP exchange, body included (at most `max_response_bytes` of it).
+    async fn send_once(&self, call: &Call, bearer: Option<&Bearer>) -> Result<Answer, Failed> {
         let mut request = self
             .inner
             .http
@@ -509,10 +594,25 @@ impl TenantClient {
                 .header(CONTENT_TYPE, *content_type)
                 .body(body.clone());
         }
-        let response = request.send().await?;
+        let mut response = request.send().await?;
         let status = response.status();
+        let limit = self.inner.config.max_response_bytes;
+        let too_large = Failed::TooLarge {
+            status: status.as_u16(),
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large);
+        }
         let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
+        let mut body = Vec::new();
+        // Read chunk by chunk: a body without Content-Length (or lying about it) stops
+        // at the cap, not at the end of the tenant's stream.
+        while let Some(chunk) = response.chunk().await? {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Answer {
             status,
             headers,

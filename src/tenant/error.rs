@@ -98,12 +98,15 @@ pub enum Error {
         /// What the tenant said.
         detail: ApiErrors,
     },
-    /// 429 after the retries, or a `Retry-After` longer than the client is willing to wait.
-    #[error("failed to {operation}: rate limited by the tenant{}", fmt_retry_after(*.retry_after))]
+    /// 429 after the retries, or a tenant-wide pause (`Retry-After`) longer than the
+    /// client waits out itself; then the request was not sent. The message leaves the wait
+    /// out on purpose: it would change on every attempt, and so would every condition
+    /// message and event built from it (a status write per reconcile).
+    #[error("failed to {operation}: rate limited by the tenant")]
     RateLimited {
         /// The operation.
         operation: &'static str,
-        /// How long the tenant asked to wait, if it said.
+        /// How long until the tenant's pause ends (requeue no earlier), when known.
         retry_after: Option<Duration>,
     },
     /// 5xx after the retries.
@@ -134,6 +137,18 @@ pub enum Error {
         /// The transport error.
         #[source]
         source: reqwest::Error,
+    },
+    /// The response body is longer than the client reads
+    /// ([`ClientConfig::max_response_bytes`](super::ClientConfig::max_response_bytes));
+    /// reading stopped at the cap.
+    #[error("failed to {operation}: the tenant's response (status {status}) exceeds {limit} bytes")]
+    ResponseTooLarge {
+        /// The operation.
+        operation: &'static str,
+        /// The HTTP status of the response.
+        status: u16,
+        /// The cap, in bytes.
+        limit: usize,
     },
     /// The tenant answered with a body the client does not understand.
     #[error("failed to {operation}: invalid response from the tenant: {problem}")]
@@ -179,6 +194,7 @@ impl Error {
             Error::UnexpectedStatus { .. } => "UnexpectedStatus",
             Error::Transport { .. } => "Transport",
             Error::InvalidResponse { .. } => "InvalidResponse",
+            Error::ResponseTooLarge { .. } => "ResponseTooLarge",
             Error::OutcomeUnknown { .. } => "OutcomeUnknown",
         }
     }
@@ -209,7 +225,9 @@ impl Error {
         }
     }
 
-    /// How long the tenant asked to wait, for [`Error::RateLimited`].
+    /// For [`Error::RateLimited`]: how long until the tenant's pause ends, the longest
+    /// `Retry-After` known for the whole tenant. A controller requeues no earlier (see
+    /// [`crate::controller::backoff`]).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::RateLimited { retry_after, .. } => *retry_after,
@@ -271,13 +289,6 @@ impl Error {
                 err.column()
             ),
         }
-    }
-}
-
-fn fmt_retry_after(retry_after: Option<Duration>) -> String {
-    match retry_after {
-        Some(d) => format!(" (retry after {}s)", d.as_secs()),
-        None => String::new(),
     }
 }
 
@@ -490,6 +501,33 @@ mod tests {
         assert!(!shown.contains("abc123"));
         assert!(shown.contains("[REDACTED]"));
         assert!(shown.chars().count() < 400);
+    }
+
+    #[test]
+    fn a_rate_limited_message_does_not_count_down() {
+        // Conditions and events are built from it: a message that changed with the
+        // remaining wait would be a status write on every reconcile during a pause.
+        let at = |secs| Error::RateLimited {
+            operation: "csp-origins.list",
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(at(600).to_string(), at(1).to_string());
+        assert_eq!(at(599).retry_after(), Some(Duration::from_secs(599)));
+    }
+
+    #[test]
+    fn a_body_beyond_the_cap_is_a_bounded_permanent_error() {
+        let err = Error::ResponseTooLarge {
+            operation: "csp-origins.list",
+            status: 200,
+            limit: 2_097_152,
+        };
+        assert_eq!(err.reason(), "ResponseTooLarge");
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "failed to csp-origins.list: the tenant's response (status 200) exceeds 2097152 bytes"
+        );
     }
 
     #[test]

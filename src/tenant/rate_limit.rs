@@ -1,5 +1,6 @@
 //! The per-tenant limiter: separate read and write budgets per minute, and a tenant-wide
-//! pause when the tenant answers `429 Retry-After`. Waits on tokio's clock; no other I/O.
+//! pause when the tenant answers `429 Retry-After` (the longest one asked for wins). Waits
+//! on tokio's clock; no other I/O.
 //!
 //! # Guarantees
 //! A sliding window, not a token bucket: no 60-second window ever holds more requests than
@@ -103,39 +104,63 @@ impl RateLimiter {
         }
     }
 
-    /// Holds every request to this tenant until `until` (from a 429's `Retry-After`).
-    pub(crate) fn pause_until(&self, until: Instant) {
+    /// Holds every request to this tenant until `until` (from a 429's `Retry-After`), or
+    /// longer if a longer pause is already in force; returns the end of the pause now in
+    /// force.
+    pub(crate) fn pause_until(&self, until: Instant) -> Instant {
         let mut paused = lock(&self.paused_until);
-        *paused = Some(paused.map_or(until, |p| p.max(until)));
+        let longest = paused.map_or(until, |p| p.max(until));
+        *paused = Some(longest);
+        longest
+    }
+
+    /// The end of the pause, if one was ever set (it may be over).
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        *lock(&self.paused_until)
+    }
+
+    /// The remaining pause at `now`, if one is in force.
+    pub(crate) fn paused_for(&self, now: Instant) -> Option<Duration> {
+        self.paused_until()
+            .map(|until| until.saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
     }
 
     /// Waits for the tenant-wide pause, then for a slot in `budget`. Fails without waiting
-    /// when the pause is longer than `max_pause`.
+    /// (and without taking a slot) when the pause is longer than `max_pause`: the caller
+    /// gets the remaining wait instead of sleeping through it.
     pub(crate) async fn acquire(
         &self,
         budget: Budget,
         max_pause: Duration,
     ) -> Result<(), PausedTooLong> {
-        let paused = *lock(&self.paused_until);
-        if let Some(until) = paused {
-            let remaining = until.saturating_duration_since(Instant::now());
-            if remaining > max_pause {
-                return Err(PausedTooLong(remaining));
-            }
-            tokio::time::sleep_until(until).await;
-        }
         let window = match budget {
             Budget::Read => &self.reads,
             Budget::Write => &self.writes,
         };
-        let at = lock(window).reserve(Instant::now());
-        tokio::time::sleep_until(at).await;
-        Ok(())
+        loop {
+            if let Some(remaining) = self.paused_for(Instant::now()) {
+                if remaining > max_pause {
+                    return Err(PausedTooLong(remaining));
+                }
+                tokio::time::sleep(remaining).await;
+                continue;
+            }
+            let at = lock(window).reserve(Instant::now());
+            tokio::time::sleep_until(at).await;
+            // Another request's 429 may have paused the tenant while this one waited for
+            // its slot (or for the previous pause to end): that pause applies too.
+            if self.paused_for(Instant::now()).is_none() {
+                return Ok(());
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -193,6 +218,32 @@ mod tests {
             .await
             .ok();
         assert!(Instant::now() >= t0 + Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_pause_wins_and_one_that_begins_while_waiting_applies() {
+        let limiter = RateLimiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        let long = t0 + Duration::from_secs(600);
+        assert_eq!(limiter.pause_until(long), long);
+        assert_eq!(limiter.pause_until(t0 + Duration::from_secs(5)), long);
+        assert_eq!(
+            limiter.paused_for(t0 + Duration::from_secs(100)),
+            Some(Duration::from_secs(500))
+        );
+        assert_eq!(limiter.paused_for(long), None, "over");
+
+        let limiter = Arc::new(RateLimiter::new(RateLimits::default()));
+        limiter.pause_until(t0 + Duration::from_secs(2));
+        let waiting = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { limiter.acquire(Budget::Read, Duration::from_secs(60)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        limiter.pause_until(t0 + Duration::from_secs(30));
+        let acquired = waiting.await.map(|r| r.is_ok());
+        assert_eq!(acquired.ok(), Some(true));
+        assert!(Instant::now() >= t0 + Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]

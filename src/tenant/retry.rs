@@ -12,8 +12,10 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// The cap on one backoff.
     pub max_backoff: Duration,
-    /// The longest `Retry-After` the client waits out itself; longer ones fail with
-    /// [`Error::RateLimited`](super::Error::RateLimited) so the caller can requeue.
+    /// The longest tenant-wide pause (`Retry-After`) a request waits out itself; during a
+    /// longer one every request fails at once, unsent, with
+    /// [`Error::RateLimited`](super::Error::RateLimited) carrying the remaining wait, so
+    /// the caller can requeue for the pause's end.
     pub max_retry_after: Duration,
 }
 

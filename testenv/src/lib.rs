@@ -1,16 +1,20 @@
-//! A real etcd + kube-apiserver on loopback, with RBAC on and the project's CRDs installed:
-//! the control plane of the integration tests, `cargo xtask bench` and `cargo xtask demo`.
+//! A real etcd + kube-apiserver + kube-controller-manager on loopback, with RBAC on and the
+//! project's CRDs installed: the control plane of the integration tests, `cargo xtask bench`
+//! and `cargo xtask demo`.
 //!
-//! The processes are spawned by a keeper thread that lives as long as the process that
+//! The controller-manager runs the garbage collector, the namespace controller and the
+//! ClusterRole aggregation controller only, so owner references cascade, a deleted namespace
+//! goes away and the built-in `edit`/`view` roles grant what they do on a real cluster;
+//! nothing else of a cluster runs (no scheduler, no kubelet: Pods are never started).
+//!
+//! The processes are spawned by keeper threads that live as long as the process that
 //! started them and ask the kernel (`PR_SET_PDEATHSIG`) to kill them when it goes. So whether
-//! the tests pass, panic, or the process is killed, no etcd or apiserver outlives it. Run
+//! the tests pass, panic, or the process is killed, none of them outlives it. Run
 //! directories of earlier runs whose process is gone are swept on start.
 
-use std::io::Read;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,8 +26,13 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 mod certs;
+mod processes;
 
-/// The variable `cargo xtask test` sets to the directory holding etcd, kube-apiserver, helm.
+pub use processes::die_with_parent;
+use processes::{spawn_keeper, tail};
+
+/// The variable `cargo xtask test` sets to the directory holding etcd, kube-apiserver,
+/// kube-controller-manager and helm.
 pub const BIN_DIR_VAR: &str = "QLIKOPS_ENVTEST_BIN";
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -36,10 +45,12 @@ pub struct ControlPlane {
     pub run_dir: PathBuf,
     /// Directory holding the envtest tools (`helm` for the chart tests).
     pub bin_dir: PathBuf,
-    /// Process ids of etcd and kube-apiserver.
+    /// Process ids of etcd, kube-apiserver and kube-controller-manager.
     pub pids: Vec<u32>,
     /// Set when the apiserver exits, with its exit status.
     exited: Arc<OnceLock<String>>,
+    /// Set when the controller-manager exits, with its exit status.
+    controller_manager_exited: Arc<OnceLock<String>>,
 }
 
 /// The tools directory named by [`BIN_DIR_VAR`].
@@ -59,6 +70,17 @@ impl ControlPlane {
     /// Whether the apiserver has exited, and how.
     pub fn exit_status(&self) -> Option<&str> {
         self.exited.get().map(String::as_str)
+    }
+
+    /// How the controller-manager is doing, for the message of a test that waited in vain
+    /// for garbage collection: running or how it exited, and the tail of its log.
+    pub fn controller_manager_report(&self) -> String {
+        let state = match self.controller_manager_exited.get() {
+            Some(status) => format!("kube-controller-manager exited ({status})"),
+            None => "kube-controller-manager is running".to_owned(),
+        };
+        let log = self.run_dir.join(CONTROLLER_MANAGER_LOG);
+        format!("{state}; {} (tail):\n{}", log.display(), tail(&log))
     }
 
     /// An admin client (identity in `system:masters`).
@@ -100,6 +122,7 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
 
     let pki = certs::generate().map_err(|e| format!("failed to generate certificates: {e}"))?;
     let admin_token = random_token();
+    let controller_manager_token = random_token();
     let write = |name: &str, content: &str| -> Result<PathBuf, String> {
         let path = run_dir.join(name);
         std::fs::write(&path, content)
@@ -111,9 +134,15 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
     let serving_key = write("apiserver.key", &pki.serving_key_pem)?;
     let sa_key = write("service-account.key", &pki.service_account_key_pem)?;
     let sa_public_key = write("service-account.pub", &pki.service_account_public_key_pem)?;
+    // The controller-manager gets an identity of its own (so the audit trail and managed
+    // fields tell its writes from the tests'), with every permission: with
+    // `--use-service-account-credentials=false` all its controllers act as it.
     let tokens = write(
         "tokens.csv",
-        &format!("{admin_token},admin,admin,\"system:masters\"\n"),
+        &format!(
+            "{admin_token},admin,admin,\"system:masters\"\n\
+             {controller_manager_token},system:kube-controller-manager,kube-controller-manager,\"system:masters\"\n"
+        ),
     )?;
 
     let etcd_port = free_port()?;
@@ -122,9 +151,15 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
     let url = format!("https://127.0.0.1:{apiserver_port}");
     let kubeconfig = write(
         "kubeconfig",
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    token: {admin_token}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: admin\ncurrent-context: envtest\n",
-            ca = ca.display()
+        &kubeconfig_for(&url, &ca, "admin", &admin_token),
+    )?;
+    let controller_manager_kubeconfig = write(
+        "kube-controller-manager.kubeconfig",
+        &kubeconfig_for(
+            &url,
+            &ca,
+            "system:kube-controller-manager",
+            &controller_manager_token,
         ),
     )?;
 
@@ -167,39 +202,40 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
         // The default reconciler publishes the advertise address as the `kubernetes` Service's
         // endpoint and refuses loopback; nothing in the tests reaches the apiserver that way.
         .arg("--endpoint-reconciler-type=none")
-        // No controller-manager runs, so nothing would create the token a Pod's ServiceAccount
-        // admission waits for; controller-runtime's envtest disables it for the same reason.
+        // As on clusters that enforce it (OpenShift does): changing an object's owner
+        // references needs `delete` on it, and `blockOwnerDeletion` needs `update` on the
+        // owner's `finalizers`. The RBAC tests then prove the chart grants what that takes.
+        .arg("--enable-admission-plugins=OwnerReferencesPermissionEnforcement")
+        // The controller-manager runs no ServiceAccount controllers, so nothing would create
+        // the `default` ServiceAccount a Pod's ServiceAccount admission requires;
+        // controller-runtime's envtest disables it for the same reason.
         .arg("--disable-admission-plugins=ServiceAccount");
 
     let etcd_log = run_dir.join("etcd.log");
     let apiserver_log = run_dir.join("kube-apiserver.log");
     let exited = Arc::new(OnceLock::new());
-    let pids = spawn_keeper(
+    let mut pids = spawn_keeper(
+        "apiserver",
         vec![(etcd, etcd_log.clone()), (apiserver, apiserver_log.clone())],
         exited.clone(),
     )?;
 
-    let control_plane = ControlPlane {
-        url,
-        kubeconfig,
-        run_dir: run_dir.clone(),
-        bin_dir,
-        pids,
-        exited: exited.clone(),
-    };
     // The caller may be inside a test's runtime, where blocking on another runtime is not
     // allowed; a plain thread with its own runtime is.
-    let kubeconfig = control_plane.kubeconfig.clone();
     let crds = read_crds(crds_dir)?;
-    let ready = std::thread::spawn(move || -> Result<(), String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("failed to build a runtime: {e}"))?;
-        runtime.block_on(wait_ready_and_install_crds(&kubeconfig, crds, &exited))
-    })
-    .join()
-    .map_err(|_| "the readiness check panicked".to_string())?;
+    let ready = {
+        let kubeconfig = kubeconfig.clone();
+        let exited = exited.clone();
+        std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("failed to build a runtime: {e}"))?;
+            runtime.block_on(wait_ready_and_install_crds(&kubeconfig, crds, &exited))
+        })
+        .join()
+        .map_err(|_| "the readiness check panicked".to_string())?
+    };
     ready.map_err(|message| {
         format!(
             "{message}\n--- etcd.log (tail) ---\n{}\n--- kube-apiserver.log (tail) ---\n{}",
@@ -207,78 +243,64 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
             tail(&apiserver_log)
         )
     })?;
-    Ok(control_plane)
+
+    // Started once the apiserver is ready (it gives up on an apiserver that is not healthy
+    // within 10 s) and the CRDs are established (so its first discovery already sees them).
+    // Not waited for: only the tests of garbage collection need it, and they wait for what
+    // it does with a deadline, while every other test starts at once.
+    let controller_manager_exited = Arc::new(OnceLock::new());
+    pids.extend(spawn_keeper(
+        "controller-manager",
+        vec![(
+            controller_manager(&bin_dir, &controller_manager_kubeconfig),
+            run_dir.join(CONTROLLER_MANAGER_LOG),
+        )],
+        controller_manager_exited.clone(),
+    )?);
+
+    Ok(ControlPlane {
+        url,
+        kubeconfig,
+        run_dir,
+        bin_dir,
+        pids,
+        exited,
+        controller_manager_exited,
+    })
 }
 
-/// Spawns the processes from a thread that never ends, so that `PR_SET_PDEATHSIG` (which
-/// fires when the spawning *thread* exits) fires only when the test binary exits.
-fn spawn_keeper(
-    commands: Vec<(Command, PathBuf)>,
-    exited: Arc<OnceLock<String>>,
-) -> Result<Vec<u32>, String> {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("envtest-keeper".into())
-        .spawn(move || {
-            let mut children: Vec<Child> = Vec::new();
-            for (mut command, log) in commands {
-                match spawn_logged(&mut command, &log) {
-                    Ok(child) => children.push(child),
-                    Err(message) => {
-                        for child in &mut children {
-                            let _ = child.kill();
-                        }
-                        let _ = sender.send(Err(message));
-                        return;
-                    }
-                }
-            }
-            let _ = sender.send(Ok(children.iter().map(Child::id).collect()));
-            // Block on the last process (the apiserver) so an early exit is reported at once
-            // instead of after the readiness deadline; then stay alive for the others.
-            if let Some(last) = children.last_mut() {
-                let status = last.wait();
-                let _ = exited.set(format!("{status:?}"));
-            }
-            loop {
-                std::thread::park();
-            }
-        })
-        .map_err(|e| format!("failed to start the keeper thread: {e}"))?;
-    receiver
-        .recv()
-        .map_err(|_| "the keeper thread died".to_string())?
-}
+const CONTROLLER_MANAGER_LOG: &str = "kube-controller-manager.log";
 
-fn spawn_logged(command: &mut Command, log: &Path) -> Result<Child, String> {
-    let file = std::fs::File::create(log)
-        .map_err(|e| format!("failed to create {}: {e}", log.display()))?;
-    let stderr = file
-        .try_clone()
-        .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
-    command.stdin(Stdio::null()).stdout(file).stderr(stderr);
-    die_with_parent(command);
+/// kube-controller-manager with the two controllers a user of a cluster takes for granted
+/// when deleting things.
+fn controller_manager(bin_dir: &Path, kubeconfig: &Path) -> Command {
+    let mut command = Command::new(bin_dir.join("kube-controller-manager"));
     command
-        .spawn()
-        .map_err(|e| format!("failed to start {:?}: {e}", command.get_program()))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        // The garbage collector deletes what owner references tie to a deleted owner; the
+        // namespace controller empties a deleted namespace and removes it; the aggregation
+        // controller fills the built-in `admin`, `edit` and `view` ClusterRoles (empty
+        // without it, so a binding to them would grant nothing here and go unnoticed). The
+        // others act on Pods, nodes and volumes, which never exist here. None needs the
+        // service-account signing key: only the token controller (not run) signs tokens.
+        .arg("--controllers=garbagecollector,namespace,clusterrole-aggregation")
+        // Each controller acts with the kubeconfig's identity; with `true` each would use a
+        // kube-system ServiceAccount's token, which the token controller would have to mint.
+        .arg("--use-service-account-credentials=false")
+        // One controller-manager per control plane: no Lease to acquire and renew.
+        .arg("--leader-elect=false")
+        // No metrics or health endpoint: nothing reads them, and the default port (10257)
+        // would collide between test binaries running at once.
+        .arg("--secure-port=0");
+    command
 }
 
-/// Asks the kernel to SIGKILL the process `command` starts when the spawning *thread*
-/// exits (`PR_SET_PDEATHSIG`), so that no helper process outlives its test or tool.
-pub fn die_with_parent(command: &mut Command) {
-    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl.
-            if libc::getppid() == 1 {
-                return Err(std::io::Error::other("parent exited before exec"));
-            }
-            Ok(())
-        });
-    }
+/// A kubeconfig for `user`, authenticating with a static token.
+fn kubeconfig_for(url: &str, ca: &Path, user: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: {user}\ncurrent-context: envtest\n",
+        ca = ca.display()
+    )
 }
 
 async fn wait_ready_and_install_crds(
@@ -373,13 +395,4 @@ fn random_token() -> String {
     (0..4)
         .map(|i| format!("{:016x}", RandomState::new().hash_one(i)))
         .collect()
-}
-
-fn tail(log: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = std::fs::File::open(log) {
-        let _ = file.read_to_string(&mut text);
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }

@@ -3,7 +3,9 @@
 //! exist, whether a value authenticates).
 #![allow(dead_code)] // each suite uses a different part
 
-use std::collections::BTreeMap;
+mod cluster;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -25,6 +27,10 @@ use qlik_csp_operator::tenant::{ApiKey, ClientConfig, Credential, CredentialSour
 use serde_json::{Value, json};
 
 use crate::support::{self, TestEnv};
+
+// Not every suite that uses the rig needs the cluster helpers.
+#[allow(unused_imports)]
+pub use self::cluster::*;
 
 pub const ADMIN_KEY: &str = "rotation-admin-key-0123456789abcdef";
 pub const CLIENT_ID: &str = "m2m-reports";
@@ -272,6 +278,17 @@ impl Rig {
             .unwrap()
     }
 
+    /// Every API key on the tenant (whoever made it, marker or not), by id.
+    pub async fn all_key_ids(&self) -> BTreeSet<String> {
+        self.admin()
+            .list_api_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect()
+    }
+
     /// The OAuth client's secret hints.
     pub async fn hints(&self) -> Vec<String> {
         self.admin()
@@ -307,12 +324,26 @@ impl Rig {
         probe: impl Fn(&SecretRotation) -> bool,
     ) -> SecretRotation {
         let api = self.api::<SecretRotation>();
-        support::eventually(&format!("{name}: {what}"), DEADLINE, || {
-            let api = api.clone();
-            let probe = &probe;
-            async move { api.get_opt(name).await.ok().flatten().filter(|r| probe(r)) }
+        let last = std::sync::Mutex::new(None);
+        let waited = tokio::time::timeout(
+            DEADLINE,
+            support::eventually(&format!("{name}: {what}"), DEADLINE * 2, || {
+                let (api, probe, last) = (api.clone(), &probe, &last);
+                async move {
+                    let seen = api.get_opt(name).await.ok().flatten()?;
+                    let found = probe(&seen).then(|| seen.clone());
+                    *last.lock().unwrap() = seen.status;
+                    found
+                }
+            }),
+        )
+        .await;
+        waited.unwrap_or_else(|_| {
+            panic!(
+                "timed out after {DEADLINE:?} waiting for {name}: {what}; its status: {:?}",
+                last.lock().unwrap()
+            )
         })
-        .await
     }
 
     /// Waits until `name` is Idle and Ready at `revision`.
@@ -383,7 +414,11 @@ pub fn settled(rotation: &SecretRotation, revision: i64) -> bool {
         && condition(rotation, "Ready").is_some_and(|c| c.status == "True")
 }
 
-/// An API key rotation into Secret `secret`/`token`.
+/// The shortest `gracePeriod` the CRD admits. Suites that want none run the controller
+/// with `Settings::grace_period_override` (or the binary's hidden `--grace-period-override`).
+pub const MIN_GRACE: Duration = Duration::from_secs(60);
+
+/// An API key rotation into Secret `secret`/`token`, with `grace` raised to [`MIN_GRACE`].
 pub fn api_key_rotation(name: &str, secret: &str, grace: Duration) -> SecretRotation {
     SecretRotation::new(
         name,
@@ -404,7 +439,7 @@ pub fn api_key_rotation(name: &str, secret: &str, grace: Duration) -> SecretRota
             },
             renew_before: None,
             rotate_every: None,
-            grace_period: grace.into(),
+            grace_period: grace.max(MIN_GRACE).into(),
             rollout_targets: Vec::new(),
         },
     )

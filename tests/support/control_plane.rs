@@ -1,5 +1,6 @@
-//! The control plane of a test binary: one real etcd + kube-apiserver (see
-//! [`qlikops_testenv`]), started on first use with the checked-in CRDs installed.
+//! The control plane of a test binary: one real etcd + kube-apiserver, with a
+//! kube-controller-manager collecting garbage (see [`qlikops_testenv`]), started on first use
+//! with the checked-in CRDs installed.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -162,6 +162,7 @@ pub fn controller_shared_with_hosts(
         remote: RemoteCache::default(),
         settings: Settings {
             drift_interval_override: Some(Duration::from_secs(1)),
+            grace_period_override: None,
             debounce,
             watch_namespace: Some(env.namespace.clone()),
             allowed_tenant_hosts: allowed_hosts,

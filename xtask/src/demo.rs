@@ -1,6 +1,7 @@
-//! `cargo xtask demo`: the whole product on a laptop. A real etcd + kube-apiserver, the
-//! tenant emulator, the manifests of `examples/` applied as a user would (the tenant's URL
-//! pointed at the emulator), and the operator running; then what a user should look at.
+//! `cargo xtask demo`: the whole product on a laptop. A real etcd + kube-apiserver (with a
+//! kube-controller-manager, so deletions cascade and namespaces go away), the tenant
+//! emulator, the manifests of `examples/` applied as a user would (the tenant's URL pointed
+//! at the emulator), and the operator running; then what a user should look at.
 //! Runs until Ctrl-C; `--once` exits after showing the results.
 
 use std::path::{Path, PathBuf};
@@ -49,7 +50,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&work)
         .map_err(|e| format!("failed to create {}: {e}", work.display()))?;
 
-    step("starting etcd and kube-apiserver on loopback, with the CRDs from crds/");
+    step(
+        "starting etcd, kube-apiserver and kube-controller-manager (garbage collector, \
+         namespace controller) on loopback, with the CRDs from crds/",
+    );
     let control_plane = ControlPlane::start(&tools, &root.join("crds"))?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("no async runtime: {e}"))?;
     runtime.block_on(demo(
@@ -110,6 +114,7 @@ async fn demo(
     let result = show(&client).await;
     operator.check_alive()?;
     result?;
+    show_cleanup(&client).await?;
     println!(
         "\nThe control plane is yours to explore:\n    export KUBECONFIG={}\n    kubectl get qlik -A",
         control_plane.kubeconfig.display()
@@ -296,6 +301,49 @@ fn print_rotation(rotation: &SecretRotation) {
     if let Some(next) = &status.next_rotation_at {
         println!("    next rotation: {}", next.0);
     }
+}
+
+/// Deletes a throwaway namespace and waits for it to go, as it would on a real cluster (the
+/// controller-manager's namespace controller empties and removes it).
+async fn show_cleanup(client: &Client) -> Result<(), String> {
+    step("deleting a namespace: it goes away with what is in it, as on a real cluster");
+    let name = "demo-cleanup";
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))
+        .map_err(|e| e.to_string())?;
+    namespaces
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&namespace),
+        )
+        .await
+        .map_err(|e| format!("failed to create namespace {name}: {e}"))?;
+    let config_map: ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "name": "settings" }, "data": { "a": "b" } }))
+            .map_err(|e| e.to_string())?;
+    Api::<ConfigMap>::namespaced(client.clone(), name)
+        .patch(
+            "settings",
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&config_map),
+        )
+        .await
+        .map_err(|e| format!("failed to create ConfigMap {name}/settings: {e}"))?;
+    let started = std::time::Instant::now();
+    namespaces
+        .delete(name, &Default::default())
+        .await
+        .map_err(|e| format!("failed to delete namespace {name}: {e}"))?;
+    eventually(&format!("namespace {name} to be gone"), || async {
+        namespaces.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    println!(
+        "    namespace {name} and its ConfigMap gone after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn is_ready(

@@ -7,6 +7,7 @@ mod bench;
 mod crds;
 mod demo;
 mod envtest;
+mod image;
 mod manifests;
 mod processes;
 
@@ -20,6 +21,7 @@ commands:
   crds             write the CRDs generated from src/api to crds/ and the Helm chart
   envtest          build etcd, kube-apiserver and helm from tests/envtest (cached under target/)
                    and print the directory holding them
+  {image}
   manifests        render the Helm chart (default values, CRDs included) into
                    deploy/qlik-csp-operator.yaml for `kubectl apply`
   test [--without-qlik-definitions] [args...]
@@ -34,6 +36,7 @@ fn usage() -> String {
     USAGE_TEMPLATE
         .replace("{bench}", bench::USAGE)
         .replace("{demo}", demo::USAGE)
+        .replace("{image}", image::USAGE)
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             let root = workspace_root();
             envtest::ensure(&root).and_then(|bin| manifests::write(&bin.join("helm"), &root))
         }
+        Some("image") => image::run(&workspace_root(), &args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
         Some("demo") => demo::run(&workspace_root(), &args[1..]),

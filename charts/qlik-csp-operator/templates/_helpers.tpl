@@ -49,19 +49,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 The rules the operator needs in each namespace it watches. Mirrors REQUIRED_PERMISSIONS in
 src/controller/rbac.rs (scope `Watched`); tests/helm_chart.rs fails when the two disagree in
-either direction.
+either direction, with `rbac.rolloutTargets` on and off.
 */}}
 {{- define "qlik-csp-operator.watchedRules" -}}
-# QlikTenant: watched by both controllers; status written; owner of the header ConfigMap.
+# QlikTenant: watched by the tenant controller, read by the others; status written.
 - apiGroups: ["qlikops.io"]
   resources: ["qliktenants"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["qlikops.io"]
   resources: ["qliktenants/status"]
   verbs: ["patch"]
-- apiGroups: ["qlikops.io"]
-  resources: ["qliktenants/finalizers"]
-  verbs: ["update"]
 # CspEntry: watched; finalizer added/removed by patch; status written.
 - apiGroups: ["qlikops.io"]
   resources: ["cspentries"]
@@ -69,17 +66,15 @@ either direction.
 - apiGroups: ["qlikops.io"]
   resources: ["cspentries/status"]
   verbs: ["patch"]
-# SecretRotation: watched; finalizer by patch; status written; owner of the Secret it creates.
+# SecretRotation: watched; finalizer by patch; status replaced (resourceVersion-guarded).
 - apiGroups: ["qlikops.io"]
   resources: ["secretrotations"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["qlikops.io"]
   resources: ["secretrotations/status"]
-  verbs: ["update", "patch"]
-- apiGroups: ["qlikops.io"]
-  resources: ["secretrotations/finalizers"]
   verbs: ["update"]
-# The header ConfigMap: server-side applied, and the ones the operator owns are watched.
+# The header ConfigMap: server-side applied (which creates it), and the ones the operator
+# manages are watched.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
@@ -87,20 +82,19 @@ either direction.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["list", "watch", "patch"]
-# Tenant credentials (read) and rotated credentials (written). No list/watch: the operator
-# reads only the Secrets its resources name.
+# Tenant credentials (read) and rotated credentials (server-side applied). No list/watch:
+# the operator reads only the Secrets its resources name.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create", "patch", "update"]
-# Rollout targets of a SecretRotation get a pod-template annotation.
+  verbs: ["get", "create", "patch"]
+{{- if .Values.rbac.rolloutTargets }}
+# Rollout targets of a SecretRotation get a pod-template annotation (rbac.rolloutTargets).
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
-  verbs: ["get", "patch"]
-# Events on the operator's resources.
+  verbs: ["patch"]
+{{- end }}
+# Events on the operator's resources (events.k8s.io/v1 only).
 - apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}

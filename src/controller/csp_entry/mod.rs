@@ -22,6 +22,7 @@ use serde_json::json;
 
 use self::plan::Requeue as Next;
 use super::Shared;
+use super::backoff::{self, Backoff};
 use super::conditions::{self, Desired, Progress, READY};
 use super::tenant_clients::AccessError;
 use crate::api::{CspEntry, QlikTenant};
@@ -34,6 +35,9 @@ pub const CONTROLLER_NAME: &str = "qlik-csp-operator/csp-entry";
 pub const FINALIZER: &str = "qlikops.io/csp-entry";
 /// The requeue after a step that wrote the entry, in case its watch event is lost.
 const SELF_WRITE_BACKSTOP: Duration = Duration::from_secs(1);
+/// How often an entry that failed permanently (a rejected spec) is looked at again, in
+/// case what fixed it is not something this controller watches.
+const PERMANENT_RECHECK: Duration = Duration::from_secs(300);
 /// The `controller` label of this controller's metrics and its readiness line.
 pub const METRICS_NAME: &str = "csp-entry";
 
@@ -95,6 +99,17 @@ impl Error {
         )
     }
 
+    /// The remaining `Retry-After` pause of the entry's tenant, when this error is the
+    /// tenant's (or the client's, during that pause) refusal: requeue no earlier.
+    pub fn tenant_pause(&self) -> Option<Duration> {
+        match self {
+            Error::List(e) | Error::Write(e) | Error::Access(AccessError::Client(e)) => {
+                e.retry_after()
+            }
+            _ => None,
+        }
+    }
+
     /// Whether retrying soon can help.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -125,6 +140,8 @@ struct Context {
     shared: Arc<Shared>,
     store: Store<CspEntry>,
     recorder: Recorder,
+    /// Consecutive failures per entry: the requeue after a transient error.
+    backoff: Backoff<CspEntry>,
 }
 
 /// Runs the controller until its watch streams end, or until `shared.runtime.shutdown`
@@ -164,6 +181,7 @@ pub async fn run(shared: Arc<Shared>) {
         shared,
         store,
         recorder: Recorder::new(kube, reporter),
+        backoff: Backoff::new(backoff::DEFAULT),
     });
     let controller = controller
         .graceful_shutdown_on(runtime.shutdown.clone().cancelled_owned())
@@ -188,6 +206,9 @@ async fn reconcile(stored: Arc<CspEntry>, context: Arc<Context>) -> Result<Reque
         Err(error) => return Err(error),
     };
     let result = sync(&entry, &context).await;
+    if result.is_ok() {
+        context.backoff.succeeded(&entry);
+    }
     if let Err(error) = &result
         && error.is_conflict()
     {
@@ -282,11 +303,24 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
     }
 }
 
-fn error_policy(_entry: Arc<CspEntry>, error: &Error, _context: Arc<Context>) -> Requeue {
-    match error {
-        _ if error.is_conflict() => Requeue::requeue(SELF_WRITE_BACKSTOP),
-        _ if error.is_transient() => Requeue::requeue(Duration::from_secs(5)),
-        Error::Write(tenant::Error::LimitReached { .. }) => Requeue::requeue(plan::WAIT_FOR_ROOM),
-        _ => Requeue::requeue(Duration::from_secs(300)),
+/// The requeue after a failed reconcile (whose condition is already recorded): transient
+/// errors back off per entry ([`backoff`]), never sooner than the end of the tenant's
+/// `Retry-After` pause; permanent ones wait for a change, looked at again now and then.
+fn error_policy(entry: Arc<CspEntry>, error: &Error, context: Arc<Context>) -> Requeue {
+    if error.is_conflict() {
+        return Requeue::requeue(SELF_WRITE_BACKSTOP);
     }
+    let wait = if error.is_transient() {
+        context.backoff.failed(&entry, error.tenant_pause())
+    } else if let Error::Write(tenant::Error::LimitReached { .. }) = error {
+        plan::WAIT_FOR_ROOM
+    } else {
+        PERMANENT_RECHECK
+    };
+    tracing::debug!(
+        reason = error.reason(),
+        requeue_ms = wait.as_millis() as u64,
+        "requeued after a failure"
+    );
+    Requeue::requeue(wait)
 }

@@ -6,6 +6,10 @@
 //! while younger than `max_age`. The controller's own writes are folded into the snapshot
 //! (`record_*`), because the plan cannot tell a stale list from a vanished entry: without
 //! that, an entry it just created would look missing and be created again.
+//!
+//! A deleted tenant's snapshot is dropped by the `tenant` controller, which sees tenants
+//! leave its store ([`RemoteCache::forget`], [`RemoteCache::retain`]): QlikTenants have no
+//! finalizer, so nothing else would.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,8 +34,10 @@ struct Snapshot {
 pub struct RemoteCache {
     snapshots: Mutex<HashMap<TenantKey, Snapshot>>,
     // One fetch at a time per tenant; the others wait and reuse its result.
-    fetch_locks: Mutex<HashMap<TenantKey, Arc<tokio::sync::Mutex<()>>>>,
+    fetch_locks: Mutex<FetchLocks>,
 }
+
+type FetchLocks = HashMap<TenantKey, Arc<tokio::sync::Mutex<()>>>;
 
 impl RemoteCache {
     /// The tenant's entries: the snapshot if younger than `max_age` (the tenant's drift
@@ -50,13 +56,7 @@ impl RemoteCache {
         if let Some(entries) = self.fresh(tenant, max_age) {
             return Ok(entries);
         }
-        let lock = {
-            let mut locks = self
-                .fetch_locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            locks.entry(tenant.clone()).or_default().clone()
-        };
+        let lock = self.with_locks(|locks| locks.entry(tenant.clone()).or_default().clone());
         let _fetching = lock.lock().await;
         if let Some(entries) = self.fresh(tenant, max_age) {
             return Ok(entries);
@@ -76,6 +76,34 @@ impl RemoteCache {
     /// that suggest the snapshot is wrong).
     pub fn invalidate(&self, tenant: &TenantKey) {
         self.with_snapshots(|snapshots| snapshots.remove(tenant));
+    }
+
+    /// Forgets everything kept for the tenant (deleted): its snapshot and its fetch lock.
+    pub fn forget(&self, tenant: &TenantKey) {
+        self.invalidate(tenant);
+        self.with_locks(|locks| locks.remove(tenant));
+    }
+
+    /// Keeps only what is kept for tenants for which `keep` holds (those still in the
+    /// store).
+    pub fn retain(&self, mut keep: impl FnMut(&TenantKey) -> bool) {
+        self.with_snapshots(|snapshots| snapshots.retain(|key, _| keep(key)));
+        // A lock held by a fetch in flight is dropped from the map only: the fetch finishes
+        // and its result is stored, to be swept next time.
+        self.with_locks(|locks| locks.retain(|key, _| keep(key)));
+    }
+
+    /// How many tenants have a snapshot or a fetch lock.
+    pub fn len(&self) -> usize {
+        let mut keys: std::collections::HashSet<TenantKey> =
+            self.with_snapshots(|snapshots| snapshots.keys().cloned().collect());
+        keys.extend(self.with_locks(|locks| locks.keys().cloned().collect::<Vec<_>>()));
+        keys.len()
+    }
+
+    /// Whether nothing is kept for any tenant.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Folds a created or updated entry into the snapshot.
@@ -108,6 +136,13 @@ impl RemoteCache {
                 snapshot.entries = entries.into();
             }
         });
+    }
+
+    fn with_locks<T>(&self, f: impl FnOnce(&mut FetchLocks) -> T) -> T {
+        f(&mut self
+            .fetch_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     fn with_snapshots<T>(&self, f: impl FnOnce(&mut HashMap<TenantKey, Snapshot>) -> T) -> T {
@@ -207,6 +242,20 @@ mod tests {
         let entries = cache.get_or_fetch(&key(), AGE, unreachable).await.unwrap();
         assert_eq!(ids(&entries), ["3", "1"]);
         assert_eq!(entries[1].content.origin, "https://a2.example.com");
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_or_swept_tenant_leaves_nothing_behind() {
+        let cache = RemoteCache::default();
+        let other: TenantKey = ("web".into(), "globex".into());
+        let one = || async { Ok::<_, ()>(vec![remote("1", "https://a.example.com")]) };
+        cache.get_or_fetch(&key(), AGE, one).await.unwrap();
+        cache.get_or_fetch(&other, AGE, one).await.unwrap();
+        assert_eq!(cache.len(), 2);
+        cache.forget(&key());
+        assert_eq!(cache.len(), 1);
+        cache.retain(|k| *k != other);
+        assert!(cache.is_empty());
     }
 
     #[tokio::test]

@@ -7,8 +7,9 @@
 //! [`schedule`] holds the time arithmetic (and the gauge's [`seconds_until_expiry`]),
 //! [`health`] the conditions, [`finalize`] the cleanup on deletion, [`marker`] the API key
 //! description marker, [`proof`] which credentials are provably the operator's, [`held`]
-//! the values of credentials whose Secret write failed, [`retry`] the backoff, and
-//! [`failure`] the mapping of errors to condition reasons.
+//! the values of credentials whose Secret write failed, and [`failure`] the mapping of
+//! errors to condition reasons; retries use the shared
+//! [`backoff`](crate::controller::backoff).
 
 pub mod act;
 pub mod clock;
@@ -21,7 +22,7 @@ pub mod observe;
 pub mod observed;
 pub mod proof;
 pub mod record;
-pub mod retry;
+
 pub mod schedule;
 pub mod step;
 
@@ -41,6 +42,7 @@ pub use self::schedule::seconds_until_expiry;
 use super::Shared;
 use crate::api::SecretRotation;
 use crate::api::secret_rotation::{Phase, SecretRotationStatus};
+use crate::controller::backoff::{self, Backoff};
 use crate::controller::log_failure;
 use crate::failpoint;
 
@@ -54,7 +56,7 @@ struct Context {
     /// Values of created credentials not yet in their Secret.
     held: held::Held,
     /// Failures in a row, per SecretRotation.
-    backoff: retry::Backoff,
+    backoff: Backoff<SecretRotation>,
 }
 
 /// Runs the controller on the system clock until its watch streams end.
@@ -89,7 +91,7 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
         clock,
         recorder: Recorder::new(kube, reporter),
         held: held::Held::default(),
-        backoff: retry::Backoff::default(),
+        backoff: Backoff::new(backoff::DEFAULT),
     });
     let running = controller
         .run(
@@ -127,10 +129,10 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
             health::set_finalizing(&mut status, object.meta().generation, now, at);
             record::write_status(shared, &object, &status).await?;
             let health = health_interval(shared, &object).await;
-            return Ok(requeue(context, &uid, Next::At(at), now, health));
+            return Ok(requeue(context, &object, Next::At(at), now, health));
         }
         shared.runtime.metrics.forget_credential(&namespace, &name);
-        context.backoff.succeeded(&uid);
+        context.backoff.succeeded(&object);
         return Ok(Requeue::await_change());
     }
     // Before anything is created: a deleted SecretRotation revokes what it made.
@@ -163,7 +165,7 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
         forget_held(context, &uid, &decision.status);
         return Ok(requeue(
             context,
-            &uid,
+            &observation.object,
             decision.requeue,
             o.now,
             observation.health,
@@ -182,12 +184,21 @@ async fn sync(stored: &SecretRotation, context: &Context) -> Result<Requeue, Err
         .and_then(|p| context.held.facts(&uid, p.revision));
     let last = step::after(&o, &decision, outcome.as_ref());
     record::write_status(shared, &fresh, &last.status).await?;
+    if o.held.is_some()
+        && last
+            .status
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.created.is_some())
+    {
+        failpoint::hit(failpoint::rotation::HELD_UNWRITTEN);
+    }
     record::publish_notes(&context.recorder, &observation.object, &last.notes).await;
     expiry_gauge(shared, &observation.object, &last.status);
     forget_held(context, &uid, &last.status);
     Ok(requeue(
         context,
-        &uid,
+        &observation.object,
         last.requeue,
         o.now,
         observation.health,
@@ -227,26 +238,31 @@ fn expiry_gauge(shared: &Shared, object: &SecretRotation, status: &SecretRotatio
         .set_credential_expiry(&namespace, &object.name_any(), expires_at);
 }
 
-/// Real waits from the decision's; after a failure, the backoff. Never longer than the
-/// health-check interval (which notices a revoked credential, a deleted Secret or an
-/// opt-in annotation added to one).
+/// Real waits from the decision's; after a failure, the shared backoff
+/// ([`backoff`](crate::controller::backoff)). Never longer than the health-check interval
+/// (which notices a revoked credential, a deleted Secret or an opt-in annotation added to
+/// one), except while the tenant asked for a pause: then no sooner than its end.
 fn requeue(
     context: &Context,
-    uid: &str,
+    object: &SecretRotation,
     next: Next,
     now: jiff::Timestamp,
     health: Duration,
 ) -> Requeue {
     let wait = match next {
         Next::Retry { at_least } => {
-            let wait = context.backoff.after_failure(uid, at_least);
+            let wait = context.backoff.failed(object, None).max(at_least);
             return Requeue::requeue(wait.min(health));
+        }
+        // The tenant's pause: not capped, and the object's streak does not grow.
+        Next::Paused(pause) => {
+            return Requeue::requeue(context.backoff.failed(object, Some(pause)));
         }
         Next::Immediately => Duration::ZERO,
         Next::At(at) => schedule::until(now, at),
         Next::After(wait) => wait,
     };
-    context.backoff.succeeded(uid);
+    context.backoff.succeeded(object);
     Requeue::requeue(wait.min(health))
 }
 
@@ -254,8 +270,7 @@ fn requeue(
 /// backoff as a failed step.
 fn error_policy(object: Arc<SecretRotation>, error: &Error, context: Arc<Context>) -> Requeue {
     tracing::debug!(reason = error.reason(), "retrying after an error");
-    let uid = object.meta().uid.clone().unwrap_or_default();
-    Requeue::requeue(context.backoff.after_failure(&uid, Duration::ZERO))
+    Requeue::requeue(context.backoff.failed(&object, None))
 }
 
 /// Whether `object` has a controller owner reference to `rotation` (so it goes with it).

@@ -18,7 +18,7 @@ use super::marker;
 use super::observed::{Failure, Observed, Remote, RemoteCredential, SecretFacts};
 use super::schedule;
 use super::step;
-use crate::api::ownership::{ALLOW_ROTATION_BY, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::api::ownership::ALLOW_ROTATION_BY;
 use crate::api::secret_rotation::{CREDENTIAL_ID, CREDENTIAL_REVISION, Phase, ROTATE_REQUESTED_AT};
 use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::Shared;
@@ -112,11 +112,15 @@ pub async fn observe(
         .pending
         .as_ref()
         .and_then(|p| held.facts(&uid, p.revision));
+    let mut spec = object.spec.clone();
+    if let Some(grace) = shared.settings.grace_period_override {
+        spec.grace_period = grace.into();
+    }
     let mut observed = Observed {
         now: schedule::whole_seconds(now),
         name: object.name_any(),
         generation: object.meta().generation,
-        spec: object.spec.clone(),
+        spec,
         status,
         rotate_requested_at,
         secret: secret_facts(secret.as_ref(), &object),
@@ -157,7 +161,6 @@ fn secret_facts(secret: Option<&Secret>, rotation: &SecretRotation) -> SecretFac
         .and_then(|d| d.get(key))
         .is_some_and(|v| !v.0.iter().all(u8::is_ascii_whitespace));
     let annotations = secret.annotations();
-    let managed = secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
     SecretFacts {
         exists: true,
         has_value,
@@ -165,7 +168,10 @@ fn secret_facts(secret: Option<&Secret>, rotation: &SecretRotation) -> SecretFac
             .get(CREDENTIAL_REVISION)
             .and_then(|r| r.parse().ok()),
         credential_id: annotations.get(CREDENTIAL_ID).cloned(),
-        created_for_us: managed && super::controlled_by(secret, rotation),
+        // The controller owner reference alone is the proof: earlier versions did not set
+        // the managed-by label (the next write adds it), and only the operator, or someone
+        // who may write the Secret anyway (an opt-in), can have set it.
+        created_for_us: super::controlled_by(secret, rotation),
         opted_in: annotations.get(ALLOW_ROTATION_BY).map(|v| v.trim())
             == Some(rotation.name_any().as_str()),
         immutable: secret.immutable == Some(true),
@@ -243,4 +249,84 @@ async fn remote(
         credentials,
         max_expiry,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::secret_facts;
+    use crate::api::SecretRotation;
+    use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
+
+    const UID: &str = "2b1f0c4e-rotation";
+
+    fn rotation() -> SecretRotation {
+        let spec = serde_json::from_value(serde_json::json!({
+            "tenantRef": { "name": "acme" },
+            "credential": { "apiKey": {} },
+            "secret": { "name": "reports-qlik", "key": "token" },
+        }))
+        .unwrap();
+        let mut rotation = SecretRotation::new("reports", spec);
+        rotation.metadata.namespace = Some("web".into());
+        rotation.metadata.uid = Some(UID.into());
+        rotation
+    }
+
+    fn owner(uid: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: "qlikops.io/v1alpha1".into(),
+            kind: "SecretRotation".into(),
+            name: "reports".into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn secret(labelled: bool, owners: Vec<OwnerReference>) -> Secret {
+        let labels =
+            labelled.then(|| BTreeMap::from([(MANAGED_BY_LABEL.into(), MANAGED_BY.into())]));
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("reports-qlik".into()),
+                labels,
+                owner_references: Some(owners),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
+
+    /// Secrets created by earlier operator versions carry the controller owner reference
+    /// but not the managed-by label; they stay the SecretRotation's after an upgrade. Only a
+    /// controller reference to this very SecretRotation counts: the label alone, a
+    /// non-controller reference or one to another object does not.
+    #[test]
+    fn a_controller_owner_reference_to_this_rotation_makes_the_secret_its_own() {
+        let rotation = rotation();
+        for (labelled, owners, ours) in [
+            (false, vec![owner(UID, true)], true),
+            (true, vec![owner(UID, true)], true),
+            (true, vec![], false),
+            (false, vec![owner(UID, false)], false),
+            (true, vec![owner("another-uid", true)], false),
+            (
+                false,
+                vec![owner("another-uid", true), owner(UID, false)],
+                false,
+            ),
+        ] {
+            let facts = secret_facts(Some(&secret(labelled, owners.clone())), &rotation);
+            assert_eq!(
+                (facts.created_for_us, facts.writable()),
+                (ours, ours),
+                "labelled {labelled}, owners {owners:?}"
+            );
+        }
+    }
 }

@@ -41,8 +41,8 @@ pub struct SecretFacts {
     pub revision: Option<i64>,
     /// `qlikops.io/credential-id`: the key id or secret hint under `key`.
     pub credential_id: Option<String>,
-    /// Created by the operator for this SecretRotation: its managed-by label and a
-    /// controller owner reference to it.
+    /// Created by the operator for this SecretRotation: a controller owner reference to
+    /// its uid (with the managed-by label, except on Secrets of earlier versions).
     pub created_for_us: bool,
     /// Its owner opted in: `qlikops.io/allow-rotation-by` names this SecretRotation.
     pub opted_in: bool,
@@ -169,11 +169,14 @@ pub enum Requeue {
     At(Timestamp),
     After(Duration),
     /// After a failure: the controller's capped, jittered exponential backoff for this
-    /// object, but never sooner than `at_least` (the tenant's `Retry-After`, or the wait a
-    /// tenant limit or a permanent problem deserves).
+    /// object, but never sooner than `at_least` (the wait a tenant limit or a permanent
+    /// problem deserves).
     Retry {
         at_least: Duration,
     },
+    /// The tenant asked for this pause (`429 Retry-After`, kept for the whole tenant by
+    /// the client): no sooner than its end, whatever the health-check interval.
+    Paused(Duration),
 }
 
 /// An event to publish.

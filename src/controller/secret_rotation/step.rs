@@ -31,8 +31,6 @@ mod creating;
 mod guard;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod trust_tests;
 
 use std::time::Duration;
 
@@ -367,12 +365,18 @@ fn hold(
 fn failed(o: &Observed, mut status: SecretRotationStatus, failure: &Failure) -> Decision {
     creating::record_held(&mut status, o);
     set_conditions(&mut status, o, Some(failure));
-    let at_least = match failure.kind {
-        FailureKind::Transient => failure.retry_after.unwrap_or(Duration::ZERO),
-        FailureKind::LimitReached => RETRY_LIMIT,
-        FailureKind::Permanent => RETRY_PERMANENT,
+    let requeue = match (failure.kind, failure.retry_after) {
+        (FailureKind::Transient, Some(pause)) => Requeue::Paused(pause),
+        (FailureKind::Transient, None) => Requeue::Retry {
+            at_least: Duration::ZERO,
+        },
+        (FailureKind::LimitReached, _) => Requeue::Retry {
+            at_least: RETRY_LIMIT,
+        },
+        (FailureKind::Permanent, _) => Requeue::Retry {
+            at_least: RETRY_PERMANENT,
+        },
     };
-    let requeue = Requeue::Retry { at_least };
     // Warn on a new problem only, so a retry loop does not flood events.
     let known = o
         .status

@@ -195,9 +195,27 @@ mod tests {
             api_key: None,
             oauth_client: None,
         };
-        assert_eq!(
-            credential(&neither, "web", None).unwrap_err().reason(),
-            "InvalidSpec"
-        );
+        let both = TenantCredentials {
+            oauth_client: Some(OAuthClientCredential {
+                client_id: "client-1".into(),
+                secret_ref: SecretKeyRef {
+                    name: "qlik".into(),
+                    key: "api-key".into(),
+                },
+            }),
+            ..api_key_spec()
+        };
+        // A Secret that would satisfy either kind: only the spec can be at fault.
+        let usable = secret("api-key", b"tok-123");
+        for (case, spec) in [("neither", &neither), ("both", &both)] {
+            assert_eq!(
+                secret_ref(spec).err(),
+                Some(CredentialError::Ambiguous),
+                "{case}"
+            );
+            let error = credential(spec, "web", Some(&usable)).err();
+            assert_eq!(error, Some(CredentialError::Ambiguous), "{case}");
+            assert_eq!(error.map(|e| e.reason()), Some("InvalidSpec"), "{case}");
+        }
     }
 }

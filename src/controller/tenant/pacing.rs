@@ -153,7 +153,7 @@ struct Memory {
 
 impl Pacer {
     pub fn last_check(&self, tenant: &ObjectRef<QlikTenant>) -> Option<Checked> {
-        self.with(tenant, |m| m.checked.clone())
+        self.read(tenant, |m| m.checked.clone())
     }
 
     pub fn since_last_publish(
@@ -161,7 +161,7 @@ impl Pacer {
         tenant: &ObjectRef<QlikTenant>,
         now: Instant,
     ) -> Option<Duration> {
-        self.with(tenant, |m| m.published_at.map(|at| now.duration_since(at)))
+        self.read(tenant, |m| m.published_at.map(|at| now.duration_since(at)))
     }
 
     pub fn checked(&self, tenant: &ObjectRef<QlikTenant>, checked: Checked) {
@@ -169,7 +169,7 @@ impl Pacer {
     }
 
     pub fn last_fetch(&self, tenant: &ObjectRef<QlikTenant>) -> Option<Fetched> {
-        self.with(tenant, |m| m.fetched.clone())
+        self.read(tenant, |m| m.fetched.clone())
     }
 
     pub fn fetched(&self, tenant: &ObjectRef<QlikTenant>, fetched: Fetched) {
@@ -186,6 +186,38 @@ impl Pacer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(tenant);
+    }
+
+    /// Keeps only the tenants for which `keep` holds (those still in the store).
+    pub fn retain(&self, mut keep: impl FnMut(&ObjectRef<QlikTenant>) -> bool) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|tenant, _| keep(tenant));
+    }
+
+    /// How many tenants are remembered.
+    pub fn len(&self) -> usize {
+        self.tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no tenant is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads what is remembered of `tenant` without remembering it: a read must not bring
+    /// back a tenant that was forgotten.
+    fn read<T>(
+        &self,
+        tenant: &ObjectRef<QlikTenant>,
+        f: impl FnOnce(&Memory) -> Option<T>,
+    ) -> Option<T> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        tenants.get(tenant).and_then(f)
     }
 
     fn with<T>(&self, tenant: &ObjectRef<QlikTenant>, f: impl FnOnce(&mut Memory) -> T) -> T {
@@ -360,5 +392,16 @@ mod tests {
         assert_eq!(pacer.since_last_publish(&b, now), None);
         pacer.forget(&a);
         assert_eq!(pacer.since_last_publish(&a, now), None);
+        assert!(
+            pacer.is_empty(),
+            "reading a tenant (forgotten or never seen) does not remember it"
+        );
+        pacer.published(&a, now);
+        pacer.published(&b, now);
+        assert_eq!(pacer.len(), 2);
+        pacer.retain(|t| *t == b);
+        assert_eq!(pacer.since_last_publish(&a, now), None);
+        assert_eq!(pacer.since_last_publish(&b, now), Some(Duration::ZERO));
+        assert_eq!(pacer.len(), 1);
     }
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sha2::{Digest, Sha256};
 
+use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::api::tenant::HeaderSpec;
 
 /// Annotation on the ConfigMap and on the Ingresses serving it: SHA-256 (hex) of the header.
@@ -58,23 +59,29 @@ pub fn config_map_needs_write(existing: Option<&ConfigMap>, key: &str, value: &s
     !(data_matches && annotation_matches)
 }
 
-/// The ConfigMap fields this operator owns, for a server-side apply: only `key` and the
-/// annotation, so other keys and annotations (someone else's) are left alone.
+/// The ConfigMap fields this operator owns: `key` and the annotation, so other keys and
+/// annotations (someone else's) are left alone; and, for a ConfigMap the operator creates
+/// (`owner`: the tenant), the managed-by label and the controller owner reference. A
+/// ConfigMap the user opted in (`owner` is `None`) never gets either.
 pub fn build_config_map(
     namespace: &str,
     spec: &HeaderSpec,
     value: &str,
-    owner: OwnerReference,
+    owner: Option<OwnerReference>,
 ) -> ConfigMap {
+    let labels = owner
+        .is_some()
+        .then(|| BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned())]));
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(spec.config_map_name.clone()),
             namespace: Some(namespace.to_owned()),
+            labels,
             annotations: Some(BTreeMap::from([(
                 HEADER_SHA256.to_owned(),
                 header_sha256(value),
             )])),
-            owner_references: Some(vec![owner]),
+            owner_references: owner.map(|owner| vec![owner]),
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([(
@@ -232,6 +239,18 @@ mod tests {
     }
 
     #[test]
+    fn an_opted_in_config_map_gets_only_the_key_and_the_annotation() {
+        let built = build_config_map("web", &spec(ENFORCING_KEY, false), "img-src 'self'", None);
+        assert!(built.metadata.owner_references.is_none());
+        assert!(built.metadata.labels.is_none());
+        assert_eq!(
+            built.metadata.annotations.as_ref().map(|a| a.len()),
+            Some(1)
+        );
+        assert_eq!(built.data.as_ref().map(|d| d.len()), Some(1));
+    }
+
+    #[test]
     fn the_built_config_map_holds_the_value_the_annotation_and_the_owner() {
         let owner = OwnerReference {
             name: "acme".into(),
@@ -239,7 +258,21 @@ mod tests {
             kind: "QlikTenant".into(),
             ..OwnerReference::default()
         };
-        let built = build_config_map("web", &spec(ENFORCING_KEY, true), "img-src 'self'", owner);
+        let built = build_config_map(
+            "web",
+            &spec(ENFORCING_KEY, true),
+            "img-src 'self'",
+            Some(owner),
+        );
+        assert_eq!(
+            built
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY_LABEL))
+                .map(String::as_str),
+            Some(MANAGED_BY)
+        );
         assert_eq!(built.metadata.name.as_deref(), Some("csp"));
         assert_eq!(
             built

@@ -11,8 +11,10 @@
 //! 2. Header: from the tenant (`generate-header`, only when connected) or compiled from the
 //!    tenant's CspEntries (`Local`, also when the tenant is down), then validated. An invalid
 //!    header is never written: the ConfigMap keeps the last good one.
-//! 3. Act: server-side apply the ConfigMap only when its value or annotation differs, then
-//!    bump the Ingresses that serve it and lack the header's SHA-256.
+//! 3. Act ([`write`](super::write)): write the ConfigMap only when the tenant may (the
+//!    operator created it for this tenant, or its owner opted in; see
+//!    [`claim`](super::claim)) and its value or annotation differs, then bump the Ingresses
+//!    that serve it and lack the header's SHA-256.
 //! 4. Record: the status subresource, only when it changed; events on transitions and
 //!    writes. The failing condition is recorded before the error is returned.
 //!
@@ -22,48 +24,36 @@
 //! the drift interval, since what fixes them (a Secret, the tenant's console) is not
 //! watched.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::departures;
 use super::pacing::{self, Pacer};
-use super::publish;
 use super::status::{self, Connection, HEADER_PUBLISHED, HeaderState};
+use super::write::{Published, publish_header};
 use crate::api::tenant::{HeaderSource, HeaderSpec};
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::Shared;
+use crate::controller::backoff::{self, Backoff};
 use crate::controller::conditions::READY;
 use crate::controller::tenant_clients::{AccessError, key_of};
 use crate::csp::header::{self, BaseDirectives, Header, HeaderError};
-use crate::tenant::{self, RetryPolicy, TenantClient};
+use crate::tenant::{self, TenantClient};
 
 /// Field manager, event reporter and tracing span of this controller.
 pub const CONTROLLER_NAME: &str = "qlik-csp-operator/tenant";
-/// Label on the ConfigMaps this controller writes, so that it watches only those.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// The value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY: &str = "qlik-csp-operator";
+pub use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// The longest condition message or event note kept (events allow 1 kB).
 const MAX_MESSAGE_CHARS: usize = 900;
-
-/// Backoff for transient errors; also capped by the tenant's drift interval.
-const RETRY: RetryPolicy = RetryPolicy {
-    max_attempts: u32::MAX,
-    initial_backoff: Duration::from_secs(1),
-    max_backoff: Duration::from_secs(300),
-    max_retry_after: Duration::from_secs(300),
-};
 
 /// What a reconcile of this controller can fail at. Messages name Secrets and objects,
 /// never a credential (the tenant client's errors are already scrubbed).
@@ -96,6 +86,45 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The ConfigMap could not be created.
+    #[error("failed to create ConfigMap {namespace}/{name}")]
+    CreateConfigMap {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The ConfigMap is not this tenant's to write; nothing was written.
+    #[error(
+        "ConfigMap {namespace}/{name} is not the operator's to write for this QlikTenant, so nothing was written: {why}"
+    )]
+    ConfigMapNotOwned {
+        namespace: String,
+        name: String,
+        why: String,
+    },
+    /// Another tenant naming the same ConfigMap holds it; nothing was written.
+    #[error(
+        "QlikTenant {holder} also publishes to ConfigMap {namespace}/{name} and holds it (the ConfigMap was created for it, its opt-in names it, or it is older), so nothing was written; give this QlikTenant another header.configMapName"
+    )]
+    ConfigMapConflict {
+        namespace: String,
+        name: String,
+        holder: String,
+    },
+    /// In a ConfigMap the user opted in, another field manager holds the header's key.
+    #[error(
+        "key {key} of ConfigMap {namespace}/{name} is managed by another writer, and the operator does not take fields over in a ConfigMap it did not create; remove the key from the ConfigMap (and from whatever applies it): {detail}"
+    )]
+    ConfigMapKeyConflict {
+        namespace: String,
+        name: String,
+        key: String,
+        detail: String,
+    },
+    /// The ConfigMap kept appearing and disappearing while it was being created.
+    #[error("ConfigMap {namespace}/{name} changed while it was being created")]
+    ConfigMapRace { namespace: String, name: String },
     /// The ConfigMap could not be written.
     #[error("failed to apply ConfigMap {namespace}/{name}")]
     ApplyConfigMap {
@@ -130,6 +159,11 @@ pub enum Error {
     /// The object lacks a namespace or uid (never from the apiserver).
     #[error("the QlikTenant has no namespace or uid")]
     InvalidObject,
+    /// `header.key` is not an HTTP header name (stored before the CRD refused it).
+    #[error(
+        "header.key is not an HTTP header name (letters, digits, - and _), so nothing was written"
+    )]
+    InvalidHeaderKey,
 }
 
 impl Error {
@@ -141,11 +175,16 @@ impl Error {
             Error::ListEntries { .. } => "ListEntriesFailed",
             Error::InvalidHeader(_) => "InvalidHeader",
             Error::ReadConfigMap { .. } => "ConfigMapReadFailed",
+            Error::CreateConfigMap { .. } | Error::ConfigMapRace { .. } => "ConfigMapCreateFailed",
             Error::ApplyConfigMap { .. } => "ConfigMapApplyFailed",
+            Error::ConfigMapNotOwned { .. } => "ConfigMapNotOwned",
+            Error::ConfigMapConflict { .. } => "ConfigMapConflict",
+            Error::ConfigMapKeyConflict { .. } => "ConfigMapKeyConflict",
             Error::ListIngresses { .. } => "IngressListFailed",
             Error::AnnotateIngress { .. } => "IngressAnnotateFailed",
             Error::PatchStatus { .. } => "StatusWriteFailed",
             Error::InvalidObject => "InvalidObject",
+            Error::InvalidHeaderKey => "InvalidSpec",
         }
     }
 
@@ -154,13 +193,30 @@ impl Error {
         match self {
             Error::Access(e) => e.is_transient(),
             Error::Connect(e) | Error::GenerateHeader(e) => e.is_transient(),
-            Error::InvalidHeader(_) | Error::InvalidObject => false,
+            // Each needs a person: a ConfigMap, an annotation or a spec to change.
+            Error::InvalidHeader(_)
+            | Error::InvalidObject
+            | Error::InvalidHeaderKey
+            | Error::ConfigMapNotOwned { .. }
+            | Error::ConfigMapConflict { .. }
+            | Error::ConfigMapKeyConflict { .. } => false,
+            Error::ConfigMapRace { .. } => true,
             Error::ListEntries { source, .. }
             | Error::ReadConfigMap { source, .. }
+            | Error::CreateConfigMap { source, .. }
             | Error::ApplyConfigMap { source, .. }
             | Error::ListIngresses { source, .. }
             | Error::AnnotateIngress { source, .. }
             | Error::PatchStatus { source, .. } => kube_is_transient(source),
+        }
+    }
+
+    /// The remaining `Retry-After` pause of the tenant, when the tenant refused (or the
+    /// client did, during that pause): requeue no earlier.
+    pub fn tenant_pause(&self) -> Option<Duration> {
+        match self {
+            Error::Connect(e) | Error::GenerateHeader(e) => e.retry_after(),
+            _ => None,
         }
     }
 
@@ -216,15 +272,17 @@ fn truncate(text: &str, max: usize) -> String {
 /// What the controller's reconciles share.
 pub struct Context {
     pub shared: Arc<Shared>,
+    /// The controller's store of QlikTenants: who else names a ConfigMap.
+    pub tenants: Store<QlikTenant>,
     recorder: Recorder,
     /// Consecutive transient failures per tenant, for the backoff.
-    failures: Mutex<HashMap<ObjectRef<QlikTenant>, u32>>,
+    pub(super) backoff: Backoff<QlikTenant>,
     /// When each tenant was last checked and published.
-    pacer: Pacer,
+    pub(super) pacer: Pacer,
 }
 
 impl Context {
-    pub fn new(shared: Arc<Shared>) -> Context {
+    pub fn new(shared: Arc<Shared>, tenants: Store<QlikTenant>) -> Context {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.to_owned(),
             instance: None,
@@ -232,7 +290,8 @@ impl Context {
         Context {
             recorder: Recorder::new(shared.kube.clone(), reporter),
             shared,
-            failures: Mutex::default(),
+            tenants,
+            backoff: Backoff::new(backoff::DEFAULT),
             pacer: Pacer::default(),
         }
     }
@@ -248,11 +307,9 @@ impl Context {
 pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let me = ObjectRef::from_obj(tenant.as_ref());
     if tenant.metadata.deletion_timestamp.is_some() {
-        // The ConfigMap goes with the tenant (owner reference); only the client is ours.
-        let key = key_of(&tenant);
-        ctx.shared.runtime.metrics.forget_header(&key.0, &key.1);
-        ctx.shared.tenants.forget(&key);
-        ctx.pacer.forget(&me);
+        // Only with a finalizer someone else added (foreground deletion): the ConfigMap the
+        // operator created goes with the tenant (owner reference); the rest is in memory.
+        departures::forget(&ctx, &key_of(&tenant));
         return Ok(Action::await_change());
     }
     let namespace = tenant.namespace().ok_or(Error::InvalidObject)?;
@@ -365,10 +422,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
     let failure = connection.err().or(header.err());
     match failure {
         None => {
-            ctx.failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&ObjectRef::from_obj(tenant.as_ref()));
+            ctx.backoff.succeeded(&tenant);
             Ok(Action::requeue(drift))
         }
         Some(e) => {
@@ -390,18 +444,17 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
         error = %error.describe(),
         "reconcile failed"
     );
-    if !error.is_transient() {
+    let pause = error.tenant_pause();
+    if !error.is_transient() && pause.is_none() {
         return Action::requeue(drift);
     }
-    let attempt = {
-        let mut failures = ctx.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = failures
-            .entry(ObjectRef::from_obj(tenant.as_ref()))
-            .or_insert(0);
-        *count = count.saturating_add(1);
-        *count
-    };
-    Action::requeue(RETRY.backoff(attempt, tenant::retry::jitter()).min(drift))
+    let wait = ctx.backoff.failed(&tenant, pause);
+    // The drift interval caps the backoff, never the tenant's pause.
+    Action::requeue(if pause.is_some() {
+        wait
+    } else {
+        wait.min(drift)
+    })
 }
 
 /// A client and the tenant id. Reading the id proves the credential; that is done once per
@@ -498,92 +551,6 @@ fn local_header(
     let grants = super::grants::local_grants(entries, &tenant.name_any());
     let base: BaseDirectives = spec.base_directives.clone().unwrap_or_default();
     header::compile(&base, &grants).map_err(Error::InvalidHeader)
-}
-
-/// What publishing did.
-struct Published {
-    sha256: String,
-    length: u32,
-    origins: u32,
-    config_map_written: bool,
-    ingresses_bumped: Vec<String>,
-}
-
-/// Writes `header` into the ConfigMap if it differs, then bumps the Ingresses serving it.
-async fn publish_header(
-    ctx: &Context,
-    tenant: &QlikTenant,
-    namespace: &str,
-    spec: &HeaderSpec,
-    header: Result<Header, Error>,
-) -> Result<Published, Error> {
-    let header = header?;
-    let value = header.as_str();
-    let sha256 = publish::header_sha256(value);
-    let name = &spec.config_map_name;
-    let apply = PatchParams::apply(CONTROLLER_NAME).force();
-
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.shared.kube.clone(), namespace);
-    let existing = config_maps
-        .get_opt(name)
-        .await
-        .map_err(|source| Error::ReadConfigMap {
-            namespace: namespace.to_owned(),
-            name: name.clone(),
-            source,
-        })?;
-    let key = publish::config_map_key(spec);
-    let config_map_written = publish::config_map_needs_write(existing.as_ref(), key, value);
-    if config_map_written {
-        let owner = tenant
-            .controller_owner_ref(&())
-            .ok_or(Error::InvalidObject)?;
-        let mut desired = publish::build_config_map(namespace, spec, value, owner);
-        desired
-            .metadata
-            .labels
-            .get_or_insert_default()
-            .insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
-        config_maps
-            .patch(name, &apply, &Patch::Apply(&desired))
-            .await
-            .map_err(|source| Error::ApplyConfigMap {
-                namespace: namespace.to_owned(),
-                name: name.clone(),
-                source,
-            })?;
-    }
-
-    let ingresses: Api<Ingress> = Api::namespaced(ctx.shared.kube.clone(), namespace);
-    let listed = ingresses
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::ListIngresses {
-            namespace: namespace.to_owned(),
-            source,
-        })?;
-    let metrics = &ctx.shared.runtime.metrics;
-    metrics.set_header_bytes(namespace, &tenant.name_any(), value.len());
-    let to_bump = publish::ingresses_to_bump(&listed.items, namespace, name, &sha256);
-    for ingress in &to_bump {
-        let patch = publish::ingress_annotation_patch(namespace, ingress, &sha256);
-        ingresses
-            .patch(ingress, &apply, &Patch::Apply(&patch))
-            .await
-            .map_err(|source| Error::AnnotateIngress {
-                namespace: namespace.to_owned(),
-                name: ingress.clone(),
-                source,
-            })?;
-    }
-
-    Ok(Published {
-        length: u32::try_from(value.chars().count()).unwrap_or(u32::MAX),
-        origins: u32::try_from(header.origins()).unwrap_or(u32::MAX),
-        sha256,
-        config_map_written,
-        ingresses_bumped: to_bump,
-    })
 }
 
 /// Events for condition transitions and for writes. Failing to publish one is logged only.
@@ -684,11 +651,46 @@ mod tests {
         let invalid = Error::InvalidHeader(HeaderError::TooLong { length: 7000 });
         assert_eq!(invalid.reason(), "InvalidHeader");
         assert!(!invalid.is_transient());
+        assert_eq!(Error::InvalidHeaderKey.reason(), "InvalidSpec");
+        assert!(!Error::InvalidHeaderKey.is_transient());
         assert!(
             invalid.describe().contains("7000 characters"),
             "{}",
             invalid.describe()
         );
+    }
+
+    #[test]
+    fn a_config_map_the_tenant_may_not_write_needs_a_person_and_says_what_to_do() {
+        let located = |name: &str| ("web".to_owned(), name.to_owned());
+        let (namespace, name) = located("app");
+        let not_owned = Error::ConfigMapNotOwned {
+            namespace,
+            name,
+            why: "annotate it with qlikops.io/allow-header-from: acme".into(),
+        };
+        let (namespace, name) = located("shared");
+        let conflict = Error::ConfigMapConflict {
+            namespace,
+            name,
+            holder: "alpha".into(),
+        };
+        let (namespace, name) = located("app");
+        let key_conflict = Error::ConfigMapKeyConflict {
+            namespace,
+            name,
+            key: "Content-Security-Policy".into(),
+            detail: "conflict with \"kubectl-edit\"".into(),
+        };
+        for (error, reason, says) in [
+            (&not_owned, "ConfigMapNotOwned", "allow-header-from: acme"),
+            (&conflict, "ConfigMapConflict", "QlikTenant alpha"),
+            (&key_conflict, "ConfigMapKeyConflict", "kubectl-edit"),
+        ] {
+            assert_eq!(error.reason(), reason);
+            assert!(!error.is_transient(), "{reason}");
+            assert!(error.describe().contains(says), "{}", error.describe());
+        }
     }
 
     #[test]

@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::tests::{
-    HOUR, ME, Seen, T0, at, condition, in_phase, key, oauth_spec, observe, reference,
-};
 use super::*;
 use crate::api::secret_rotation::AmbiguousSecrets;
 use crate::controller::conditions::READY;
