@@ -412,6 +412,31 @@ async fn status_is_written_only_through_the_status_subresource() {
     assert_eq!(typed.status.and_then(|s| s.id).as_deref(), Some("abc123"));
 }
 
+/// `kubectl get`'s view of a list: the apiserver's server-side Table (kubectl prints its
+/// cells as they come).
+async fn table_get(env: &TestEnv, plural: &str) -> Value {
+    let url = format!(
+        "/apis/{}/{}/namespaces/{}/{plural}",
+        api::GROUP,
+        api::VERSION,
+        env.namespace
+    );
+    let request = http::Request::get(url)
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .unwrap();
+    env.client.request(request).await.expect("table GET")
+}
+
+fn column_names(table: &Value) -> Vec<&str> {
+    table["columnDefinitions"]
+        .as_array()
+        .expect("a Table")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
 #[tokio::test]
 async fn printer_columns_show_in_a_table_get() {
     let env = TestEnv::new().await;
@@ -421,31 +446,52 @@ async fn printer_columns_show_in_a_table_get() {
     )
     .await
     .unwrap();
-    let url = format!(
-        "/apis/{}/{}/namespaces/{}/cspentries",
-        api::GROUP,
-        api::VERSION,
-        env.namespace
-    );
-    let request = http::Request::get(url)
-        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-        .body(Vec::new())
-        .unwrap();
-    let table: Value = env.client.request(request).await.expect("table GET");
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .expect("a Table")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let table = table_get(&env, "cspentries").await;
     assert_eq!(
-        columns,
+        column_names(&table),
         ["Name", "Origin", "Directives", "Ready", "Reason", "Age"]
     );
     let cells = &table["rows"][0]["cells"];
     assert_eq!(cells[0], "cdn");
     assert_eq!(cells[1], "https://cdn.example.com");
     assert_eq!(cells[2], r#"["img-src"]"#);
+}
+
+#[tokio::test]
+async fn the_next_rotation_column_shows_a_future_time() {
+    let env = TestEnv::new().await;
+    let spec = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "apiKey": { "expiry": "720h" } },
+        "secret": { "name": "reporting-api-key", "key": "api-key" },
+    });
+    let rotations = dynamic::<SecretRotation>(&env);
+    create(&rotations, rotation("reporting", spec))
+        .await
+        .unwrap();
+    // A rotation is always due in the future while it waits: the value users look at.
+    let next = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 20 * 86_400)
+        .unwrap()
+        .to_string();
+    let status = json!({ "status": { "phase": "Idle", "nextRotationAt": next } });
+    rotations
+        .patch_status("reporting", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+
+    let table = table_get(&env, "secretrotations").await;
+    let columns = column_names(&table);
+    let at = columns
+        .iter()
+        .position(|c| *c == "Next Rotation")
+        .unwrap_or_else(|| panic!("no Next Rotation column: {columns:?}"));
+    let cell = &table["rows"][0]["cells"][at];
+    // A `date` column renders a future time as `<invalid>` (it is printed as an age).
+    assert_eq!(
+        cell.as_str(),
+        Some(next.as_str()),
+        "kubectl get shows {cell} for a rotation due at {next}"
+    );
 }
 
 #[tokio::test]

@@ -1,10 +1,14 @@
 //! `qlik-csp-operator run` refuses bad flags before it touches any cluster: exit status 2
-//! and a message naming the flag. No control plane needed.
+//! and a message naming the flag; and its text logs stay plain text when they go to a file.
+//! No control plane needed.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-fn run(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
+/// `qlik-csp-operator run <args>` with nothing from the environment that would reach a
+/// cluster.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"));
+    command
         .arg("run")
         .args(args)
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -13,10 +17,16 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
         .env_remove("ALLOWED_TENANT_HOSTS")
         .env_remove("LEADER_ELECTION")
         .env_remove("LEADER_ELECTION_NAMESPACE")
+        .env_remove("LOG_FORMAT")
+        .env_remove("LOG_LEVEL")
+        .env_remove("RUST_LOG")
         // A kubeconfig that does not exist: reaching the cluster would fail differently.
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .output()
-        .unwrap();
+        .env("KUBECONFIG", "/nonexistent/kubeconfig");
+    command
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let output = command(args).output().unwrap();
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -52,5 +62,29 @@ fn a_lease_shorter_than_two_seconds_is_refused() {
     assert!(
         stderr.contains("--leader-election-lease-seconds"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn text_logs_redirected_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("operator.log");
+    let log = std::fs::File::create(&path).unwrap();
+    // Valid flags, so the operator starts logging, then stops on the missing kubeconfig
+    // with an ERROR line: the line a user greps for in a log file.
+    let status = command(&["--log-format", "text", "--metrics-address", "127.0.0.1:0"])
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .status()
+        .unwrap();
+    let text = std::fs::read(&path).unwrap();
+    let shown = String::from_utf8_lossy(&text);
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("ERROR"), "no error line was logged: {shown}");
+    assert!(
+        !text.contains(&0x1b),
+        "the log file holds ANSI escape codes:\n{}",
+        shown.escape_debug()
     );
 }

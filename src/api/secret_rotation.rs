@@ -60,9 +60,13 @@ pub fn secret_rotation_label_value(name: &str) -> String {
     doc = "A tenant-issued credential (API key or OAuth client secret) rotated with zero downtime into a Secret.",
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secret.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    // A `date` column is printed as an age, and an age in the future as `<invalid>`: the
+    // time itself is what a user wants to read here.
     printcolumn(
         name = "Next Rotation",
-        type_ = "date",
+        type_ = "string",
+        format = "date-time",
+        description = "When the next rotation is due (RFC 3339, UTC).",
         json_path = ".status.nextRotationAt"
     ),
     printcolumn(

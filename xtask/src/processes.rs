@@ -207,23 +207,10 @@ impl Operator {
         Ok(Operator { child, log })
     }
 
-    /// The operator's peak resident memory so far (`VmHWM`), in MiB.
-    pub fn peak_rss_mib(&self) -> Result<f64, String> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|e| format!("failed to read the operator's memory use: {e}"))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| {
-                value
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map(|kib| kib / 1024.0)
-            .ok_or_else(|| "no VmHWM in /proc/<pid>/status".to_owned())
+    /// The operator's process id (it is our direct child: no shell in between), for
+    /// reading its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Fails if the operator has exited.

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::Bench;
 use super::cluster::{self, HEADER_CONFIG_MAP, TENANT, Tracker};
+use super::memory::OperatorMemory;
 use crate::processes::{Emulator, Operator};
 
 const ENTRIES: usize = 250;
@@ -94,7 +95,7 @@ async fn burst(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<Va
         "tenant_calls_ratio": round(calls.total() as f64 / minimum as f64),
         "tenant_calls_by_operation": calls.to_json(),
         "configmap_writes": config_maps.writes() - writes_before,
-        "peak_rss_mib": round(operator.peak_rss_mib()?),
+        "peak_rss_mib": round(OperatorMemory::of(&operator).peak_mib()?),
     }))
 }
 

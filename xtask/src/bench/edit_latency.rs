@@ -1,6 +1,6 @@
 //! `csp_edit_latency`: 100 sequential single-entry edits, each timed from the apply to the
-//! ConfigMap showing it; and the floor: the same tenant calls and ConfigMap write made
-//! directly, without the operator.
+//! ConfigMap showing it and split into spans (see [`super::spans`]); and the floor: the same
+//! tenant calls and ConfigMap write made directly, without the operator, each call timed.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::Bench;
 use super::burst::{header_tracker, round};
 use super::cluster::{self, HEADER_CONFIG_MAP, HEADER_KEY, Tracker};
+use super::spans::{self, Edit, EmulatorClock};
 use crate::processes::{Emulator, Operator};
 
 const ENTRIES: usize = 10;
@@ -52,13 +53,17 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
         })
         .await?;
 
+    let reference = Instant::now();
+    let clock = EmulatorClock::calibrate(&emulator, reference).await?;
+    let e0 = format!("{namespace}/e0");
     let mut latencies = Vec::with_capacity(EDITS);
+    let mut timeline = Vec::with_capacity(EDITS);
     let mut pace = tokio::time::interval(EDIT_PACE);
     for edit in 0..EDITS {
         pace.tick().await;
         let origin = format!("https://edit{edit}.bx.io");
         let start = Instant::now();
-        entries_api
+        let patched = entries_api
             .patch(
                 "e0",
                 &PatchParams::default(),
@@ -66,16 +71,33 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
             )
             .await
             .map_err(|e| format!("failed to edit e0: {e}"))?;
-        config_maps
-            .wait_for(&format!("edit {edit} in the header"), EDIT_DEADLINE, |c| {
-                c.values().filter_map(cluster::header_of).any(|h| {
-                    h.split_whitespace()
-                        .any(|s| s.trim_end_matches(';') == origin)
-                })
+        let patched_at = Instant::now();
+        let generation = patched.metadata.generation;
+        let (ready_what, published_what) = (
+            format!("edit {edit} Ready"),
+            format!("edit {edit} in the header"),
+        );
+        let status_seen = entries.wait_for(&ready_what, EDIT_DEADLINE, |e| {
+            e.get(&e0)
+                .is_some_and(|e| e.metadata.generation >= generation && cluster::entry_ready(e))
+        });
+        let published = config_maps.wait_for(&published_what, EDIT_DEADLINE, |c| {
+            c.values().filter_map(cluster::header_of).any(|h| {
+                h.split_whitespace()
+                    .any(|s| s.trim_end_matches(';') == origin)
             })
-            .await?;
-        latencies.push(start.elapsed());
+        });
+        let (status_seen, published) = tokio::try_join!(status_seen, published)?;
+        latencies.push(published.saturating_duration_since(start));
+        timeline.push(Edit {
+            applied: spans::at(reference, start),
+            patched: spans::at(reference, patched_at),
+            status_seen: spans::at(reference, status_seen),
+            published: spans::at(reference, published),
+        });
     }
+    let calls = clock.calls(&spans::request_log(&emulator).await?);
+    let breakdown = spans::breakdown(&timeline, &calls);
     operator.check_alive()?;
     let remote_id = entries
         .read(|e| {
@@ -87,27 +109,42 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
     drop(operator);
 
     let floor = floor(bench, namespace, &emulator, &remote_id).await?;
-    let p50 = percentile(&latencies, 50);
-    let floor_p50 = percentile(&floor, 50);
+    let totals: Vec<Duration> = floor.iter().map(|f| f.iter().sum()).collect();
+    let (p50, p99) = (percentile(&latencies, 50), percentile(&latencies, 99));
+    let (floor_p50, floor_p99) = (percentile(&totals, 50), percentile(&totals, 99));
+    let step = |i: usize| {
+        let samples: Vec<Duration> = floor.iter().map(|f| f[i]).collect();
+        json!({ "p50": percentile(&samples, 50), "p99": percentile(&samples, 99) })
+    };
     Ok(json!({
         "edits": EDITS,
         "p50_ms": p50,
-        "p99_ms": percentile(&latencies, 99),
+        "p99_ms": p99,
         "max_ms": percentile(&latencies, 100),
         "floor_p50_ms": floor_p50,
-        "floor_p99_ms": percentile(&floor, 99),
+        "floor_p99_ms": floor_p99,
         "edits_per_second": 1,
-        "p99_over_floor_p50": round(percentile(&latencies, 99) / floor_p50),
+        "p50_over_floor_p50": round(p50 / floor_p50),
+        "p99_over_floor_p99": round(p99 / floor_p99),
+        "p99_over_floor_p50": round(p99 / floor_p50),
+        "breakdown": breakdown,
+        "floor_breakdown_ms": {
+            "put": step(0),
+            "generate_header": step(1),
+            "configmap_apply": step(2),
+        },
+        "emulator_clock_uncertainty_ms": round(clock.uncertainty),
     }))
 }
 
-/// The direct path: PUT the entry, fetch the tenant's header, server-side apply it.
+/// The direct path: PUT the entry, fetch the tenant's header, server-side apply it; the time
+/// of each of the three steps, per edit.
 async fn floor(
     bench: &Bench,
     namespace: &str,
     emulator: &Emulator,
     remote_id: &str,
-) -> Result<Vec<Duration>, String> {
+) -> Result<Vec<[Duration; 3]>, String> {
     let tenant = emulator.admin_client(namespace)?;
     let config_maps = Api::<ConfigMap>::namespaced(bench.client.clone(), namespace);
     let mut timings = Vec::with_capacity(EDITS);
@@ -128,10 +165,12 @@ async fn floor(
             .update_csp_origin(remote_id, &content)
             .await
             .map_err(|e| format!("floor update: {e}"))?;
+        let put = Instant::now();
         let header = tenant
             .generate_csp_header()
             .await
             .map_err(|e| format!("floor header: {e}"))?;
+        let fetched = Instant::now();
         config_maps
             .patch(
                 HEADER_CONFIG_MAP,
@@ -145,18 +184,13 @@ async fn floor(
             )
             .await
             .map_err(|e| format!("floor ConfigMap write: {e}"))?;
-        timings.push(start.elapsed());
+        timings.push([put - start, fetched - put, fetched.elapsed()]);
     }
     Ok(timings)
 }
 
 /// The `pct`th percentile (nearest rank) in milliseconds.
 fn percentile(samples: &[Duration], pct: usize) -> f64 {
-    let mut sorted: Vec<Duration> = samples.to_vec();
-    sorted.sort();
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (pct * sorted.len()).div_ceil(100).clamp(1, sorted.len());
-    round(sorted[rank - 1].as_secs_f64() * 1000.0)
+    let ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    round(spans::percentile(&ms, pct))
 }

@@ -1,5 +1,19 @@
 //! `scale`: 40 tenants with 250 CspEntries each (10,000 entries), one operator watching
-//! every namespace.
+//! every namespace; the operator's memory measured phase by phase.
+//!
+//! The operator runs while the bench creates the entries, as it would during a GitOps sync
+//! of everything at once: the peak a user must size the memory limit for. Its memory is
+//! read from its own `/proc/<pid>/status` (see [`super::memory`]), so the bench's own
+//! object creation never counts, and the kernel's peak is restarted between phases:
+//!
+//! ```text
+//! start ── tenants Ready, first headers ──┬── creating the entries ──┬── converging ──┐
+//!   startup_peak_mib          idle_rss_mib┘    creation_peak_mib     └ convergence_peak_mib
+//!                                                                     settled_rss_mib ┘
+//! ```
+//!
+//! `bytes_per_entry` is (the higher phase peak − idle RSS) / entries: what each entry costs
+//! at the worst moment; `retained_bytes_per_entry` uses the RSS once converged instead.
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +26,12 @@ use serde_json::{Value, json};
 use super::Bench;
 use super::burst::round;
 use super::cluster::{self, HEADER_CONFIG_MAP, Tracker};
+use super::memory::OperatorMemory;
 use crate::processes::{Emulator, Operator};
 
 const ENTRIES_PER_TENANT: usize = 250;
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(1800);
+const MIB: f64 = 1024.0 * 1024.0;
 
 pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
     let namespaces: Vec<String> = (0..tenants).map(|i| format!("bench-scale-{i}")).collect();
@@ -32,6 +48,7 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         &["--log-format", "json"],
         bench.work.join("operator-scale.log"),
     )?;
+    let memory = OperatorMemory::of(&operator);
     let client = &bench.client;
     let tenant_tracker = Tracker::start(
         Api::<QlikTenant>::all(client.clone()),
@@ -53,10 +70,25 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         watcher::Config::default().fields(&format!("metadata.name={HEADER_CONFIG_MAP}")),
     )
     .await?;
+    // Every tenant has published its (empty) header: the operator has nothing left to do.
+    config_maps
+        .wait_for(
+            "every tenant's first header",
+            Duration::from_secs(300),
+            |c| scale_headers(c).count() >= tenants,
+        )
+        .await?;
+    let startup_peak = memory.peak_mib()?;
+    let idle = memory.rss_mib()?;
+    let writes_before = config_maps.writes();
 
+    memory.reset_peak()?;
     let start = Instant::now();
     cluster::create_entries_in(client, &namespaces, ENTRIES_PER_TENANT, 16).await?;
     let applied = start.elapsed();
+    let creation_peak = memory.peak_mib()?;
+
+    memory.reset_peak()?;
     let total = tenants * ENTRIES_PER_TENANT;
     entries
         .wait_for("every entry Ready", CONVERGE_DEADLINE, |e| {
@@ -65,20 +97,22 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         .await?;
     config_maps
         .wait_for("every header to hold its origins", CONVERGE_DEADLINE, |c| {
-            c.iter()
-                .filter(|(key, _)| cluster::namespace_of(key).starts_with("bench-scale-"))
-                .filter_map(|(_, c)| cluster::header_of(c))
+            scale_headers(c)
                 .filter(|h| cluster::header_has_all(h, ENTRIES_PER_TENANT))
                 .count()
                 >= tenants
         })
         .await?;
     let converge = start.elapsed();
+    let convergence_peak = memory.peak_mib()?;
+    let settled = memory.rss_mib()?;
     operator.check_alive()?;
     let mut calls = crate::processes::Counters::default();
     for emulator in &emulators {
         calls.add(&emulator.counters().await?);
     }
+    let worst = creation_peak.max(convergence_peak);
+    let per_entry = |rss_mib: f64| ((rss_mib - idle) * MIB / total as f64).round();
     Ok(json!({
         "tenants": tenants,
         "entries": total,
@@ -86,7 +120,24 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         "converge_seconds": round(converge.as_secs_f64()),
         "tenant_calls": calls.total(),
         "tenant_calls_by_operation": calls.to_json(),
-        "configmap_writes": config_maps.writes(),
-        "peak_rss_mib": round(operator.peak_rss_mib()?),
+        "configmap_writes": config_maps.writes() - writes_before,
+        "peak_rss_mib": round(worst.max(startup_peak)),
+        "startup_peak_mib": round(startup_peak),
+        "idle_rss_mib": round(idle),
+        "creation_peak_mib": round(creation_peak),
+        "convergence_peak_mib": round(convergence_peak),
+        "settled_rss_mib": round(settled),
+        "bytes_per_entry": per_entry(worst),
+        "retained_bytes_per_entry": per_entry(settled),
     }))
+}
+
+/// The headers of the scale tenants' ConfigMaps.
+fn scale_headers(
+    config_maps: &std::collections::HashMap<String, ConfigMap>,
+) -> impl Iterator<Item = &str> {
+    config_maps
+        .iter()
+        .filter(|(key, _)| cluster::namespace_of(key).starts_with("bench-scale-"))
+        .filter_map(|(_, c)| cluster::header_of(c))
 }
