@@ -9,6 +9,7 @@
 //! - [`render`]: offline header rendering from manifests (`qlik-csp-operator render`).
 //! - [`telemetry`]: the log setup (metrics and health endpoints to come).
 //! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
+//! - [`error_chain`]: an error and its causes on one line.
 //! - [`failpoint`]: named crash points for crash-safety tests (`QLIKOPS_FAILPOINT`).
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod api;
 pub mod controller;
 pub mod csp;
 pub mod emulator;
+pub mod error_chain;
 pub mod failpoint;
 pub mod render;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
 use qlik_csp_operator::controller::leader::{self, LeaseSettings};
+use qlik_csp_operator::error_chain::error_chain;
 use qlik_csp_operator::{api, controller, render};
 
 /// Kubernetes operator for Qlik tenants' CSP allow-list, CSP header and credentials.
@@ -180,18 +181,6 @@ fn configure(args: RunArgs) -> Result<(controller::Settings, controller::Options
         leader_election,
     };
     Ok((settings, options))
-}
-
-/// The error and its causes, on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn print_crds() -> ExitCode {

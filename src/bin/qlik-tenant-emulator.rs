@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use qlik_csp_operator::emulator::{self, Emulator, EmulatorConfig};
+use qlik_csp_operator::error_chain::error_chain;
 
 const AFTER_HELP: &str = "\
 Credentials given with --admin-api-key or --oauth-client are visible to other local users \
@@ -196,15 +197,4 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -126,14 +126,7 @@ impl Error {
     /// The whole chain of causes, for conditions and events (tenant errors carry no
     /// credential).
     pub fn message(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
+        crate::error_chain::error_chain(self)
     }
 }
 

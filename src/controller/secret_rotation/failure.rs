@@ -64,17 +64,7 @@ impl Error {
     }
 }
 
-/// The whole chain of causes.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+use crate::error_chain::error_chain;
 
 /// A tenant error as a failure; `api_key` says which credential kind was being handled.
 pub fn from_tenant(error: &tenant::Error, api_key: bool) -> Failure {
@@ -95,7 +85,7 @@ pub fn from_tenant(error: &tenant::Error, api_key: bool) -> Failure {
     };
     Failure {
         reason,
-        message: chain(error),
+        message: error_chain(error),
         kind,
         retry_after,
     }
@@ -105,7 +95,7 @@ pub fn from_tenant(error: &tenant::Error, api_key: bool) -> Failure {
 pub fn from_access(error: &AccessError) -> Failure {
     Failure {
         reason: error.reason(),
-        message: format!("no client for the tenant: {}", chain(error)),
+        message: format!("no client for the tenant: {}", error_chain(error)),
         kind: if error.is_transient() {
             FailureKind::Transient
         } else {
@@ -145,7 +135,7 @@ pub fn from_kube(what: &str, error: &kube::Error, show_detail: bool) -> Failure 
             detail
         }
         _ if !show_detail => "request failed".to_owned(),
-        _ => chain(error),
+        _ => error_chain(error),
     };
     let (reason, kind) = match code {
         Some(401 | 403) => ("KubernetesForbidden", FailureKind::Permanent),

@@ -231,17 +231,7 @@ impl Error {
 
     /// The message for a condition or event: this error and its causes.
     pub fn describe(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !text.is_empty() && !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = cause.source();
-        }
-        truncate(&message, MAX_MESSAGE_CHARS)
+        truncate(&crate::error_chain::error_chain(self), MAX_MESSAGE_CHARS)
     }
 }
 
