@@ -179,6 +179,15 @@ impl Settings {
 /// How long a tenant's credential Secret is trusted before it is read again.
 const SECRET_MAX_AGE: Duration = Duration::from_secs(30);
 
+/// Who reports a controller's events: the controller, and the pod it runs in (`POD_NAME`,
+/// set by the chart) so `kubectl get events` tells replicas apart.
+pub fn event_reporter(controller: &str) -> kube::runtime::events::Reporter {
+    kube::runtime::events::Reporter {
+        controller: controller.to_owned(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
 /// Logs a failed reconcile (already recorded in the object's status and the metrics) at
 /// debug level: the `for_each` of every controller's stream.
 pub async fn log_failure<T, E: std::fmt::Display>(controller: &'static str, result: Result<T, E>) {

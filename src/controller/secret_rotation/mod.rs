@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -103,10 +103,7 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
             .collect::<Vec<_>>()
     });
     let ready = runtime.ready_when_synced(METRICS_NAME, controller.store());
-    let reporter = Reporter {
-        controller: CONTROLLER_NAME.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let reporter = super::event_reporter(CONTROLLER_NAME);
     let context = Arc::new(Context {
         shared,
         clock,

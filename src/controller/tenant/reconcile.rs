@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -273,12 +273,11 @@ pub struct Context {
 
 impl Context {
     pub fn new(shared: Arc<Shared>, tenants: Store<QlikTenant>) -> Context {
-        let reporter = Reporter {
-            controller: CONTROLLER_NAME.to_owned(),
-            instance: None,
-        };
         Context {
-            recorder: Recorder::new(shared.kube.clone(), reporter),
+            recorder: Recorder::new(
+                shared.kube.clone(),
+                crate::controller::event_reporter(CONTROLLER_NAME),
+            ),
             shared,
             tenants,
             backoff: Backoff::new(backoff::DEFAULT),
@@ -294,6 +293,7 @@ impl Context {
 }
 
 /// Reconciles one tenant; see the module documentation.
+#[tracing::instrument(name = "tenant", skip_all, fields(namespace = tenant.namespace(), name = tenant.name_any()))]
 pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let me = ObjectRef::from_obj(tenant.as_ref());
     if tenant.metadata.deletion_timestamp.is_some() {
