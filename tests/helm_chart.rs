@@ -30,7 +30,7 @@ mod rbac;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -51,7 +51,7 @@ use rbac::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{TestEnv, eventually};
+use support::{Operator, TestEnv, eventually};
 
 const KEY: &str = "helm-chart-admin-key-0123456789abcdef";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -695,16 +695,6 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
     .await;
 }
 
-/// Kills the operator when the test ends, passes or panics.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn is_ready(status: Option<&Value>) -> bool {
     status
         .and_then(|s| s["conditions"].as_array())
@@ -846,30 +836,15 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
         .unwrap();
 
     let kubeconfig = env.kubeconfig_as_service_account(&ns, &sa);
-    let _operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
-            // The Deployment's arguments that bear on RBAC: the watched namespace and leader
-            // election. The emulator is on loopback, which the default allow-list refuses.
-            .args([
-                "run",
-                "--namespace",
-                &ns,
-                "--log-format",
-                "text",
-                "--leader-election",
-            ])
-            .args(["--allowed-tenant-hosts", "127.0.0.1"])
-            .args(["--metrics-address", "127.0.0.1:0"])
-            // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
-            .args(["--grace-period-override", "0s"])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAMESPACE", &ns)
-            .env("POD_NAME", "qco-operator-0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    // The Deployment's arguments that bear on RBAC: the watched namespace and leader
+    // election. The emulator is on loopback, which the default allow-list refuses.
+    let _operator = Operator::builder(&ns, &kubeconfig)
+        .args(["--leader-election"])
+        // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
+        .args(["--grace-period-override", "0s"])
+        .env("POD_NAMESPACE", &ns)
+        .env("POD_NAME", "qco-operator-0")
+        .spawn();
 
     let entries: Api<CspEntry> = Api::namespaced(env.client.clone(), &ns);
     let entry = eventually("the CspEntry to be Ready", DEADLINE, || async {

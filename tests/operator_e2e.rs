@@ -16,7 +16,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -31,7 +31,7 @@ use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::secret_scan::{self, Recorder, SecretValues, Source};
-use support::{TestEnv, eventually};
+use support::{Operator, TestEnv, eventually};
 
 const KEY: &str = "e2e-admin-key-0123456789abcdef";
 /// The OAuth client of examples/secret-rotation.yaml, and the secret it is seeded with.
@@ -40,16 +40,6 @@ const SEEDED_CLIENT_SECRET: &str = "e2e-seeded-client-secret-0123456789";
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The default `--leader-election-lease-name`.
 const LEASE: &str = "qlik-csp-operator";
-
-/// Kills the operator when the test ends, passes or panics.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One run of the product on the examples: the emulator, the objects of `examples/`, and
 /// the operator binary at debug level with its stdout and stderr in files.
@@ -156,23 +146,17 @@ impl Run {
         ];
         let file = |path: &Path| std::fs::File::create(path).unwrap();
         let metrics_address = free_loopback_address();
-        let operator = Operator(
-            Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
-                .args(["run", "--namespace", &ns, "--log-format", "text"])
-                .args(["--log-level", "debug"])
-                .args(["--metrics-address", &metrics_address])
-                .args(["--allowed-tenant-hosts", "*.qlikcloud.com,127.0.0.1"])
-                .args(["--leader-election", "--leader-election-namespace", &ns])
-                .args(["--leader-election-lease-seconds", "5"])
-                .env("KUBECONFIG", &env.control_plane.kubeconfig)
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .env_remove("RUST_LOG")
-                .env("NO_COLOR", "1")
-                .stdout(Stdio::from(file(&logs[0])))
-                .stderr(Stdio::from(file(&logs[1])))
-                .spawn()
-                .unwrap(),
-        );
+        let operator = env
+            .operator()
+            .args(["--log-level", "debug"])
+            .metrics_address(&metrics_address)
+            .allowed_tenant_hosts("*.qlikcloud.com,127.0.0.1")
+            .args(["--leader-election", "--leader-election-namespace", &ns])
+            .args(["--leader-election-lease-seconds", "5"])
+            .env("NO_COLOR", "1")
+            .stdout(file(&logs[0]))
+            .stderr(file(&logs[1]))
+            .spawn();
         eprintln!("operator output: {} and .stderr", logs[0].display());
         Run {
             env,
@@ -288,15 +272,7 @@ impl Run {
 
     /// Sends SIGTERM and waits for the operator to exit.
     async fn stop(&mut self) -> ExitStatus {
-        let pid = i32::try_from(self.operator.0.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let child = std::sync::Mutex::new(&mut self.operator.0);
-        eventually("the operator to exit after SIGTERM", DEADLINE, || {
-            let exited = child.lock().unwrap().try_wait().unwrap();
-            async move { exited }
-        })
-        .await
+        self.operator.terminate(DEADLINE).await
     }
 
     /// A GET on the emulator's control API.

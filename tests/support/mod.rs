@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod control_plane;
+pub mod operator;
 pub mod secret_scan;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 pub use control_plane::ControlPlane;
+pub use operator::{Operator, OperatorBuilder};
 pub use qlikops_testenv::{Impersonation, client_from_kubeconfig};
 
 /// An admin client and a namespace of its own for one test.
@@ -53,6 +55,11 @@ impl TestEnv {
             namespace,
             control_plane,
         }
+    }
+
+    /// The operator binary on this namespace, as the admin (see [`Operator::builder`]).
+    pub fn operator(&self) -> OperatorBuilder {
+        Operator::builder(&self.namespace, &self.control_plane.kubeconfig)
     }
 
     /// A client that acts as ServiceAccount `namespace/name` (via impersonation), for RBAC tests.
