@@ -7,8 +7,10 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod control_plane;
+pub mod emulator;
 pub mod operator;
 pub mod secret_scan;
+pub mod tenant_rig;
 
 use std::future::Future;
 use std::path::PathBuf;
