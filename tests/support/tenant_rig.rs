@@ -16,10 +16,13 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use qlik_csp_operator::api::QlikTenant;
+use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
+use qlik_csp_operator::controller::tenant::publish::NGINX_CUSTOM_HEADERS;
 use qlik_csp_operator::controller::{Shared, csp_entry, tenant};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
@@ -46,13 +49,14 @@ pub enum Controller {
 }
 
 /// A change to the controllers' shared state before they start.
-type SharedTweak = Box<dyn FnOnce(&mut Shared)>;
+type SharedTweak = Box<dyn FnOnce(&mut Shared) + Send>;
 
 /// How a [`TenantRig`] starts; see [`TenantRig::builder`].
 pub struct TenantRigBuilder {
     emulator: EmulatorConfig,
     debounce: Duration,
     drift: Option<Duration>,
+    allowed_hosts: AllowedHosts,
     tweak: Option<SharedTweak>,
     controllers: Vec<Controller>,
 }
@@ -76,8 +80,14 @@ impl TenantRigBuilder {
         self
     }
 
+    /// The tenant hosts the controllers may talk to (default: the emulator's loopback).
+    pub fn allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
     /// Adjusts the controllers' shared state before they start.
-    pub fn shared(mut self, tweak: impl FnOnce(&mut Shared) + 'static) -> Self {
+    pub fn shared(mut self, tweak: impl FnOnce(&mut Shared) + Send + 'static) -> Self {
         self.tweak = Some(Box::new(tweak));
         self
     }
@@ -93,30 +103,26 @@ impl TenantRigBuilder {
         let env = TestEnv::new().await;
         let emulator = emulator::start(self.emulator).await;
         let control = EmulatorControl::new(&emulator);
-        let mut shared = Arc::into_inner(super::controller_shared(&env, self.debounce))
-            .unwrap_or_else(|| panic!("the shared state is not shared yet"));
+        let shared = super::controller_shared_with_hosts(&env, self.debounce, self.allowed_hosts);
+        let mut shared =
+            Arc::into_inner(shared).unwrap_or_else(|| panic!("the shared state is not shared yet"));
         if let Some(drift) = self.drift {
             shared.settings.drift_interval_override = Some(drift);
         }
         if let Some(tweak) = self.tweak {
             tweak(&mut shared);
         }
-        let shared = Arc::new(shared);
-        let tasks = self
-            .controllers
-            .iter()
-            .map(|controller| match controller {
-                Controller::Tenant => tokio::spawn(tenant::run::run(shared.clone())),
-                Controller::CspEntry => tokio::spawn(csp_entry::run(shared.clone())),
-            })
-            .collect();
-        TenantRig {
+        let mut rig = TenantRig {
             env,
             emulator,
             control,
-            shared,
-            tasks,
+            shared: Arc::new(shared),
+            tasks: Vec::new(),
+        };
+        for controller in self.controllers {
+            rig.start_controller(controller);
         }
+        rig
     }
 }
 
@@ -148,8 +154,25 @@ impl TenantRig {
             },
             debounce: Duration::from_millis(200),
             drift: None,
+            allowed_hosts: super::test_allowed_hosts(),
             tweak: None,
             controllers: Vec::new(),
+        }
+    }
+
+    /// Starts `controller` now (after objects it must find already there, say).
+    pub fn start_controller(&mut self, controller: Controller) {
+        let shared = self.shared.clone();
+        self.tasks.push(match controller {
+            Controller::Tenant => tokio::spawn(tenant::run::run(shared)),
+            Controller::CspEntry => tokio::spawn(csp_entry::run(shared)),
+        });
+    }
+
+    /// Stops the controllers (and every task the rig runs) now.
+    pub fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
         }
     }
 
@@ -187,16 +210,7 @@ impl TenantRig {
 
     /// Creates Secret `name` with `data` (as `stringData`).
     pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> Secret {
-        let secret = Secret {
-            metadata: meta(name),
-            string_data: Some(
-                data.iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-            ..Secret::default()
-        };
-        self.create(&secret).await
+        self.create(&secret(name, data)).await
     }
 
     /// Creates [`ADMIN_SECRET`] holding [`ADMIN_KEY`].
@@ -206,8 +220,7 @@ impl TenantRig {
 
     /// Creates [`ADMIN_SECRET`] holding `value` (a key the tenant refuses, say).
     pub async fn create_admin_secret_with(&self, value: &str) -> Secret {
-        self.create_secret(ADMIN_SECRET, &[(ADMIN_SECRET_KEY, value)])
-            .await
+        self.create(&admin_secret(value)).await
     }
 
     /// QlikTenant `name` on the emulator (its URL and CA) with the API key of
@@ -297,6 +310,42 @@ pub fn meta(name: &str) -> kube::api::ObjectMeta {
         name: Some(name.to_owned()),
         ..kube::api::ObjectMeta::default()
     }
+}
+
+/// Secret `name` with `data` (as `stringData`).
+pub fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: meta(name),
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// [`ADMIN_SECRET`] holding `key` under [`ADMIN_SECRET_KEY`], as `examples/` expect it.
+pub fn admin_secret(key: &str) -> Secret {
+    secret(ADMIN_SECRET, &[(ADMIN_SECRET_KEY, key)])
+}
+
+/// Ingress `name` (backend `web:80`); with `custom_headers` (`<namespace>/<ConfigMap>`),
+/// annotated for ingress-nginx to serve the headers of that ConfigMap.
+pub fn ingress(name: &str, custom_headers: Option<String>) -> Ingress {
+    let mut object: Ingress = from_json(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": { "name": name },
+        "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } },
+    }));
+    if let Some(reference) = custom_headers {
+        object.metadata.annotations = Some(BTreeMap::from([(
+            NGINX_CUSTOM_HEADERS.to_owned(),
+            reference,
+        )]));
+    }
+    object
 }
 
 pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
