@@ -30,8 +30,10 @@ use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha25
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use support::emulator::EmulatorControl;
 use support::secret_scan::{self, Recorder, SecretValues, Source};
-use support::{Operator, TestEnv, eventually};
+use support::tenant_rig::create_example_surroundings;
+use support::{Operator, TestEnv, eventually, wait_ready};
 
 const KEY: &str = "e2e-admin-key-0123456789abcdef";
 /// The OAuth client of examples/secret-rotation.yaml, and the secret it is seeded with.
@@ -46,6 +48,7 @@ const LEASE: &str = "qlik-csp-operator";
 struct Run {
     env: TestEnv,
     emulator: Emulator,
+    control: EmulatorControl,
     operator: Operator,
     metrics_address: String,
     entry_names: Vec<String>,
@@ -70,48 +73,19 @@ fn examples() -> Vec<Value> {
     objects
 }
 
-fn is_ready(status: Option<&Value>) -> bool {
-    status
-        .and_then(|s| s["conditions"].as_array())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
 impl Run {
     /// Starts the emulator, applies the examples (pointed at it) into the namespace of
     /// `env`, and starts the operator.
     async fn start(env: TestEnv) -> Run {
         let ns = env.namespace.clone();
-        let emulator = Emulator::start(EmulatorConfig {
+        let emulator = support::emulator::start(EmulatorConfig {
             admin_api_keys: vec![KEY.into()],
             oauth_clients: vec![(CLIENT_ID.into(), SEEDED_CLIENT_SECRET.into())],
             ..Default::default()
         })
-        .await
-        .unwrap();
-
-        let secret: Secret = serde_json::from_value(
-            json!({ "metadata": { "name": "qlik-admin" }, "stringData": { "api-key": KEY } }),
-        )
-        .unwrap();
-        Api::<Secret>::namespaced(env.client.clone(), &ns)
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-        let ingress: Ingress = serde_json::from_value(json!({
-            "metadata": {
-                "name": "reports",
-                "annotations": { "nginx.ingress.kubernetes.io/custom-headers": format!("{ns}/qlik-csp-header") },
-            },
-            "spec": { "defaultBackend": { "service": { "name": "reports", "port": { "number": 80 } } } },
-        }))
-        .unwrap();
-        Api::<Ingress>::namespaced(env.client.clone(), &ns)
-            .create(&PostParams::default(), &ingress)
-            .await
-            .unwrap();
+        .await;
+        let control = EmulatorControl::new(&emulator);
+        create_example_surroundings(&env, KEY).await;
 
         let mut entry_names = Vec::new();
         let mut rotation_names = Vec::new();
@@ -161,6 +135,7 @@ impl Run {
         Run {
             env,
             emulator,
+            control,
             operator,
             metrics_address,
             entry_names,
@@ -179,35 +154,12 @@ impl Run {
 
     /// Waits until the tenant, every CspEntry and every SecretRotation is Ready.
     async fn wait_ready(&self) {
-        let tenants: Api<QlikTenant> = self.api();
-        eventually("the QlikTenant to be Ready", DEADLINE, || async {
-            let tenant = tenants.get("acme").await.ok()?;
-            is_ready(serde_json::to_value(&tenant).ok()?.get("status")).then_some(())
-        })
-        .await;
-        let entries: Api<CspEntry> = self.api();
+        wait_ready(&self.api::<QlikTenant>(), "acme", DEADLINE).await;
         for name in &self.entry_names {
-            eventually(
-                &format!("CspEntry {name} to be Ready"),
-                DEADLINE,
-                || async {
-                    let entry = entries.get(name).await.ok()?;
-                    is_ready(serde_json::to_value(&entry).ok()?.get("status")).then_some(())
-                },
-            )
-            .await;
+            wait_ready(&self.api::<CspEntry>(), name, DEADLINE).await;
         }
-        let rotations: Api<SecretRotation> = self.api();
         for name in &self.rotation_names {
-            eventually(
-                &format!("SecretRotation {name} to be Ready"),
-                DEADLINE,
-                || async {
-                    let rotation = rotations.get(name).await.ok()?;
-                    is_ready(serde_json::to_value(&rotation).ok()?.get("status")).then_some(())
-                },
-            )
-            .await;
+            wait_ready(&self.api::<SecretRotation>(), name, DEADLINE).await;
         }
     }
 
@@ -273,21 +225,6 @@ impl Run {
     /// Sends SIGTERM and waits for the operator to exit.
     async fn stop(&mut self) -> ExitStatus {
         self.operator.terminate(DEADLINE).await
-    }
-
-    /// A GET on the emulator's control API.
-    async fn control(&self, path: &str) -> Value {
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(self.emulator.client_tls_config().unwrap())
-            .build()
-            .unwrap()
-            .get(format!("{}{path}", self.emulator.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// The operator's stdout and stderr so far.
@@ -461,7 +398,7 @@ async fn no_secret_written_during_a_run_appears_in_its_logs_events_objects_or_me
     // Every credential the tenant issued during the run was seen in a Secret, so the scan
     // looks for all of them.
     let mut secrets = secrets.secrets();
-    let counters = run.control("/_emulator/counters").await;
+    let counters = run.control.counters().await;
     for (operation, secret) in [
         ("api-keys.create", "reports-qlik"),
         ("oauth-clients.create-secret", "embed-oauth"),

@@ -19,13 +19,13 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
 use qlik_csp_operator::api::tenant::{HeaderSource, HeaderSpec};
 use qlik_csp_operator::api::{CspEntry, QlikTenant, TenantRef};
-use qlik_csp_operator::controller::tenant::publish::{
-    HEADER_SHA256, NGINX_CUSTOM_HEADERS, header_sha256,
-};
+use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::csp::{Directive, Origin};
 use qlik_csp_operator::tenant::CspOriginContent;
 use serde_json::json;
-use support::tenant_rig::{ADMIN_SECRET, Controller, DEADLINE, TENANT, TenantRig, condition};
+use support::tenant_rig::{
+    ADMIN_SECRET, Controller, DEADLINE, TENANT, TenantRig, condition, ingress,
+};
 
 const WRONG_KEY: &str = "not-the-key-9876543210-zyxwvu";
 const CONFIG_MAP: &str = "acme-csp";
@@ -104,23 +104,6 @@ fn entry(name: &str, origin: &str, directives: &[DirectiveName], web_socket: boo
             deletion_policy: DeletionPolicy::Delete,
         },
     )
-}
-
-fn ingress(name: &str, custom_headers: Option<String>) -> Ingress {
-    let mut object: Ingress = serde_json::from_value(json!({
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": { "name": name },
-        "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } },
-    }))
-    .unwrap_or_else(|e| panic!("bad Ingress: {e}"));
-    if let Some(reference) = custom_headers {
-        object.metadata.annotations = Some(BTreeMap::from([(
-            NGINX_CUSTOM_HEADERS.to_owned(),
-            reference,
-        )]));
-    }
-    object
 }
 
 /// The kstatus progress condition present (`Reconciling` or `Stalled`, with its reason),

@@ -133,6 +133,30 @@ where
     }
 }
 
+/// Whether `status` (of any kind) has a `Ready` condition that is `True`.
+pub fn is_ready(status: Option<&serde_json::Value>) -> bool {
+    status
+        .and_then(|s| s["conditions"].as_array())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Waits until object `name` of `api` is Ready (see [`is_ready`]), and returns it.
+pub async fn wait_ready<K>(api: &Api<K>, name: &str, deadline: Duration) -> K
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+    K: serde::Serialize + std::fmt::Debug,
+{
+    let what = format!("{} {name} to be Ready", K::kind(&()));
+    eventually(&what, deadline, || async {
+        let object = api.get(name).await.ok()?;
+        is_ready(serde_json::to_value(&object).ok()?.get("status")).then_some(object)
+    })
+    .await
+}
+
 /// Controller state for tests: the test's namespace only, drift checks every second, short
 /// tenant-client backoffs, `debounce` between a change and its reconcile, and tenant hosts
 /// allowed: the emulator's loopback address only (the operator's default allows only Qlik

@@ -348,6 +348,21 @@ pub fn ingress(name: &str, custom_headers: Option<String>) -> Ingress {
     object
 }
 
+/// What the objects of `examples/` expect around them in `env`'s namespace: the admin
+/// Secret holding `key`, and Ingress `reports` serving the header of ConfigMap
+/// `qlik-csp-header`.
+pub async fn create_example_surroundings(env: &TestEnv, key: &str) {
+    Api::<Secret>::namespaced(env.client.clone(), &env.namespace)
+        .create(&PostParams::default(), &admin_secret(key))
+        .await
+        .unwrap_or_else(|e| panic!("failed to create the admin Secret: {e}"));
+    let reference = format!("{}/qlik-csp-header", env.namespace);
+    Api::<Ingress>::namespaced(env.client.clone(), &env.namespace)
+        .create(&PostParams::default(), &ingress("reports", Some(reference)))
+        .await
+        .unwrap_or_else(|e| panic!("failed to create the Ingress: {e}"));
+}
+
 pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).unwrap_or_else(|e| panic!("bad test object: {e}"))
 }
