@@ -51,7 +51,7 @@ use rbac::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::tenant_rig::create_example_surroundings;
+use support::tenant_rig::{create_example_surroundings, from_json, tenant_json};
 use support::{Operator, TestEnv, eventually, is_ready, wait_ready};
 
 const KEY: &str = "helm-chart-admin-key-0123456789abcdef";
@@ -781,17 +781,8 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     let admin =
         |kind| -> Api<DynamicObject> { Api::namespaced_with(env.client.clone(), &ns, &kind) };
     create_example_surroundings(&env, KEY).await;
-    let tenant: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
-        "metadata": { "name": "acme" },
-        "spec": {
-            "url": emulator.base_url(),
-            "caBundle": emulator.ca_pem(),
-            "credentials": { "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } } },
-            "header": { "configMapName": "qlik-csp-header", "source": "Local" },
-        },
-    }))
-    .unwrap();
+    let header = json!({ "header": { "configMapName": "qlik-csp-header", "source": "Local" } });
+    let tenant: DynamicObject = from_json(tenant_json(&emulator, "acme", header));
     admin(ApiResource::erase::<QlikTenant>(&()))
         .create(&PostParams::default(), &tenant)
         .await

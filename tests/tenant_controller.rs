@@ -16,15 +16,15 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+use qlik_csp_operator::api::QlikTenant;
+use qlik_csp_operator::api::csp_entry::DirectiveName;
 use qlik_csp_operator::api::tenant::{HeaderSource, HeaderSpec};
-use qlik_csp_operator::api::{CspEntry, QlikTenant, TenantRef};
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::csp::{Directive, Origin};
 use qlik_csp_operator::tenant::CspOriginContent;
 use serde_json::json;
 use support::tenant_rig::{
-    ADMIN_SECRET, Controller, DEADLINE, TENANT, TenantRig, condition, ingress,
+    ADMIN_SECRET, Controller, DEADLINE, TENANT, TenantRig, condition, csp_entry as entry, ingress,
 };
 
 const WRONG_KEY: &str = "not-the-key-9876543210-zyxwvu";
@@ -88,22 +88,6 @@ fn default_self() -> Option<BTreeMap<String, Vec<String>>> {
         "default-src".to_owned(),
         vec!["'self'".to_owned()],
     )]))
-}
-
-fn entry(name: &str, origin: &str, directives: &[DirectiveName], web_socket: bool) -> CspEntry {
-    CspEntry::new(
-        name,
-        CspEntrySpec {
-            tenant_ref: TenantRef {
-                name: TENANT.to_owned(),
-            },
-            origin: origin.to_owned(),
-            directives: directives.to_vec(),
-            allow_web_socket: web_socket,
-            description: None,
-            deletion_policy: DeletionPolicy::Delete,
-        },
-    )
 }
 
 /// The kstatus progress condition present (`Reconciling` or `Stalled`, with its reason),

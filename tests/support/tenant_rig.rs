@@ -20,7 +20,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use qlik_csp_operator::api::QlikTenant;
+use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+use qlik_csp_operator::api::{CspEntry, QlikTenant, TenantRef};
 use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
 use qlik_csp_operator::controller::tenant::publish::NGINX_CUSTOM_HEADERS;
 use qlik_csp_operator::controller::{Shared, csp_entry, tenant};
@@ -227,24 +228,7 @@ impl TenantRig {
     /// [`ADMIN_SECRET`]; the fields of `spec` (e.g. `header`, `credentials`) are set over
     /// that. What is left out takes the CRD's defaults.
     pub fn qlik_tenant(&self, name: &str, spec: Value) -> QlikTenant {
-        let mut full = json!({
-            "url": self.emulator.base_url(),
-            "caBundle": self.emulator.ca_pem(),
-            "credentials": {
-                "apiKey": { "secretRef": { "name": ADMIN_SECRET, "key": ADMIN_SECRET_KEY } },
-            },
-        });
-        if let Value::Object(fields) = spec {
-            for (field, value) in fields {
-                full[field] = value;
-            }
-        }
-        let mut tenant: QlikTenant = from_json(json!({
-            "apiVersion": "qlikops.io/v1alpha1",
-            "kind": "QlikTenant",
-            "metadata": { "name": name },
-            "spec": full,
-        }));
+        let mut tenant: QlikTenant = from_json(tenant_json(&self.emulator, name, spec));
         tenant.metadata.namespace = Some(self.ns().to_owned());
         tenant
     }
@@ -310,6 +294,52 @@ pub fn meta(name: &str) -> kube::api::ObjectMeta {
         name: Some(name.to_owned()),
         ..kube::api::ObjectMeta::default()
     }
+}
+
+/// QlikTenant `name` as a user writes it: on `emulator` (its URL and CA) with the API key
+/// of [`ADMIN_SECRET`]; the fields of `spec` (e.g. `header`, `credentials`) are set over
+/// that, and what is left out is left to the CRD's defaults.
+pub fn tenant_json(emulator: &Emulator, name: &str, spec: Value) -> Value {
+    let mut full = json!({
+        "url": emulator.base_url(),
+        "caBundle": emulator.ca_pem(),
+        "credentials": {
+            "apiKey": { "secretRef": { "name": ADMIN_SECRET, "key": ADMIN_SECRET_KEY } },
+        },
+    });
+    if let Value::Object(fields) = spec {
+        for (field, value) in fields {
+            full[field] = value;
+        }
+    }
+    json!({
+        "apiVersion": "qlikops.io/v1alpha1",
+        "kind": "QlikTenant",
+        "metadata": { "name": name },
+        "spec": full,
+    })
+}
+
+/// CspEntry `name` of tenant [`TENANT`] allowing `origin` for `directives`.
+pub fn csp_entry(
+    name: &str,
+    origin: &str,
+    directives: &[DirectiveName],
+    web_socket: bool,
+) -> CspEntry {
+    CspEntry::new(
+        name,
+        CspEntrySpec {
+            tenant_ref: TenantRef {
+                name: TENANT.to_owned(),
+            },
+            origin: origin.to_owned(),
+            directives: directives.to_vec(),
+            allow_web_socket: web_socket,
+            description: None,
+            deletion_policy: DeletionPolicy::Delete,
+        },
+    )
 }
 
 /// Secret `name` with `data` (as `stringData`).
