@@ -463,6 +463,7 @@ mod binary {
     use std::process::Stdio;
     use std::time::Duration;
 
+    use qlik_csp_operator::emulator::client_tls_config_for;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     use tokio::process::Command;
 
@@ -545,9 +546,9 @@ mod binary {
             .to_owned();
         assert!(base.starts_with("https://127.0.0.1:"), "{base}");
 
-        let ca = std::fs::read(&ca_path).unwrap();
+        let ca = std::fs::read_to_string(&ca_path).unwrap();
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(client_config(&ca))
+            .tls_backend_preconfigured(client_tls_config_for(&ca).unwrap())
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -615,21 +616,5 @@ mod binary {
                 "a credential leaked into the logs:\n{logs}"
             );
         }
-    }
-
-    fn client_config(ca_pem: &[u8]) -> rustls::ClientConfig {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(ca_pem).unwrap())
-            .unwrap();
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
     }
 }

@@ -10,169 +10,61 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, PostParams};
-use qlik_csp_operator::api::tenant::{
-    ApiKeyCredential, HeaderSource, HeaderSpec, QlikTenantSpec, RateLimitSpec, TenantCredentials,
-};
-use qlik_csp_operator::api::{QlikTenant, SecretKeyRef};
+use k8s_openapi::api::core::v1::ConfigMap;
+use qlik_csp_operator::api::QlikTenant;
+use qlik_csp_operator::api::tenant::{HeaderSource, HeaderSpec};
 use qlik_csp_operator::controller::tenant::publish::header_sha256;
-use qlik_csp_operator::controller::tenant::run::run;
 use qlik_csp_operator::csp::header;
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig, control};
-use serde_json::{Value, json};
+use qlik_csp_operator::emulator::control;
+use serde_json::json;
+use support::tenant_rig::{Controller, DEADLINE, TENANT, TenantRig, condition};
 
-const KEY: &str = "header-grammar-admin-key-0123456789";
-const SECRET: &str = "qlik-credentials";
-const SECRET_KEY: &str = "apiKey";
-const TENANT: &str = "acme";
 const CONFIG_MAP: &str = "acme-csp";
 const HEADER_KEY: &str = "Content-Security-Policy";
-const DEADLINE: Duration = Duration::from_secs(60);
+const GENERATE_HEADER: &str = "csp-origins.generate-header";
 
-/// A namespace, an emulator, its control client and a running tenant controller.
-struct Harness {
-    env: support::TestEnv,
-    emulator: Emulator,
-    control: reqwest::Client,
-    controller: tokio::task::JoinHandle<()>,
+async fn start() -> TenantRig {
+    TenantRig::builder().run(Controller::Tenant).start().await
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.controller.abort();
-    }
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        let env = support::TestEnv::new().await;
-        let config = EmulatorConfig {
-            admin_api_keys: vec![KEY.to_owned()],
-            ..EmulatorConfig::default()
-        };
-        let emulator = Emulator::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let tls = emulator
-            .client_tls_config()
-            .unwrap_or_else(|e| panic!("failed to build the emulator's TLS config: {e}"));
-        let control = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap_or_else(|e| panic!("failed to build the control client: {e}"));
-        let shared = support::controller_shared(&env, Duration::from_millis(200));
-        let controller = tokio::spawn(run(shared));
-        Harness {
-            env,
-            emulator,
-            control,
-            controller,
-        }
-    }
-
+/// What this suite asks of the rig.
+impl TenantRig {
+    /// The admin Secret and QlikTenant [`TENANT`], its header from the tenant.
     async fn create_tenant(&self) {
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(SECRET.to_owned()),
-                ..Default::default()
-            },
-            string_data: Some(BTreeMap::from([(SECRET_KEY.to_owned(), KEY.to_owned())])),
-            ..Secret::default()
+        self.create_admin_secret().await;
+        let header = HeaderSpec {
+            config_map_name: CONFIG_MAP.to_owned(),
+            key: HEADER_KEY.to_owned(),
+            source: HeaderSource::Tenant,
+            report_only: false,
+            base_directives: None,
         };
-        let ns = &self.env.namespace;
-        Api::<Secret>::namespaced(self.env.client.clone(), ns)
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap_or_else(|e| panic!("failed to create the Secret: {e}"));
-        let mut tenant = QlikTenant::new(
-            TENANT,
-            QlikTenantSpec {
-                url: self.emulator.base_url(),
-                credentials: TenantCredentials {
-                    api_key: Some(ApiKeyCredential {
-                        secret_ref: SecretKeyRef {
-                            name: SECRET.to_owned(),
-                            key: SECRET_KEY.to_owned(),
-                        },
-                    }),
-                    oauth_client: None,
-                },
-                ca_bundle: Some(self.emulator.ca_pem().to_owned()),
-                header: Some(HeaderSpec {
-                    config_map_name: CONFIG_MAP.to_owned(),
-                    key: HEADER_KEY.to_owned(),
-                    source: HeaderSource::Tenant,
-                    report_only: false,
-                    base_directives: None,
-                }),
-                sync_interval: Duration::from_secs(600).into(),
-                rate_limit: RateLimitSpec::default(),
-            },
-        );
-        tenant.metadata.namespace = Some(ns.clone());
-        Api::<QlikTenant>::namespaced(self.env.client.clone(), ns)
-            .create(&PostParams::default(), &tenant)
-            .await
-            .unwrap_or_else(|e| panic!("failed to create the QlikTenant: {e}"));
+        self.create(&self.qlik_tenant(TENANT, json!({ "header": header })))
+            .await;
     }
 
     async fn tenant(&self) -> QlikTenant {
-        Api::<QlikTenant>::namespaced(self.env.client.clone(), &self.env.namespace)
+        self.api::<QlikTenant>()
             .get(TENANT)
             .await
             .unwrap_or_else(|e| panic!("failed to read the QlikTenant: {e}"))
     }
 
     async fn published(&self) -> Option<String> {
-        Api::<ConfigMap>::namespaced(self.env.client.clone(), &self.env.namespace)
+        self.api::<ConfigMap>()
             .get_opt(CONFIG_MAP)
             .await
             .unwrap_or_else(|e| panic!("failed to read the ConfigMap: {e}"))
             .and_then(|cm| cm.data?.get(HEADER_KEY).cloned())
     }
 
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.emulator.base_url());
-        let mut request = self.control.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = response.status();
-        assert!(status.is_success(), "{url}: {status}");
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn generate_header_calls(&self) -> u64 {
-        let counters = self
-            .control(reqwest::Method::GET, "/_emulator/counters", None)
-            .await;
-        counters["operations"]["csp-origins.generate-header"]["requests"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-
     /// Makes the tenant return `value`, and waits until the controller has fetched it
     /// and finished the reconcile that did (the next fetch has started).
     async fn tenant_returns(&self, value: &str) {
-        let body = json!({ "header": value });
-        self.control(
-            reqwest::Method::PUT,
-            "/_emulator/generated-header",
-            Some(body),
-        )
-        .await;
-        let before = self.generate_header_calls().await;
+        self.control.set_generated_header(value).await;
+        let before = self.control.count(GENERATE_HEADER).await;
         support::eventually("two more generate-header calls", DEADLINE, || async {
-            (self.generate_header_calls().await >= before + 2).then_some(())
+            (self.control.count(GENERATE_HEADER).await >= before + 2).then_some(())
         })
         .await;
     }
@@ -195,18 +87,9 @@ impl Harness {
     }
 }
 
-fn condition<'a>(tenant: &'a QlikTenant, type_: &str) -> Option<&'a Condition> {
-    tenant
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
 #[tokio::test]
 async fn a_tenant_header_with_a_line_break_is_refused_and_the_last_good_one_stays() {
-    let h = Harness::start().await;
+    let h = start().await;
     h.create_tenant().await;
     let good = header::compile(&header::tenant_base(), &[])
         .unwrap_or_else(|e| panic!("{e}"))
@@ -264,8 +147,7 @@ async fn a_tenant_header_with_a_line_break_is_refused_and_the_last_good_one_stay
     }
 
     // A good header from the tenant is published again.
-    h.control(reqwest::Method::DELETE, "/_emulator/generated-header", None)
-        .await;
+    h.control.clear_generated_header().await;
     let (tenant, published) = h.settle(&good, "True", "Published").await;
     assert_eq!(published.as_deref(), Some(good.as_str()));
     let reason = condition(&tenant, "HeaderPublished").map(|c| c.reason.clone());

@@ -13,100 +13,43 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use qlik_csp_operator::api::QlikTenant;
 use qlik_csp_operator::api::ownership::{ALLOW_HEADER_FROM, MANAGED_BY_LABEL};
 use qlik_csp_operator::controller::tenant::publish::{
     HEADER_SHA256, NGINX_CUSTOM_HEADERS, header_sha256,
 };
-use qlik_csp_operator::controller::tenant::run::run;
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde_json::json;
+use support::tenant_rig::{Controller, DEADLINE, TenantRig, condition, from_json};
 
-const KEY: &str = "header-ownership-admin-key-0123456789";
-const SECRET: &str = "qlik";
 const HEADER_KEY: &str = "Content-Security-Policy";
-const DEADLINE: Duration = Duration::from_secs(60);
 /// How long two settled rivals are watched for a write.
 const QUIET_WINDOW: Duration = Duration::from_secs(30);
 
-/// A namespace, an emulator and a running controller; the controller stops on drop.
-struct Harness {
-    env: support::TestEnv,
-    emulator: Emulator,
-    controller: tokio::task::JoinHandle<()>,
+/// The tenant controller running, and the admin Secret.
+async fn start() -> TenantRig {
+    let rig = TenantRig::builder().run(Controller::Tenant).start().await;
+    rig.create_admin_secret().await;
+    rig
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.controller.abort();
-    }
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        let env = support::TestEnv::new().await;
-        let emulator = Emulator::start(EmulatorConfig {
-            admin_api_keys: vec![KEY.to_owned()],
-            ..EmulatorConfig::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let shared = support::controller_shared(&env, Duration::from_millis(200));
-        let controller = tokio::spawn(run(shared));
-        let h = Harness {
-            env,
-            emulator,
-            controller,
-        };
-        let secret: Secret = from_json(json!({
-            "metadata": { "name": SECRET },
-            "stringData": { "key": KEY },
-        }));
-        h.create(&secret).await;
-        h
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        Api::namespaced(self.env.client.clone(), &self.env.namespace)
-    }
-
-    async fn create<K>(&self, object: &K) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .create(&PostParams::default(), object)
-            .await
-            .unwrap_or_else(|e| panic!("failed to create {}: {e}", object.name_any()))
-    }
-
+/// What this suite asks of the rig.
+impl TenantRig {
     /// A tenant publishing a local header made of `img-src <origin>` only to `config_map`.
     fn tenant(&self, name: &str, config_map: &str, origin: &str) -> QlikTenant {
-        from_json(json!({
-            "apiVersion": "qlikops.io/v1alpha1",
-            "kind": "QlikTenant",
-            "metadata": { "name": name },
-            "spec": {
-                "url": self.emulator.base_url(),
-                "caBundle": self.emulator.ca_pem(),
-                "credentials": { "apiKey": { "secretRef": { "name": SECRET, "key": "key" } } },
+        self.qlik_tenant(
+            name,
+            json!({
                 "header": {
                     "configMapName": config_map,
                     "source": "Local",
                     "baseDirectives": { "img-src": [origin] },
                 },
-            },
-        }))
+            }),
+        )
     }
 
     async fn config_map(&self, name: &str) -> ConfigMap {
@@ -166,19 +109,6 @@ impl Harness {
     }
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("bad test object: {e}"))
-}
-
-fn condition<'a>(tenant: &'a QlikTenant, type_: &str) -> Option<&'a Condition> {
-    tenant
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
 fn reason_of(tenant: &QlikTenant, type_: &str) -> (String, String) {
     condition(tenant, type_).map_or_else(Default::default, |c| {
         (format!("{} {}", c.status, c.reason), c.message.clone())
@@ -210,7 +140,7 @@ fn header_of(origin: &str) -> String {
 
 #[tokio::test]
 async fn a_users_config_map_is_not_taken_over_and_survives_the_tenant() {
-    let h = Harness::start().await;
+    let h = start().await;
     let created = h.create(&users_config_map("app", None)).await;
     h.create(&h.tenant("acme", "app", "https://a.example.com"))
         .await;
@@ -246,7 +176,7 @@ async fn a_users_config_map_is_not_taken_over_and_survives_the_tenant() {
 
 #[tokio::test]
 async fn an_opted_in_config_map_gets_the_header_but_never_an_owner_reference() {
-    let h = Harness::start().await;
+    let h = start().await;
     // Opted in for another tenant first: still not acme's.
     h.create(&users_config_map("app", Some("globex"))).await;
     h.create(&h.tenant("acme", "app", "https://a.example.com"))
@@ -295,7 +225,7 @@ async fn an_opted_in_config_map_gets_the_header_but_never_an_owner_reference() {
 
 #[tokio::test]
 async fn a_key_another_writer_holds_in_an_opted_in_config_map_is_reported_not_taken() {
-    let h = Harness::start().await;
+    let h = start().await;
     let mut config_map = users_config_map("app", Some("acme"));
     config_map
         .data
@@ -329,7 +259,7 @@ async fn a_key_another_writer_holds_in_an_opted_in_config_map_is_reported_not_ta
 
 #[tokio::test]
 async fn a_config_map_the_operator_created_carries_its_label_and_its_tenant_as_owner() {
-    let h = Harness::start().await;
+    let h = start().await;
     let tenant = h
         .create(&h.tenant("acme", "acme-csp", "https://a.example.com"))
         .await;
@@ -347,7 +277,7 @@ async fn a_config_map_the_operator_created_carries_its_label_and_its_tenant_as_o
 
 #[tokio::test]
 async fn two_tenants_naming_one_config_map_settle_and_then_write_nothing() {
-    let h = Harness::start().await;
+    let h = start().await;
     let ns = h.env.namespace.clone();
     let ingress: Ingress = from_json(json!({
         "apiVersion": "networking.k8s.io/v1",

@@ -16,15 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use qlik_csp_operator::api::{CspEntry, QlikTenant};
-use qlik_csp_operator::controller::{csp_entry, tenant};
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
-use serde_json::{Value, json};
+use qlik_csp_operator::api::CspEntry;
+use serde_json::json;
+use support::tenant_rig::{Controller, TenantRig};
 
-const KEY: &str = "pacing-admin-key-0123456789abcdef";
 const CONFIG_MAP: &str = "csp";
 const ENTRIES: usize = 30;
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -32,46 +30,35 @@ const DRIFT: Duration = Duration::from_secs(60);
 const GENERATE_HEADER: &str = "csp-origins.generate-header";
 const CHECK: &str = "tenants.me";
 
+/// Both controllers (drift checks every [`DRIFT`]), and every value written to the
+/// ConfigMap, in order.
 struct Harness {
-    env: support::TestEnv,
-    emulator: Emulator,
-    control: reqwest::Client,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    rig: TenantRig,
     /// Header values in the order the ConfigMap was written.
     writes: Arc<Mutex<Vec<String>>>,
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+impl std::ops::Deref for Harness {
+    type Target = TenantRig;
+
+    fn deref(&self) -> &TenantRig {
+        &self.rig
     }
 }
 
 impl Harness {
     async fn start() -> Harness {
-        let env = support::TestEnv::new().await;
-        let emulator = Emulator::start(EmulatorConfig {
-            admin_api_keys: vec![KEY.to_owned()],
-            ..EmulatorConfig::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let tls = emulator.client_tls_config().unwrap();
-        let control = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap();
-        let mut shared = Arc::into_inner(support::controller_shared(&env, Duration::ZERO))
-            .unwrap_or_else(|| panic!("the shared state is not shared yet"));
-        shared.settings.drift_interval_override = Some(DRIFT);
-        let shared = Arc::new(shared);
-
+        let mut rig = TenantRig::builder()
+            .debounce(Duration::ZERO)
+            .drift(DRIFT)
+            .run(Controller::Tenant)
+            .run(Controller::CspEntry)
+            .start()
+            .await;
         let writes = Arc::new(Mutex::new(Vec::new()));
-        let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+        let config_maps = rig.api::<ConfigMap>();
         let seen = writes.clone();
-        let watch = tokio::spawn(async move {
+        rig.spawn(async move {
             let config = watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}"));
             let mut events = watcher(config_maps, config).boxed();
             while let Some(event) = events.next().await {
@@ -83,46 +70,12 @@ impl Harness {
                 }
             }
         });
-        let tasks = vec![
-            watch,
-            tokio::spawn(tenant::run::run(shared.clone())),
-            tokio::spawn(csp_entry::run(shared)),
-        ];
-        Harness {
-            env,
-            emulator,
-            control,
-            tasks,
-            writes,
-        }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        Api::namespaced(self.env.client.clone(), &self.env.namespace)
+        Harness { rig, writes }
     }
 
     /// The operations the emulator served, in completion order.
     async fn log(&self) -> Vec<String> {
-        let url = format!("{}/_emulator/requests", self.emulator.base_url());
-        let log: Value = self
-            .control
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        log["requests"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no request log: {log}"))
-            .iter()
-            .map(|r| r["operation"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        self.control.operations().await
     }
 
     /// The settle point after log position `from`: the next drift check (`tenants.me`),
@@ -157,30 +110,9 @@ impl Harness {
     }
 
     async fn create_tenant(&self) {
-        let secret: Secret = serde_json::from_value(
-            json!({ "metadata": { "name": "qlik" }, "stringData": { "key": KEY } }),
-        )
-        .unwrap();
-        self.api::<Secret>()
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-        let tenant: QlikTenant = serde_json::from_value(json!({
-            "apiVersion": "qlikops.io/v1alpha1",
-            "kind": "QlikTenant",
-            "metadata": { "name": "acme" },
-            "spec": {
-                "url": self.emulator.base_url(),
-                "caBundle": self.emulator.ca_pem(),
-                "credentials": { "apiKey": { "secretRef": { "name": "qlik", "key": "key" } } },
-                "header": { "configMapName": CONFIG_MAP },
-            },
-        }))
-        .unwrap();
-        self.api::<QlikTenant>()
-            .create(&PostParams::default(), &tenant)
-            .await
-            .unwrap();
+        self.create_admin_secret().await;
+        let header = json!({ "header": { "configMapName": CONFIG_MAP } });
+        self.create(&self.qlik_tenant("acme", header)).await;
     }
 }
 

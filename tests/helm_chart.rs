@@ -30,7 +30,7 @@ mod rbac;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -44,14 +44,15 @@ use qlik_csp_operator::api::secret_rotation::{CREDENTIAL_REVISION, Phase};
 use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
 use qlik_csp_operator::controller::rbac::Scope;
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
+use qlik_csp_operator::emulator::EmulatorConfig;
 use rbac::{
     Binding, assert_bindings, assert_effective, assert_grants, granted, grants_of, refused,
     required,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{TestEnv, eventually};
+use support::tenant_rig::{create_example_surroundings, from_json, tenant_json};
+use support::{Operator, TestEnv, eventually, is_ready, wait_ready};
 
 const KEY: &str = "helm-chart-admin-key-0123456789abcdef";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -695,25 +696,6 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
     .await;
 }
 
-/// Kills the operator when the test ends, passes or panics.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_ready(status: Option<&Value>) -> bool {
-    status
-        .and_then(|s| s["conditions"].as_array())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
 #[tokio::test]
 async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     let env = TestEnv::new().await;
@@ -791,45 +773,16 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     .await;
 
     // The operator, with exactly the chart's RBAC, syncs a CspEntry end to end.
-    let emulator = Emulator::start(EmulatorConfig {
+    let emulator = support::emulator::start(EmulatorConfig {
         admin_api_keys: vec![KEY.into()],
         ..Default::default()
     })
-    .await
-    .unwrap();
+    .await;
     let admin =
         |kind| -> Api<DynamicObject> { Api::namespaced_with(env.client.clone(), &ns, &kind) };
-    let secret: Secret = serde_json::from_value(
-        json!({ "metadata": { "name": "qlik-admin" }, "stringData": { "api-key": KEY } }),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(env.client.clone(), &ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let ingress: Ingress = serde_json::from_value(json!({
-        "metadata": {
-            "name": "reports",
-            "annotations": { "nginx.ingress.kubernetes.io/custom-headers": format!("{ns}/qlik-csp-header") },
-        },
-        "spec": { "defaultBackend": { "service": { "name": "reports", "port": { "number": 80 } } } },
-    }))
-    .unwrap();
-    Api::<Ingress>::namespaced(env.client.clone(), &ns)
-        .create(&PostParams::default(), &ingress)
-        .await
-        .unwrap();
-    let tenant: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
-        "metadata": { "name": "acme" },
-        "spec": {
-            "url": emulator.base_url(),
-            "caBundle": emulator.ca_pem(),
-            "credentials": { "apiKey": { "secretRef": { "name": "qlik-admin", "key": "api-key" } } },
-            "header": { "configMapName": "qlik-csp-header", "source": "Local" },
-        },
-    }))
-    .unwrap();
+    create_example_surroundings(&env, KEY).await;
+    let header = json!({ "header": { "configMapName": "qlik-csp-header", "source": "Local" } });
+    let tenant: DynamicObject = from_json(tenant_json(&emulator, "acme", header));
     admin(ApiResource::erase::<QlikTenant>(&()))
         .create(&PostParams::default(), &tenant)
         .await
@@ -846,37 +799,18 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
         .unwrap();
 
     let kubeconfig = env.kubeconfig_as_service_account(&ns, &sa);
-    let _operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
-            // The Deployment's arguments that bear on RBAC: the watched namespace and leader
-            // election. The emulator is on loopback, which the default allow-list refuses.
-            .args([
-                "run",
-                "--namespace",
-                &ns,
-                "--log-format",
-                "text",
-                "--leader-election",
-            ])
-            .args(["--allowed-tenant-hosts", "127.0.0.1"])
-            .args(["--metrics-address", "127.0.0.1:0"])
-            // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
-            .args(["--grace-period-override", "0s"])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAMESPACE", &ns)
-            .env("POD_NAME", "qco-operator-0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    // The Deployment's arguments that bear on RBAC: the watched namespace and leader
+    // election. The emulator is on loopback, which the default allow-list refuses.
+    let _operator = Operator::builder(&ns, &kubeconfig)
+        .args(["--leader-election"])
+        // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
+        .args(["--grace-period-override", "0s"])
+        .env("POD_NAMESPACE", &ns)
+        .env("POD_NAME", "qco-operator-0")
+        .spawn();
 
     let entries: Api<CspEntry> = Api::namespaced(env.client.clone(), &ns);
-    let entry = eventually("the CspEntry to be Ready", DEADLINE, || async {
-        let entry = entries.get("cdn").await.ok()?;
-        is_ready(serde_json::to_value(&entry).ok()?.get("status")).then_some(entry)
-    })
-    .await;
+    let entry = wait_ready(&entries, "cdn", DEADLINE).await;
     assert!(
         entry
             .finalizers()
@@ -886,11 +820,7 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
         entry.finalizers()
     );
     let tenants: Api<QlikTenant> = Api::namespaced(env.client.clone(), &ns);
-    eventually("the QlikTenant to be Ready", DEADLINE, || async {
-        let tenant = tenants.get("acme").await.ok()?;
-        is_ready(serde_json::to_value(&tenant).ok()?.get("status")).then_some(())
-    })
-    .await;
+    wait_ready(&tenants, "acme", DEADLINE).await;
     let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
     let header = eventually("the header in the ConfigMap", DEADLINE, || async {
         let map = config_maps.get_opt("qlik-csp-header").await.ok()??;

@@ -16,7 +16,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -30,8 +30,10 @@ use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha25
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use support::emulator::EmulatorControl;
 use support::secret_scan::{self, Recorder, SecretValues, Source};
-use support::{TestEnv, eventually};
+use support::tenant_rig::create_example_surroundings;
+use support::{Operator, TestEnv, eventually, wait_ready};
 
 const KEY: &str = "e2e-admin-key-0123456789abcdef";
 /// The OAuth client of examples/secret-rotation.yaml, and the secret it is seeded with.
@@ -41,21 +43,12 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// The default `--leader-election-lease-name`.
 const LEASE: &str = "qlik-csp-operator";
 
-/// Kills the operator when the test ends, passes or panics.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One run of the product on the examples: the emulator, the objects of `examples/`, and
 /// the operator binary at debug level with its stdout and stderr in files.
 struct Run {
     env: TestEnv,
     emulator: Emulator,
+    control: EmulatorControl,
     operator: Operator,
     metrics_address: String,
     entry_names: Vec<String>,
@@ -80,48 +73,19 @@ fn examples() -> Vec<Value> {
     objects
 }
 
-fn is_ready(status: Option<&Value>) -> bool {
-    status
-        .and_then(|s| s["conditions"].as_array())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
 impl Run {
     /// Starts the emulator, applies the examples (pointed at it) into the namespace of
     /// `env`, and starts the operator.
     async fn start(env: TestEnv) -> Run {
         let ns = env.namespace.clone();
-        let emulator = Emulator::start(EmulatorConfig {
+        let emulator = support::emulator::start(EmulatorConfig {
             admin_api_keys: vec![KEY.into()],
             oauth_clients: vec![(CLIENT_ID.into(), SEEDED_CLIENT_SECRET.into())],
             ..Default::default()
         })
-        .await
-        .unwrap();
-
-        let secret: Secret = serde_json::from_value(
-            json!({ "metadata": { "name": "qlik-admin" }, "stringData": { "api-key": KEY } }),
-        )
-        .unwrap();
-        Api::<Secret>::namespaced(env.client.clone(), &ns)
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-        let ingress: Ingress = serde_json::from_value(json!({
-            "metadata": {
-                "name": "reports",
-                "annotations": { "nginx.ingress.kubernetes.io/custom-headers": format!("{ns}/qlik-csp-header") },
-            },
-            "spec": { "defaultBackend": { "service": { "name": "reports", "port": { "number": 80 } } } },
-        }))
-        .unwrap();
-        Api::<Ingress>::namespaced(env.client.clone(), &ns)
-            .create(&PostParams::default(), &ingress)
-            .await
-            .unwrap();
+        .await;
+        let control = EmulatorControl::new(&emulator);
+        create_example_surroundings(&env, KEY).await;
 
         let mut entry_names = Vec::new();
         let mut rotation_names = Vec::new();
@@ -156,27 +120,22 @@ impl Run {
         ];
         let file = |path: &Path| std::fs::File::create(path).unwrap();
         let metrics_address = free_loopback_address();
-        let operator = Operator(
-            Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
-                .args(["run", "--namespace", &ns, "--log-format", "text"])
-                .args(["--log-level", "debug"])
-                .args(["--metrics-address", &metrics_address])
-                .args(["--allowed-tenant-hosts", "*.qlikcloud.com,127.0.0.1"])
-                .args(["--leader-election", "--leader-election-namespace", &ns])
-                .args(["--leader-election-lease-seconds", "5"])
-                .env("KUBECONFIG", &env.control_plane.kubeconfig)
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .env_remove("RUST_LOG")
-                .env("NO_COLOR", "1")
-                .stdout(Stdio::from(file(&logs[0])))
-                .stderr(Stdio::from(file(&logs[1])))
-                .spawn()
-                .unwrap(),
-        );
+        let operator = env
+            .operator()
+            .args(["--log-level", "debug"])
+            .metrics_address(&metrics_address)
+            .allowed_tenant_hosts("*.qlikcloud.com,127.0.0.1")
+            .args(["--leader-election", "--leader-election-namespace", &ns])
+            .args(["--leader-election-lease-seconds", "5"])
+            .env("NO_COLOR", "1")
+            .stdout(file(&logs[0]))
+            .stderr(file(&logs[1]))
+            .spawn();
         eprintln!("operator output: {} and .stderr", logs[0].display());
         Run {
             env,
             emulator,
+            control,
             operator,
             metrics_address,
             entry_names,
@@ -195,35 +154,12 @@ impl Run {
 
     /// Waits until the tenant, every CspEntry and every SecretRotation is Ready.
     async fn wait_ready(&self) {
-        let tenants: Api<QlikTenant> = self.api();
-        eventually("the QlikTenant to be Ready", DEADLINE, || async {
-            let tenant = tenants.get("acme").await.ok()?;
-            is_ready(serde_json::to_value(&tenant).ok()?.get("status")).then_some(())
-        })
-        .await;
-        let entries: Api<CspEntry> = self.api();
+        wait_ready(&self.api::<QlikTenant>(), "acme", DEADLINE).await;
         for name in &self.entry_names {
-            eventually(
-                &format!("CspEntry {name} to be Ready"),
-                DEADLINE,
-                || async {
-                    let entry = entries.get(name).await.ok()?;
-                    is_ready(serde_json::to_value(&entry).ok()?.get("status")).then_some(())
-                },
-            )
-            .await;
+            wait_ready(&self.api::<CspEntry>(), name, DEADLINE).await;
         }
-        let rotations: Api<SecretRotation> = self.api();
         for name in &self.rotation_names {
-            eventually(
-                &format!("SecretRotation {name} to be Ready"),
-                DEADLINE,
-                || async {
-                    let rotation = rotations.get(name).await.ok()?;
-                    is_ready(serde_json::to_value(&rotation).ok()?.get("status")).then_some(())
-                },
-            )
-            .await;
+            wait_ready(&self.api::<SecretRotation>(), name, DEADLINE).await;
         }
     }
 
@@ -288,30 +224,7 @@ impl Run {
 
     /// Sends SIGTERM and waits for the operator to exit.
     async fn stop(&mut self) -> ExitStatus {
-        let pid = i32::try_from(self.operator.0.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let child = std::sync::Mutex::new(&mut self.operator.0);
-        eventually("the operator to exit after SIGTERM", DEADLINE, || {
-            let exited = child.lock().unwrap().try_wait().unwrap();
-            async move { exited }
-        })
-        .await
-    }
-
-    /// A GET on the emulator's control API.
-    async fn control(&self, path: &str) -> Value {
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(self.emulator.client_tls_config().unwrap())
-            .build()
-            .unwrap()
-            .get(format!("{}{path}", self.emulator.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.operator.terminate(DEADLINE).await
     }
 
     /// The operator's stdout and stderr so far.
@@ -485,7 +398,7 @@ async fn no_secret_written_during_a_run_appears_in_its_logs_events_objects_or_me
     // Every credential the tenant issued during the run was seen in a Secret, so the scan
     // looks for all of them.
     let mut secrets = secrets.secrets();
-    let counters = run.control("/_emulator/counters").await;
+    let counters = run.control.counters().await;
     for (operation, secret) in [
         ("api-keys.create", "reports-qlik"),
         ("oauth-clients.create-secret", "embed-oauth"),

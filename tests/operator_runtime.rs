@@ -9,19 +9,16 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use qlik_csp_operator::api::QlikTenant;
 use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
 use qlik_csp_operator::controller::leader::{Elector, LeaseSettings};
-use qlik_csp_operator::controller::tenant::run::run;
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
+use support::tenant_rig::{ADMIN_KEY, ADMIN_SECRET_KEY, Controller, TenantRig};
 use support::{TestEnv, eventually};
 
 const LEASE: &str = "operator-leader";
 const LEASE_DURATION: Duration = Duration::from_secs(4);
-const KEY: &str = "runtime-test-admin-key-0123456789abcdef";
 
 fn lease_settings(env: &TestEnv, identity: &str) -> LeaseSettings {
     LeaseSettings {
@@ -144,45 +141,22 @@ async fn a_leader_whose_lease_is_taken_notices_it_has_lost_it() {
 
 #[tokio::test]
 async fn a_tenant_on_a_host_not_allowed_is_stalled_and_the_tenant_never_hears_of_it() {
-    let env = TestEnv::new().await;
-    let emulator = Emulator::start(EmulatorConfig {
-        admin_api_keys: vec![KEY.to_owned()],
-        ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let secret: Secret = serde_json::from_value(
-        json!({ "metadata": { "name": "qlik-admin" }, "stringData": { "api-key": KEY } }),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(env.client.clone(), &env.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let tenants: Api<QlikTenant> = Api::namespaced(env.client.clone(), &env.namespace);
+    // The operator's default allow-list: Qlik Cloud only, not the emulator's 127.0.0.1.
+    let mut rig = TenantRig::builder()
+        .allowed_hosts(AllowedHosts::default())
+        .debounce(Duration::from_millis(50))
+        .start()
+        .await;
+    rig.create_admin_secret().await;
     // `acme` has its Secret; `ghost` has none: a SecretNotFound would mean the Secret was
     // looked up before the host was checked.
-    for (name, secret) in [("acme", "qlik-admin"), ("ghost", "missing")] {
-        let tenant: QlikTenant = serde_json::from_value(json!({
-            "apiVersion": "qlikops.io/v1alpha1", "kind": "QlikTenant",
-            "metadata": { "name": name },
-            "spec": {
-                "url": emulator.base_url(),
-                "caBundle": emulator.ca_pem(),
-                "credentials": { "apiKey": { "secretRef": { "name": secret, "key": "api-key" } } },
-            },
-        }))
-        .unwrap();
-        tenants
-            .create(&PostParams::default(), &tenant)
-            .await
-            .unwrap();
-    }
-
-    // The operator's default allow-list: Qlik Cloud only, not the emulator's 127.0.0.1.
-    let hosts = AllowedHosts::default();
-    let shared = support::controller_shared_with_hosts(&env, Duration::from_millis(50), hosts);
-    let controller = tokio::spawn(run(shared));
+    rig.create(&rig.qlik_tenant("acme", json!({}))).await;
+    let missing =
+        json!({ "apiKey": { "secretRef": { "name": "missing", "key": ADMIN_SECRET_KEY } } });
+    rig.create(&rig.qlik_tenant("ghost", json!({ "credentials": missing })))
+        .await;
+    rig.start_controller(Controller::Tenant);
+    let tenants = rig.api::<QlikTenant>();
 
     for name in ["acme", "ghost"] {
         let tenant = eventually(
@@ -200,7 +174,7 @@ async fn a_tenant_on_a_host_not_allowed_is_stalled_and_the_tenant_never_hears_of
         let message = ready["message"].as_str().unwrap();
         assert!(message.contains("\"127.0.0.1\""), "{message}");
         assert!(message.contains("*.qlikcloud.com"), "{message}");
-        assert!(!message.contains(KEY), "{message}");
+        assert!(!message.contains(ADMIN_KEY), "{message}");
         let stalled = condition(&tenant, "Stalled").expect("a host not allowed needs a user");
         assert_eq!(
             (&stalled["status"], &stalled["reason"]),
@@ -208,16 +182,9 @@ async fn a_tenant_on_a_host_not_allowed_is_stalled_and_the_tenant_never_hears_of
         );
         assert!(condition(&tenant, "Reconciling").is_none());
     }
-    controller.abort();
+    rig.stop();
 
-    let counters: Value = control_client(&emulator)
-        .get(format!("{}/_emulator/counters", emulator.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counters = rig.control.counters().await;
     assert_eq!(
         counters["total"], 0,
         "requests reached the tenant: {counters}"
@@ -229,12 +196,4 @@ fn condition<'a>(tenant: &'a Value, type_: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|c| c["type"] == type_)
-}
-
-fn control_client(emulator: &Emulator) -> reqwest::Client {
-    let tls = emulator.client_tls_config().unwrap();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap()
 }

@@ -23,7 +23,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -33,19 +32,10 @@ use qlik_csp_operator::api::secret_rotation::{RolloutTarget, WorkloadKind};
 use qlik_csp_operator::controller::secret_rotation::step::handle;
 use qlik_csp_operator::failpoint::{self, rotation as point};
 use rotation_rig::*;
+use support::Operator;
 
 /// Cases running at once (each runs the operator binary three times).
 const PARALLEL: usize = 7;
-
-/// Kills the operator when dropped (the case ends, passes or panics).
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts the operator on the rig's namespace, its logs appended to `log`.
 fn operator(rig: &Rig, fail_at: Option<&str>, log: &Path) -> Operator {
@@ -55,30 +45,16 @@ fn operator(rig: &Rig, fail_at: Option<&str>, log: &Path) -> Operator {
         .open(log)
         .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     writeln!(file, "=== operator, fail point {fail_at:?}").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"));
-    command
-        .args(["run", "--namespace", rig.ns(), "--log-format", "text"])
-        .args(["--allowed-tenant-hosts", "127.0.0.1"])
-        .args(["--metrics-address", "127.0.0.1:0"])
+    let mut operator = rig
+        .env
+        .operator()
         // The SecretRotation asks for the CRD's minimum, 1 m; a second keeps the run short.
         .args(["--grace-period-override", "1s"])
-        .env("KUBECONFIG", &rig.env.control_plane.kubeconfig)
-        .env_remove(failpoint::ENV)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(file));
+        .stderr(file);
     if let Some(step) = fail_at {
-        command.env(failpoint::ENV, step);
+        operator = operator.env(failpoint::ENV, step);
     }
-    Operator(command.spawn().unwrap())
-}
-
-async fn exited(operator: &mut Operator, what: &str) -> ExitStatus {
-    support::eventually(what, DEADLINE, || {
-        let status = operator.0.try_wait().unwrap();
-        async move { status }
-    })
-    .await
+    operator.spawn()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -224,7 +200,9 @@ async fn crash_and_recover(kind: Kind, step: &'static str, log: PathBuf) {
     )
     .await;
     let mut crashing = operator(&rig, Some(step), &log);
-    let status = exited(&mut crashing, &format!("the operator to abort at {step}")).await;
+    let status = crashing
+        .exited(&format!("the operator to abort at {step}"), DEADLINE)
+        .await;
     assert_eq!(status.signal(), Some(libc::SIGABRT), "{status:?}");
     if let Some(arranged) = arranged {
         arranged.remove().await;

@@ -10,19 +10,15 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::PostParams;
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
 use qlik_csp_operator::controller::tenant_clients::TenantClients;
-use qlik_csp_operator::controller::{csp_entry, tenant};
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::{ClientConfig, RetryPolicy};
 use serde_json::{Value, json};
+use support::tenant_rig::{Controller, DEADLINE, TenantRig};
 
-const KEY: &str = "backoff-admin-key-0123456789abcdef";
 const ENTRIES: usize = 30;
 /// The silence the tenant asks for.
 const PAUSE_SECS: u64 = 600;
@@ -35,112 +31,44 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// succeeded), and the tenant controller's requests to one tenant are sequential. So two
 /// requests, plus one for a tenant check that was already in flight when the count began.
 const MAX_REQUESTS: u64 = 3;
-const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Harness {
-    env: support::TestEnv,
-    emulator: Emulator,
-    control: reqwest::Client,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+/// Both controllers, drift checks every second.
+async fn start() -> TenantRig {
+    start_with(None).await
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        Harness::start_with(None).await
-    }
-
-    /// With `max_retry_after`, the client waits out only pauses up to that long itself
-    /// (default: a minute), so that a test can see a short pause handled like a long one.
-    async fn start_with(max_retry_after: Option<Duration>) -> Harness {
-        let env = support::TestEnv::new().await;
-        let emulator = Emulator::start(EmulatorConfig {
-            admin_api_keys: vec![KEY.to_owned()],
-            ..EmulatorConfig::default()
+/// With `max_retry_after`, the client waits out only pauses up to that long itself
+/// (default: a minute), so that a test can see a short pause handled like a long one.
+async fn start_with(max_retry_after: Option<Duration>) -> TenantRig {
+    TenantRig::builder()
+        .debounce(Duration::ZERO)
+        .shared(move |shared| {
+            if let Some(max_retry_after) = max_retry_after {
+                let template = ClientConfig {
+                    request_timeout: Duration::from_secs(10),
+                    connect_timeout: Duration::from_secs(2),
+                    retry: RetryPolicy {
+                        max_retry_after,
+                        ..RetryPolicy::default()
+                    },
+                    ..ClientConfig::new("https://set-per-tenant.invalid")
+                };
+                shared.tenants = TenantClients::new(template, Duration::from_secs(1))
+                    .with_allowed_hosts(support::test_allowed_hosts());
+            }
         })
+        .run(Controller::Tenant)
+        .run(Controller::CspEntry)
+        .start()
         .await
-        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let tls = emulator
-            .client_tls_config()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let control = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut shared = Arc::into_inner(support::controller_shared(&env, Duration::ZERO))
-            .unwrap_or_else(|| panic!("the shared state is not shared yet"));
-        if let Some(max_retry_after) = max_retry_after {
-            let template = ClientConfig {
-                request_timeout: Duration::from_secs(10),
-                connect_timeout: Duration::from_secs(2),
-                retry: RetryPolicy {
-                    max_retry_after,
-                    ..RetryPolicy::default()
-                },
-                ..ClientConfig::new("https://set-per-tenant.invalid")
-            };
-            shared.tenants = TenantClients::new(template, Duration::from_secs(1))
-                .with_allowed_hosts(support::test_allowed_hosts());
-        }
-        let shared = Arc::new(shared);
-        let tasks = vec![
-            tokio::spawn(tenant::run::run(shared.clone())),
-            tokio::spawn(csp_entry::run(Arc::clone(&shared))),
-        ];
-        Harness {
-            env,
-            emulator,
-            control,
-            tasks,
-        }
-    }
+}
 
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        Api::namespaced(self.env.client.clone(), &self.env.namespace)
-    }
-
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.emulator.base_url());
-        let mut request = self.control.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// Every tenant request the emulator has seen (the control API is not counted).
-    async fn total(&self) -> u64 {
-        let counters = self
-            .control(reqwest::Method::GET, "/_emulator/counters", None)
-            .await;
-        counters["total"].as_u64().unwrap_or(0)
-    }
-
+/// What this suite asks of the rig.
+impl TenantRig {
     /// The requests from the `skip`-th on, counted by operation and status.
     async fn requests_since(&self, skip: u64) -> BTreeMap<String, u64> {
-        let log = self
-            .control(reqwest::Method::GET, "/_emulator/requests", None)
-            .await;
         let mut counts = BTreeMap::new();
-        let requests = log["requests"].as_array().cloned().unwrap_or_default();
+        let requests = self.control.requests().await;
         for request in requests.iter().skip(usize::try_from(skip).unwrap_or(0)) {
             let key = format!(
                 "{} {}",
@@ -167,30 +95,9 @@ impl Harness {
     }
 
     async fn create_tenant(&self) {
-        let secret: Secret = serde_json::from_value(
-            json!({ "metadata": { "name": "qlik" }, "stringData": { "key": KEY } }),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        self.api::<Secret>()
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let tenant: QlikTenant = serde_json::from_value(json!({
-            "apiVersion": "qlikops.io/v1alpha1",
-            "kind": "QlikTenant",
-            "metadata": { "name": "acme" },
-            "spec": {
-                "url": self.emulator.base_url(),
-                "caBundle": self.emulator.ca_pem(),
-                "credentials": { "apiKey": { "secretRef": { "name": "qlik", "key": "key" } } },
-                "header": { "configMapName": "csp" },
-            },
-        }))
-        .unwrap_or_else(|e| panic!("{e}"));
-        self.api::<QlikTenant>()
-            .create(&PostParams::default(), &tenant)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        self.create_admin_secret().await;
+        self.create(&self.qlik_tenant("acme", json!({ "header": { "configMapName": "csp" } })))
+            .await;
     }
 }
 
@@ -215,7 +122,7 @@ fn entry(index: usize) -> CspEntry {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Harness {
+impl TenantRig {
     /// Creates the tenant and waits until it is connected and has published its header.
     async fn ready_tenant(&self) {
         self.create_tenant().await;
@@ -240,8 +147,7 @@ impl Harness {
         if let Some(times) = times {
             fault["times"] = json!(times);
         }
-        self.control(reqwest::Method::POST, "/_emulator/faults", Some(fault))
-            .await;
+        self.control.fault(fault).await;
     }
 
     async fn create_entries(&self) {
@@ -300,10 +206,10 @@ impl Harness {
 
 #[tokio::test]
 async fn a_tenant_that_asks_for_ten_minutes_of_silence_gets_at_most_a_handful_of_requests() {
-    let h = Harness::start().await;
+    let h = start().await;
     h.ready_tenant().await;
     h.throttle(PAUSE_SECS, None).await;
-    let before = h.total().await;
+    let before = h.control.total().await;
     h.create_entries().await;
     // Every entry has tried and recorded why it is not synced: the pause is in force.
     h.wait_entries(
@@ -319,7 +225,7 @@ async fn a_tenant_that_asks_for_ten_minutes_of_silence_gets_at_most_a_handful_of
     tokio::time::sleep(WINDOW).await;
     let versions_after = h.versions().await;
 
-    let sent = h.total().await - before;
+    let sent = h.control.total().await - before;
     let breakdown = h.requests_since(before).await;
     assert!(
         sent <= MAX_REQUESTS,
@@ -339,18 +245,15 @@ async fn once_the_pause_is_over_every_entry_syncs_and_nothing_was_sent_during_it
     // The client waits out pauses up to a second itself; 10 s is "long" here, handled as
     // 600 s is in production: fail fast, requeue for the end.
     const SHORT_PAUSE_MS: u64 = 10_000;
-    let h = Harness::start_with(Some(Duration::from_secs(1))).await;
+    let h = start_with(Some(Duration::from_secs(1))).await;
     h.ready_tenant().await;
     h.throttle(SHORT_PAUSE_MS / 1000, Some(1)).await;
-    let before = h.total().await;
+    let before = h.control.total().await;
     h.create_entries().await;
     h.wait_entries("every entry to be created", "True", &["Created"])
         .await;
 
-    let log = h
-        .control(reqwest::Method::GET, "/_emulator/requests", None)
-        .await;
-    let requests = log["requests"].as_array().cloned().unwrap_or_default();
+    let requests = h.control.requests().await;
     let requests = &requests[usize::try_from(before).unwrap_or(0)..];
     let at = |r: &Value| r["atMs"].as_u64().unwrap_or(0);
     let throttled: Vec<&Value> = requests.iter().filter(|r| r["status"] == 429).collect();

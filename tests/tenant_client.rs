@@ -5,6 +5,8 @@
 //!
 //! Waits are asserted from the emulator's request log and counters, never with sleeps.
 
+mod support;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use qlik_csp_operator::tenant::{
 };
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use support::emulator::EmulatorControl;
 
 const ADMIN_KEY: &str = "admin-api-key-0123456789abcdef";
 const CLIENT_ID: &str = "operator-m2m";
@@ -25,7 +28,7 @@ const CLIENT_SECRET: &str = "m2m-client-secret-0123456789abcdef";
 /// An emulator with one admin API key and one OAuth client, and a way to drive it.
 struct Tenant {
     emulator: Emulator,
-    control: reqwest::Client,
+    control: EmulatorControl,
 }
 
 impl Tenant {
@@ -34,17 +37,13 @@ impl Tenant {
     }
 
     async fn start_with(config: EmulatorConfig) -> Tenant {
-        let emulator = Emulator::start(EmulatorConfig {
+        let emulator = support::emulator::start(EmulatorConfig {
             admin_api_keys: vec![ADMIN_KEY.to_owned()],
             oauth_clients: vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())],
             ..config
         })
-        .await
-        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let control = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_trusting(emulator.ca_pem()))
-            .build()
-            .unwrap_or_else(|e| panic!("failed to build the control client: {e}"));
+        .await;
+        let control = EmulatorControl::new(&emulator);
         Tenant { emulator, control }
     }
 
@@ -82,72 +81,34 @@ impl Tenant {
         )
     }
 
-    async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.emulator.base_url());
-        let mut request = self.control.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
     async fn fault(&self, fault: Value) {
-        self.control(reqwest::Method::POST, "/_emulator/faults", Some(fault))
-            .await;
+        self.control.fault(fault).await;
     }
 
     async fn counters(&self) -> Value {
-        self.control(reqwest::Method::GET, "/_emulator/counters", None)
-            .await
+        self.control.counters().await
     }
 
     /// How many requests the emulator saw for `operation`, optionally with `status`.
     async fn count(&self, operation: &str, status: Option<&str>) -> u64 {
-        let counters = self.counters().await;
-        let op = &counters["operations"][operation];
         match status {
-            None => op["requests"].as_u64().unwrap_or(0),
-            Some(s) => op["byStatus"][s].as_u64().unwrap_or(0),
+            None => self.control.count(operation).await,
+            Some(s) => self.control.count_status(operation, s).await,
         }
     }
 
+    /// The requests for `operation`, in the order they arrived.
     async fn requests(&self, operation: &str) -> Vec<Value> {
-        let log = self
-            .control(reqwest::Method::GET, "/_emulator/requests", None)
-            .await;
-        let mut requests: Vec<Value> = log["requests"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let mut requests: Vec<Value> = self
+            .control
+            .requests()
+            .await
             .into_iter()
             .filter(|r| r["operation"] == operation)
             .collect();
         requests.sort_by_key(|r| r["atMs"].as_u64().unwrap_or(0));
         requests
     }
-}
-
-fn tls_trusting(ca_pem: &str) -> rustls::ClientConfig {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots
-            .add(cert.unwrap_or_else(|e| panic!("bad CA PEM: {e}")))
-            .unwrap_or_else(|e| panic!("bad CA: {e}"));
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_root_certificates(roots)
-        .with_no_client_auth()
 }
 
 fn secret_source(name: &str, key: &str) -> CredentialSource {
@@ -562,11 +523,8 @@ async fn oauth_tokens_are_reused_and_refreshed_after_they_expire() {
 
     // Past the emulator's 6-hour token lifetime: the cached token is now rejected.
     tenant
-        .control(
-            reqwest::Method::POST,
-            "/_emulator/clock/advance",
-            Some(json!({"seconds": 7 * 3600})),
-        )
+        .control
+        .advance_clock(Duration::from_secs(7 * 3600))
         .await;
     ok(client.list_csp_origins().await);
     ok(client.list_csp_origins().await);

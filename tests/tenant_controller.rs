@@ -10,158 +10,40 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
-use qlik_csp_operator::api::tenant::{
-    ApiKeyCredential, HeaderSource, HeaderSpec, QlikTenantSpec, RateLimitSpec, TenantCredentials,
-};
-use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretKeyRef, TenantRef};
-use qlik_csp_operator::controller::tenant::publish::{
-    HEADER_SHA256, NGINX_CUSTOM_HEADERS, header_sha256,
-};
-use qlik_csp_operator::controller::tenant::run::run;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use qlik_csp_operator::api::QlikTenant;
+use qlik_csp_operator::api::csp_entry::DirectiveName;
+use qlik_csp_operator::api::tenant::{HeaderSource, HeaderSpec};
+use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::csp::{Directive, Origin};
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
-use qlik_csp_operator::tenant::{
-    ClientConfig, Credential, CredentialSource, CspOriginContent, TenantClient,
+use qlik_csp_operator::tenant::CspOriginContent;
+use serde_json::json;
+use support::tenant_rig::{
+    ADMIN_SECRET, Controller, DEADLINE, TENANT, TenantRig, condition, csp_entry as entry, ingress,
 };
-use serde_json::{Value, json};
 
-const KEY: &str = "tenant-controller-admin-key-0123456789";
 const WRONG_KEY: &str = "not-the-key-9876543210-zyxwvu";
-const SECRET: &str = "qlik-credentials";
-const SECRET_KEY: &str = "apiKey";
-const TENANT: &str = "acme";
 const CONFIG_MAP: &str = "acme-csp";
 const HEADER_KEY: &str = "Content-Security-Policy";
-const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A namespace, an emulator and a running controller; the controller stops on drop.
-struct Harness {
-    env: support::TestEnv,
-    emulator: Emulator,
-    control: reqwest::Client,
-    controller: tokio::task::JoinHandle<()>,
+async fn start() -> TenantRig {
+    TenantRig::builder().run(Controller::Tenant).start().await
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.controller.abort();
-    }
-}
-
-impl Harness {
-    async fn start() -> Harness {
-        let env = support::TestEnv::new().await;
-        let emulator = Emulator::start(EmulatorConfig {
-            admin_api_keys: vec![KEY.to_owned()],
-            ..EmulatorConfig::default()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let tls = emulator
-            .client_tls_config()
-            .unwrap_or_else(|e| panic!("failed to build the emulator's TLS config: {e}"));
-        let control = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap_or_else(|e| panic!("failed to build the control client: {e}"));
-        let shared = support::controller_shared(&env, Duration::from_millis(200));
-        let controller = tokio::spawn(run(shared));
-        Harness {
-            env,
-            emulator,
-            control,
-            controller,
-        }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        Api::namespaced(self.client(), &self.env.namespace)
-    }
-
-    fn client(&self) -> Client {
-        self.env.client.clone()
-    }
-
-    fn ns(&self) -> &str {
-        &self.env.namespace
-    }
-
-    async fn create<K>(&self, object: &K) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .create(&PostParams::default(), object)
-            .await
-            .unwrap_or_else(|e| panic!("failed to create {}: {e}", object.name_any()))
-    }
-
-    async fn create_secret(&self, value: &str) {
-        let secret = Secret {
-            metadata: meta(SECRET),
-            string_data: Some(BTreeMap::from([(SECRET_KEY.to_owned(), value.to_owned())])),
-            ..Secret::default()
-        };
-        self.create(&secret).await;
-    }
-
+/// What this suite asks of the rig.
+impl TenantRig {
+    /// QlikTenant [`TENANT`] publishing `header`, if given.
     fn tenant(&self, header: Option<HeaderSpec>) -> QlikTenant {
-        let mut tenant = QlikTenant::new(
-            TENANT,
-            QlikTenantSpec {
-                url: self.emulator.base_url(),
-                credentials: TenantCredentials {
-                    api_key: Some(ApiKeyCredential {
-                        secret_ref: SecretKeyRef {
-                            name: SECRET.to_owned(),
-                            key: SECRET_KEY.to_owned(),
-                        },
-                    }),
-                    oauth_client: None,
-                },
-                ca_bundle: Some(self.emulator.ca_pem().to_owned()),
-                header,
-                sync_interval: Duration::from_secs(600).into(),
-                rate_limit: RateLimitSpec::default(),
-            },
-        );
-        tenant.metadata.namespace = Some(self.ns().to_owned());
-        tenant
-    }
-
-    /// Waits until the tenant satisfies `probe`.
-    async fn wait_tenant<T>(&self, what: &str, probe: impl Fn(&QlikTenant) -> Option<T>) -> T {
-        let api = self.api::<QlikTenant>();
-        support::eventually(what, DEADLINE, || {
-            let api = api.clone();
-            let probe = &probe;
-            async move {
-                api.get_opt(TENANT)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|t| probe(&t))
-            }
-        })
-        .await
+        self.qlik_tenant(TENANT, json!({ "header": header }))
     }
 
     async fn wait_condition(&self, type_: &str, status: &str, reason: &str) -> QlikTenant {
-        self.wait_tenant(&format!("{type_}={status} reason {reason}"), |t| {
+        self.wait_tenant(TENANT, &format!("{type_}={status} reason {reason}"), |t| {
             condition(t, type_)
                 .filter(|c| c.status == status && c.reason == reason)
                 .map(|_| t.clone())
@@ -189,44 +71,6 @@ impl Harness {
         )
         .await
     }
-
-    fn admin_client(&self) -> TenantClient {
-        let config = ClientConfig {
-            ca_bundle: Some(self.emulator.ca_pem().to_owned()),
-            ..ClientConfig::new(self.emulator.base_url())
-        };
-        let source = CredentialSource::Secret {
-            namespace: self.ns().to_owned(),
-            name: "test-admin".to_owned(),
-            key: SECRET_KEY.to_owned(),
-        };
-        TenantClient::new(config, Credential::api_key(KEY), source)
-            .unwrap_or_else(|e| panic!("failed to build the admin client: {e}"))
-    }
-
-    /// How many requests the emulator saw for `operation`.
-    async fn count(&self, operation: &str) -> u64 {
-        let url = format!("{}/_emulator/counters", self.emulator.base_url());
-        let counters: Value = self
-            .control
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        counters["operations"][operation]["requests"]
-            .as_u64()
-            .unwrap_or(0)
-    }
-}
-
-fn meta(name: &str) -> kube::api::ObjectMeta {
-    kube::api::ObjectMeta {
-        name: Some(name.to_owned()),
-        ..kube::api::ObjectMeta::default()
-    }
 }
 
 fn header_spec(source: HeaderSource, base: Option<BTreeMap<String, Vec<String>>>) -> HeaderSpec {
@@ -244,48 +88,6 @@ fn default_self() -> Option<BTreeMap<String, Vec<String>>> {
         "default-src".to_owned(),
         vec!["'self'".to_owned()],
     )]))
-}
-
-fn entry(name: &str, origin: &str, directives: &[DirectiveName], web_socket: bool) -> CspEntry {
-    CspEntry::new(
-        name,
-        CspEntrySpec {
-            tenant_ref: TenantRef {
-                name: TENANT.to_owned(),
-            },
-            origin: origin.to_owned(),
-            directives: directives.to_vec(),
-            allow_web_socket: web_socket,
-            description: None,
-            deletion_policy: DeletionPolicy::Delete,
-        },
-    )
-}
-
-fn ingress(name: &str, custom_headers: Option<String>) -> Ingress {
-    let mut object: Ingress = serde_json::from_value(json!({
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": { "name": name },
-        "spec": { "defaultBackend": { "service": { "name": "web", "port": { "number": 80 } } } },
-    }))
-    .unwrap_or_else(|e| panic!("bad Ingress: {e}"));
-    if let Some(reference) = custom_headers {
-        object.metadata.annotations = Some(BTreeMap::from([(
-            NGINX_CUSTOM_HEADERS.to_owned(),
-            reference,
-        )]));
-    }
-    object
-}
-
-fn condition<'a>(tenant: &'a QlikTenant, type_: &str) -> Option<&'a Condition> {
-    tenant
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
 }
 
 /// The kstatus progress condition present (`Reconciling` or `Stalled`, with its reason),
@@ -318,8 +120,8 @@ fn sha_annotation(annotations: Option<&BTreeMap<String, String>>) -> Option<Stri
 
 #[tokio::test]
 async fn a_tenant_with_a_good_key_becomes_ready_with_its_tenant_id() {
-    let h = Harness::start().await;
-    h.create_secret(KEY).await;
+    let h = start().await;
+    h.create_admin_secret().await;
     h.create(&h.tenant(None)).await;
 
     let tenant = h.wait_condition("Ready", "True", "Connected").await;
@@ -337,14 +139,14 @@ async fn a_tenant_with_a_good_key_becomes_ready_with_its_tenant_id() {
 
 #[tokio::test]
 async fn a_missing_secret_is_reported_and_the_tenant_becomes_ready_once_it_exists() {
-    let h = Harness::start().await;
+    let h = start().await;
     h.create(&h.tenant(None)).await;
 
     let tenant = h.wait_condition("Ready", "False", "SecretNotFound").await;
     let message = &condition(&tenant, "Ready").unwrap().message;
-    assert!(message.contains(SECRET), "{message}");
+    assert!(message.contains(ADMIN_SECRET), "{message}");
 
-    h.create_secret(KEY).await;
+    h.create_admin_secret().await;
     let tenant = h.wait_condition("Ready", "True", "Connected").await;
     assert_eq!(
         tenant.status.unwrap().tenant_id.as_deref(),
@@ -354,13 +156,13 @@ async fn a_missing_secret_is_reported_and_the_tenant_becomes_ready_once_it_exist
 
 #[tokio::test]
 async fn a_wrong_key_is_unauthorized_and_the_message_names_the_secret_not_the_value() {
-    let h = Harness::start().await;
-    h.create_secret(WRONG_KEY).await;
+    let h = start().await;
+    h.create_admin_secret_with(WRONG_KEY).await;
     h.create(&h.tenant(None)).await;
 
     let tenant = h.wait_condition("Ready", "False", "Unauthorized").await;
     let message = &condition(&tenant, "Ready").unwrap().message;
-    assert!(message.contains(SECRET), "{message}");
+    assert!(message.contains(ADMIN_SECRET), "{message}");
     // kstatus: a wrong key needs a user, so the tenant is Stalled, not Reconciling.
     assert_eq!(progress(&tenant), ("Stalled", "Unauthorized".to_owned()));
     assert!(!message.contains(WRONG_KEY), "{message}");
@@ -386,8 +188,8 @@ async fn a_wrong_key_is_unauthorized_and_the_message_names_the_secret_not_the_va
 
 #[tokio::test]
 async fn an_unreachable_tenant_is_reported_as_unreachable() {
-    let h = Harness::start().await;
-    h.create_secret(KEY).await;
+    let h = start().await;
+    h.create_admin_secret().await;
     let mut tenant = h.tenant(Some(header_spec(HeaderSource::Tenant, None)));
     // Nothing listens on port 1.
     tenant.spec.url = "https://127.0.0.1:1".to_owned();
@@ -408,8 +210,8 @@ async fn an_unreachable_tenant_is_reported_as_unreachable() {
 
 #[tokio::test]
 async fn a_local_header_is_compiled_exactly_from_the_tenants_two_entries() {
-    let h = Harness::start().await;
-    h.create_secret(KEY).await;
+    let h = start().await;
+    h.create_admin_secret().await;
     h.create(&entry(
         "frames",
         "https://a.example.com",
@@ -461,8 +263,8 @@ async fn a_local_header_is_compiled_exactly_from_the_tenants_two_entries() {
 
 #[tokio::test]
 async fn a_tenant_sourced_header_equals_the_tenants_generated_header() {
-    let h = Harness::start().await;
-    let admin = h.admin_client();
+    let h = start().await;
+    let admin = h.admin();
     let origin = Origin::parse("https://embed.example.com").unwrap();
     admin
         .create_csp_origin(&CspOriginContent::new(
@@ -480,7 +282,7 @@ async fn a_tenant_sourced_header_equals_the_tenants_generated_header() {
         .unwrap_or_else(|e| panic!("failed to generate the header: {e}"));
     assert!(expected.contains("https://embed.example.com"), "{expected}");
 
-    h.create_secret(KEY).await;
+    h.create_admin_secret().await;
     h.create(&h.tenant(Some(header_spec(HeaderSource::Tenant, None))))
         .await;
 
@@ -491,8 +293,8 @@ async fn a_tenant_sourced_header_equals_the_tenants_generated_header() {
 
 #[tokio::test]
 async fn an_unchanged_header_is_not_written_again_over_several_drift_intervals() {
-    let h = Harness::start().await;
-    h.create_secret(KEY).await;
+    let h = start().await;
+    h.create_admin_secret().await;
     h.create(&h.tenant(Some(header_spec(HeaderSource::Tenant, None))))
         .await;
     h.wait_condition("HeaderPublished", "True", "Published")
@@ -506,11 +308,11 @@ async fn an_unchanged_header_is_not_written_again_over_several_drift_intervals()
         .unwrap()
         .resource_version();
 
-    let headers = h.count("csp-origins.generate-header").await;
-    let checks = h.count("tenants.me").await;
+    let headers = h.control.count("csp-origins.generate-header").await;
+    let checks = h.control.count("tenants.me").await;
     support::eventually("3 more drift checks", DEADLINE, || async {
-        let more_headers = h.count("csp-origins.generate-header").await >= headers + 3;
-        let more_checks = h.count("tenants.me").await >= checks + 3;
+        let more_headers = h.control.count("csp-origins.generate-header").await >= headers + 3;
+        let more_checks = h.control.count("tenants.me").await >= checks + 3;
         (more_headers && more_checks).then_some(())
     })
     .await;
@@ -529,8 +331,8 @@ async fn an_unchanged_header_is_not_written_again_over_several_drift_intervals()
 
 #[tokio::test]
 async fn an_invalid_header_is_never_published_and_the_last_good_one_stays() {
-    let h = Harness::start().await;
-    h.create_secret(KEY).await;
+    let h = start().await;
+    h.create_admin_secret().await;
     h.create(&entry(
         "good",
         "https://good.example.com",
@@ -583,14 +385,14 @@ async fn an_invalid_header_is_never_published_and_the_last_good_one_stays() {
 
 #[tokio::test]
 async fn only_ingresses_that_reference_the_config_map_get_the_header_sha() {
-    let h = Harness::start().await;
+    let h = start().await;
     let ns = h.ns().to_owned();
     h.create(&ingress("served", Some(format!("{ns}/{CONFIG_MAP}"))))
         .await;
     h.create(&ingress("other-map", Some(format!("{ns}/unrelated"))))
         .await;
     h.create(&ingress("plain", None)).await;
-    h.create_secret(KEY).await;
+    h.create_admin_secret().await;
     h.create(&entry(
         "cdn",
         "https://cdn.example.com",
@@ -647,8 +449,8 @@ async fn only_ingresses_that_reference_the_config_map_get_the_header_sha() {
 
 #[tokio::test]
 async fn the_ready_condition_describes_the_current_generation_for_kubectl_wait() {
-    let h = Harness::start().await;
-    h.create_secret(KEY).await;
+    let h = start().await;
+    h.create_admin_secret().await;
     let created = h.create(&h.tenant(None)).await;
     h.wait_condition("Ready", "True", "Connected").await;
 
@@ -662,7 +464,7 @@ async fn the_ready_condition_describes_the_current_generation_for_kubectl_wait()
     assert!(generation > created.metadata.generation);
 
     // What `kubectl wait --for=condition=Ready` and kstatus check.
-    h.wait_tenant("Ready for the new generation", |t| {
+    h.wait_tenant(TENANT, "Ready for the new generation", |t| {
         let ready = condition(t, "Ready")?;
         let current = ready.status == "True"
             && ready.observed_generation == t.metadata.generation

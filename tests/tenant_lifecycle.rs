@@ -8,149 +8,67 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
+use kube::api::DeleteParams;
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
-use qlik_csp_operator::controller::{Shared, csp_entry, tenant};
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
+use support::tenant_rig::{ADMIN_KEY, Controller, DEADLINE, TenantRig, from_json};
 
-const KEY: &str = "lifecycle-admin-key-0123456789abcdef";
 const REVOKED: &str = "lifecycle-revoked-key-9876543210zyx";
 const CLIENT: (&str, &str) = ("lifecycle-client", "lifecycle-client-secret-0123456789");
 const OTHER_CLIENT: (&str, &str) = ("other-client", "other-client-secret-0123456789ab");
-const DEADLINE: Duration = Duration::from_secs(60);
 const TENANTS: usize = 200;
 /// Every tenth tenant gets a CspEntry, so that the csp-entry controller keeps a snapshot of
 /// its remote entries.
 const ENTRY_EVERY: usize = 10;
 
-struct Harness {
-    env: support::TestEnv,
-    emulator: Emulator,
-    shared: Arc<Shared>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl Harness {
-    /// Both controllers with drift checks every `drift`, against an emulator whose rate
-    /// limits are `rate_limits`.
-    async fn start(drift: Duration, rate_limits: bool) -> Harness {
-        let env = support::TestEnv::new().await;
-        let emulator = Emulator::start(EmulatorConfig {
-            admin_api_keys: vec![KEY.to_owned()],
-            oauth_clients: [CLIENT, OTHER_CLIENT]
+/// Both controllers with drift checks every `drift`, against an emulator that knows two
+/// OAuth clients and whose rate limits are `rate_limits`.
+async fn start(drift: Duration, rate_limits: bool) -> TenantRig {
+    TenantRig::builder()
+        .emulator(|config| {
+            config.oauth_clients = [CLIENT, OTHER_CLIENT]
                 .iter()
                 .map(|(id, secret)| ((*id).to_owned(), (*secret).to_owned()))
-                .collect(),
-            rate_limits,
-            ..EmulatorConfig::default()
+                .collect();
+            config.rate_limits = rate_limits;
         })
+        .debounce(Duration::ZERO)
+        .drift(drift)
+        .run(Controller::Tenant)
+        .run(Controller::CspEntry)
+        .start()
         .await
-        .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let mut shared = Arc::into_inner(support::controller_shared(&env, Duration::ZERO))
-            .unwrap_or_else(|| panic!("the shared state is not shared yet"));
-        shared.settings.drift_interval_override = Some(drift);
-        let shared = Arc::new(shared);
-        let tasks = vec![
-            tokio::spawn(tenant::run::run(shared.clone())),
-            tokio::spawn(csp_entry::run(shared.clone())),
-        ];
-        Harness {
-            env,
-            emulator,
-            shared,
-            tasks,
-        }
-    }
+}
 
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        Api::namespaced(self.env.client.clone(), &self.env.namespace)
-    }
-
-    async fn create<K>(&self, object: &K) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .create(&PostParams::default(), object)
-            .await
-            .unwrap_or_else(|e| panic!("failed to create {}: {e}", object.name_any()))
-    }
-
-    async fn create_secret(&self, data: &[(&str, &str)]) {
-        let data: BTreeMap<&str, &str> = data.iter().copied().collect();
-        let secret: Secret =
-            from_json(json!({ "metadata": { "name": "qlik" }, "stringData": data }));
-        self.create(&secret).await;
+/// What this suite asks of the rig.
+impl TenantRig {
+    /// Creates the Secret `qlik` with `data`.
+    async fn create_qlik_secret(&self, data: &[(&str, &str)]) {
+        self.create_secret("qlik", data).await;
     }
 
     fn tenant(&self, name: &str, credentials: Value, header: Option<Value>) -> QlikTenant {
-        let mut spec = json!({
-            "url": self.emulator.base_url(),
-            "caBundle": self.emulator.ca_pem(),
-            "credentials": credentials,
-        });
+        let mut spec = json!({ "credentials": credentials });
         if let Some(header) = header {
             spec["header"] = header;
         }
-        from_json(json!({
-            "apiVersion": "qlikops.io/v1alpha1",
-            "kind": "QlikTenant",
-            "metadata": { "name": name },
-            "spec": spec,
-        }))
-    }
-
-    async fn patch_spec(&self, name: &str, spec: Value) -> QlikTenant {
-        self.api::<QlikTenant>()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": spec })),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("failed to patch QlikTenant {name}: {e}"))
+        self.qlik_tenant(name, spec)
     }
 
     /// Waits until `Ready` describes the tenant's generation `generation`, and returns its
     /// status and reason.
     async fn ready_for(&self, name: &str, generation: Option<i64>) -> (String, String) {
-        let api = self.api::<QlikTenant>();
-        support::eventually(
-            &format!("QlikTenant {name} Ready for generation {generation:?}"),
-            DEADLINE,
-            || {
-                let api = api.clone();
-                async move {
-                    let tenant = api.get_opt(name).await.ok().flatten()?;
-                    let status = tenant.status.as_ref()?;
-                    let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
-                    (ready.observed_generation == generation
-                        && status.observed_generation == generation)
-                        .then(|| (ready.status.clone(), ready.reason.clone()))
-                }
-            },
-        )
+        let what = format!("QlikTenant {name} Ready for generation {generation:?}");
+        self.wait_tenant(name, &what, |tenant| {
+            let status = tenant.status.as_ref()?;
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+            (ready.observed_generation == generation && status.observed_generation == generation)
+                .then(|| (ready.status.clone(), ready.reason.clone()))
+        })
         .await
     }
 
@@ -207,18 +125,14 @@ struct Kept {
     header_series: usize,
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
-    serde_json::from_value(value).unwrap_or_else(|e| panic!("bad test object: {e}"))
-}
-
 fn api_key(key: &str) -> Value {
     json!({ "apiKey": { "secretRef": { "name": "qlik", "key": key } } })
 }
 
 #[tokio::test]
 async fn another_key_of_the_same_secret_is_used_at_once() {
-    let h = Harness::start(Duration::from_secs(1), true).await;
-    h.create_secret(&[("current", KEY), ("revoked", REVOKED)])
+    let h = start(Duration::from_secs(1), true).await;
+    h.create_qlik_secret(&[("current", ADMIN_KEY), ("revoked", REVOKED)])
         .await;
     let created = h.create(&h.tenant("acme", api_key("current"), None)).await;
     let ready = h.ready_for("acme", created.meta().generation).await;
@@ -226,7 +140,7 @@ async fn another_key_of_the_same_secret_is_used_at_once() {
 
     // The Secret does not change; only which of its keys the tenant reads.
     let switched = h
-        .patch_spec("acme", json!({ "credentials": api_key("revoked") }))
+        .patch_tenant_spec("acme", json!({ "credentials": api_key("revoked") }))
         .await;
     let ready = h.ready_for("acme", switched.meta().generation).await;
     assert_eq!(
@@ -236,7 +150,7 @@ async fn another_key_of_the_same_secret_is_used_at_once() {
     );
 
     let back = h
-        .patch_spec("acme", json!({ "credentials": api_key("current") }))
+        .patch_tenant_spec("acme", json!({ "credentials": api_key("current") }))
         .await;
     let ready = h.ready_for("acme", back.meta().generation).await;
     assert_eq!(ready, ("True".to_owned(), "Connected".to_owned()));
@@ -244,8 +158,8 @@ async fn another_key_of_the_same_secret_is_used_at_once() {
 
 #[tokio::test]
 async fn another_oauth_client_id_is_used_at_once() {
-    let h = Harness::start(Duration::from_secs(1), true).await;
-    h.create_secret(&[("secret", CLIENT.1)]).await;
+    let h = start(Duration::from_secs(1), true).await;
+    h.create_qlik_secret(&[("secret", CLIENT.1)]).await;
     let oauth = |client_id: &str| json!({ "oauthClient": { "clientId": client_id, "secretRef": { "name": "qlik", "key": "secret" } } });
     let created = h.create(&h.tenant("acme", oauth(CLIENT.0), None)).await;
     let ready = h.ready_for("acme", created.meta().generation).await;
@@ -253,7 +167,7 @@ async fn another_oauth_client_id_is_used_at_once() {
 
     // The other client exists, but the Secret holds this client's secret, not its own.
     let switched = h
-        .patch_spec("acme", json!({ "credentials": oauth(OTHER_CLIENT.0) }))
+        .patch_tenant_spec("acme", json!({ "credentials": oauth(OTHER_CLIENT.0) }))
         .await;
     let ready = h.ready_for("acme", switched.meta().generation).await;
     assert_eq!(
@@ -267,8 +181,8 @@ async fn another_oauth_client_id_is_used_at_once() {
 async fn churning_200_tenants_leaves_no_client_cache_or_metric_series_behind() {
     // Drift checks every minute: the test is about what is kept, not about the tenant's
     // rate limits, which 200 tenants of one emulator would otherwise exceed.
-    let h = Harness::start(Duration::from_secs(60), false).await;
-    h.create_secret(&[("key", KEY)]).await;
+    let h = start(Duration::from_secs(60), false).await;
+    h.create_qlik_secret(&[("key", ADMIN_KEY)]).await;
     let baseline = h.wait_kept("the caches reported", DEADLINE, |_| true).await;
     assert_eq!(baseline.header_series, 0, "{baseline:?}");
 

@@ -10,158 +10,76 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::api::{Patch, PatchParams};
 use qlik_csp_operator::api::ownership::ALLOW_ROTATION_BY;
 use qlik_csp_operator::api::secret_rotation::{
     ApiKeyRotation, OAuthClientSecretRotation, ROTATE_REQUESTED_AT, RotatedCredential, SecretTarget,
 };
-use qlik_csp_operator::api::tenant::{
-    ApiKeyCredential, QlikTenantSpec, RateLimitSpec, TenantCredentials,
-};
-use qlik_csp_operator::api::{
-    QlikTenant, SecretKeyRef, SecretRotation, SecretRotationSpec, TenantRef,
-};
-use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
-use qlik_csp_operator::tenant::{ApiKey, ClientConfig, Credential, CredentialSource, TenantClient};
+use qlik_csp_operator::api::{QlikTenant, SecretRotation, SecretRotationSpec, TenantRef};
+use qlik_csp_operator::emulator::EmulatorConfig;
+use qlik_csp_operator::tenant::{ApiKey, Credential, TenantClient};
 use serde_json::{Value, json};
 
-use crate::support::{self, TestEnv};
+use crate::support;
+use crate::support::tenant_rig::TenantRig;
 
 // Not every suite that uses the rig needs the cluster helpers.
 #[allow(unused_imports)]
 pub use self::cluster::*;
 
-pub const ADMIN_KEY: &str = "rotation-admin-key-0123456789abcdef";
+// The suites name what they use of these.
+#[allow(unused_imports)]
+pub use crate::support::tenant_rig::{
+    ADMIN_KEY, ADMIN_SECRET, ADMIN_SECRET_KEY, DEADLINE, TENANT, meta,
+};
 pub const CLIENT_ID: &str = "m2m-reports";
 pub const CLIENT_SECRET: &str = "seeded-client-secret-0123456789abcdef";
-pub const TENANT: &str = "acme";
-pub const ADMIN_SECRET: &str = "qlik-admin";
-pub const ADMIN_SECRET_KEY: &str = "api-key";
-pub const DEADLINE: Duration = Duration::from_secs(60);
 
-pub struct Rig {
-    pub env: TestEnv,
-    pub emulator: Emulator,
-    control: reqwest::Client,
+/// A [`TenantRig`] whose emulator also has an OAuth client, with the admin Secret and the
+/// QlikTenant created; no controller runs (each suite runs its own).
+pub struct Rig(TenantRig);
+
+impl std::ops::Deref for Rig {
+    type Target = TenantRig;
+
+    fn deref(&self) -> &TenantRig {
+        &self.0
+    }
 }
 
 impl Rig {
     /// A namespace, an emulator (`tweak` adjusts its limits) with an admin key and an OAuth
     /// client, the admin Secret and the QlikTenant using it.
     pub async fn start(tweak: impl FnOnce(&mut EmulatorConfig)) -> Rig {
-        let env = TestEnv::new().await;
-        let mut config = EmulatorConfig {
-            admin_api_keys: vec![ADMIN_KEY.to_owned()],
-            oauth_clients: vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())],
-            ..EmulatorConfig::default()
-        };
-        tweak(&mut config);
-        let emulator = Emulator::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("failed to start the emulator: {e}"));
-        let tls = emulator.client_tls_config().unwrap();
-        let control = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .unwrap();
-        let rig = Rig {
-            env,
-            emulator,
-            control,
-        };
-        let secret = Secret {
-            metadata: meta(ADMIN_SECRET),
-            string_data: Some(BTreeMap::from([(
-                ADMIN_SECRET_KEY.to_owned(),
-                ADMIN_KEY.to_owned(),
-            )])),
-            ..Secret::default()
-        };
-        rig.create(&secret).await;
-        rig.create(&rig.tenant()).await;
-        rig
+        let rig = TenantRig::builder()
+            .emulator(|config| {
+                config.oauth_clients = vec![(CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned())];
+                tweak(config);
+            })
+            .start()
+            .await;
+        rig.create_admin_secret().await;
+        rig.create(&rig.qlik_tenant(TENANT, json!({}))).await;
+        Rig(rig)
     }
 
-    pub fn client(&self) -> Client {
-        self.env.client.clone()
-    }
-
-    pub fn ns(&self) -> &str {
-        &self.env.namespace
-    }
-
-    pub fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        Api::namespaced(self.client(), self.ns())
-    }
-
-    pub async fn create<K>(&self, object: &K) -> K
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .create(&PostParams::default(), object)
-            .await
-            .unwrap_or_else(|e| panic!("failed to create {}: {e}", object.name_any()))
-    }
-
+    /// QlikTenant [`TENANT`] on the emulator, with the admin Secret's API key.
     pub fn tenant(&self) -> QlikTenant {
-        let mut tenant = QlikTenant::new(
-            TENANT,
-            QlikTenantSpec {
-                url: self.emulator.base_url(),
-                credentials: TenantCredentials {
-                    api_key: Some(ApiKeyCredential {
-                        secret_ref: SecretKeyRef {
-                            name: ADMIN_SECRET.to_owned(),
-                            key: ADMIN_SECRET_KEY.to_owned(),
-                        },
-                    }),
-                    oauth_client: None,
-                },
-                ca_bundle: Some(self.emulator.ca_pem().to_owned()),
-                header: None,
-                sync_interval: Duration::from_secs(600).into(),
-                rate_limit: RateLimitSpec::default(),
-            },
-        );
-        tenant.metadata.namespace = Some(self.ns().to_owned());
-        tenant
+        self.qlik_tenant(TENANT, json!({}))
     }
 
     /// Moves the emulator's clock (key expiry) forward.
     pub async fn advance_emulator(&self, by: Duration) {
-        let url = format!("{}/_emulator/clock/advance", self.emulator.base_url());
-        let answer = self
-            .control
-            .post(&url)
-            .json(&json!({ "seconds": by.as_secs() }))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+        self.control.advance_clock(by).await;
     }
 
-    /// The emulator's request counters: `requests` of `operation` (e.g. `api-keys.create`).
+    /// The emulator's request counters: `requests` of `operation` (e.g. `api-keys.create`);
+    /// fails the test while there is none.
     pub async fn count(&self, operation: &str) -> u64 {
-        let url = format!("{}/_emulator/counters", self.emulator.base_url());
-        let counters: Value = self
-            .control
-            .get(&url)
-            .send()
+        self.control
+            .counter(operation)
             .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        counters["operations"][operation]["requests"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no counter {operation} in {counters}"))
+            .unwrap_or_else(|| panic!("no counter {operation}"))
     }
 
     /// Waits until the operator has looked at the tenant `more` more times (each reconcile
@@ -179,83 +97,27 @@ impl Rig {
 
     /// The remaining uses of each emulator fault rule, by id.
     pub async fn faults(&self) -> Vec<(String, Option<u64>)> {
-        let url = format!("{}/_emulator/faults", self.emulator.base_url());
-        let listed: Value = self
-            .control
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        listed["faults"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| {
-                (
-                    f["id"].as_str().unwrap_or_default().to_owned(),
-                    f["remaining"].as_u64(),
-                )
-            })
-            .collect()
+        self.control.faults().await
     }
 
     /// Adds an emulator fault rule (see `qlik-tenant-emulator --help`).
     pub async fn fault(&self, rule: Value) {
-        let url = format!("{}/_emulator/faults", self.emulator.base_url());
-        let answer = self
-            .control
-            .post(&url)
-            .json(&rule)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert!(answer.status().is_success(), "{url}: {}", answer.status());
+        self.control.fault(rule).await;
     }
 
     /// The emulator's request log.
     pub async fn requests(&self) -> Vec<Value> {
-        let url = format!("{}/_emulator/requests", self.emulator.base_url());
-        let log: Value = self
-            .control
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        log["requests"].as_array().cloned().unwrap_or_default()
-    }
-
-    fn client_with(&self, credential: Credential) -> TenantClient {
-        let config = ClientConfig {
-            ca_bundle: Some(self.emulator.ca_pem().to_owned()),
-            ..ClientConfig::new(self.emulator.base_url())
-        };
-        let source = CredentialSource::Secret {
-            namespace: self.ns().to_owned(),
-            name: "under-test".to_owned(),
-            key: "value".to_owned(),
-        };
-        TenantClient::new(config, credential, source).unwrap()
-    }
-
-    pub fn admin(&self) -> TenantClient {
-        self.client_with(Credential::api_key(ADMIN_KEY))
+        self.control.requests().await
     }
 
     /// Another user of the tenant: the OAuth client's own bot user, with its seeded secret.
     pub fn other_user(&self) -> TenantClient {
-        self.client_with(Credential::oauth_client(CLIENT_ID, CLIENT_SECRET))
+        self.tenant_client(Credential::oauth_client(CLIENT_ID, CLIENT_SECRET))
     }
 
     /// Whether the tenant accepts `value` as an API key.
     pub async fn api_key_works(&self, value: &str) -> bool {
-        self.client_with(Credential::api_key(value))
+        self.tenant_client(Credential::api_key(value))
             .tenant_id()
             .await
             .is_ok()
@@ -263,7 +125,7 @@ impl Rig {
 
     /// Whether the tenant accepts `value` as the OAuth client's secret.
     pub async fn client_secret_works(&self, value: &str) -> bool {
-        self.client_with(Credential::oauth_client(CLIENT_ID, value))
+        self.tenant_client(Credential::oauth_client(CLIENT_ID, value))
             .tenant_id()
             .await
             .is_ok()
@@ -362,13 +224,6 @@ impl Rig {
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .unwrap();
-    }
-}
-
-pub fn meta(name: &str) -> kube::api::ObjectMeta {
-    kube::api::ObjectMeta {
-        name: Some(name.to_owned()),
-        ..kube::api::ObjectMeta::default()
     }
 }
 

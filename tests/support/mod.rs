@@ -7,7 +7,10 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod control_plane;
+pub mod emulator;
+pub mod operator;
 pub mod secret_scan;
+pub mod tenant_rig;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 pub use control_plane::ControlPlane;
+pub use operator::{Operator, OperatorBuilder};
 pub use qlikops_testenv::{Impersonation, client_from_kubeconfig};
 
 /// An admin client and a namespace of its own for one test.
@@ -53,6 +57,11 @@ impl TestEnv {
             namespace,
             control_plane,
         }
+    }
+
+    /// The operator binary on this namespace, as the admin (see [`Operator::builder`]).
+    pub fn operator(&self) -> OperatorBuilder {
+        Operator::builder(&self.namespace, &self.control_plane.kubeconfig)
     }
 
     /// A client that acts as ServiceAccount `namespace/name` (via impersonation), for RBAC tests.
@@ -122,6 +131,30 @@ where
             "timed out after {deadline:?} waiting for {what}"
         );
     }
+}
+
+/// Whether `status` (of any kind) has a `Ready` condition that is `True`.
+pub fn is_ready(status: Option<&serde_json::Value>) -> bool {
+    status
+        .and_then(|s| s["conditions"].as_array())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Waits until object `name` of `api` is Ready (see [`is_ready`]), and returns it.
+pub async fn wait_ready<K>(api: &Api<K>, name: &str, deadline: Duration) -> K
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+    K: serde::Serialize + std::fmt::Debug,
+{
+    let what = format!("{} {name} to be Ready", K::kind(&()));
+    eventually(&what, deadline, || async {
+        let object = api.get(name).await.ok()?;
+        is_ready(serde_json::to_value(&object).ok()?.get("status")).then_some(object)
+    })
+    .await
 }
 
 /// Controller state for tests: the test's namespace only, drift checks every second, short
