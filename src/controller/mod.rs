@@ -10,6 +10,7 @@
 //! - [`leader`]: leader election on a Lease.
 //! - [`process`]: the `run` command: endpoints, leader election, controllers, signals.
 //! - [`rbac`]: every Kubernetes permission the operator uses (the chart's RBAC follows it).
+//! - [`profile`]: heap profiling with dhat (`dhat-heap` feature only).
 
 pub mod allowed_hosts;
 pub mod backoff;
@@ -17,6 +18,7 @@ pub mod conditions;
 pub mod csp_entry;
 pub mod leader;
 pub mod process;
+pub mod profile;
 pub mod rbac;
 pub mod secret_rotation;
 pub mod tenant;
@@ -199,6 +201,7 @@ pub async fn log_failure<T, E: std::fmt::Display>(controller: &'static str, resu
 /// Runs every controller until their watches end or `runtime.shutdown` is cancelled and
 /// the reconciles in flight have finished.
 pub async fn run(kube: Client, settings: Settings, runtime: Runtime) {
+    profile::start();
     // The URL, CA and budgets come from each QlikTenant; the template gives the rest.
     let mut template = ClientConfig::new("https://tenant.invalid");
     template.observer = Some(runtime.metrics.clone());

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -144,12 +144,17 @@ pub async fn run(shared: Arc<Shared>) {
     let runtime = shared.runtime.clone();
     let kube = shared.kube.clone();
     let config = controller::Config::default().debounce(shared.settings.debounce);
-    let controller = Controller::new(
+    // The store holds every CspEntry the operator watches, for as long as it runs: each
+    // copy is kept without what no reconcile reads (see `slim`).
+    let (store, writer) = reflector::store::<CspEntry>();
+    let trigger = watcher(
         shared.settings.api::<CspEntry>(&kube),
         watcher::Config::default(),
     )
-    .with_config(config);
-    let store = controller.store();
+    .modify(slim)
+    .reflect(writer)
+    .applied_objects();
+    let controller = Controller::for_stream(trigger, store.clone()).with_config(config);
     let entries = store.clone();
     let ready = runtime.ready_when_synced(METRICS_NAME, store.clone());
     // A tenant that appears, becomes ready (or not) or goes changes what every entry of it
@@ -187,6 +192,17 @@ pub async fn run(shared: Arc<Shared>) {
         )
         .for_each(|result| log_failure(CONTROLLER_NAME, result));
     futures::join!(controller, ready);
+}
+
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched entry what the store need not keep: `managedFields` and the
+/// `kubectl apply` copy are often larger than the entry itself. The store is read for
+/// names, specs and creation times only (a reconcile reads the entry afresh).
+fn slim(entry: &mut CspEntry) {
+    entry.managed_fields_mut().clear();
+    entry.annotations_mut().remove(LAST_APPLIED);
 }
 
 #[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = stored.namespace(), name = stored.name_any()))]

@@ -42,8 +42,20 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         cluster::create_tenant(&bench.client, namespace, &emulator, "10m").await?;
         emulators.push(emulator);
     }
+    // A profiling build of the operator (`--features dhat-heap`) may stand in for the
+    // release one: QLIKOPS_BENCH_OPERATOR_DIR names the directory that holds it, and
+    // QLIKOPS_DHAT_OUT (inherited) where it writes its heap profile once converged.
+    let operator_bins = std::env::var_os("QLIKOPS_BENCH_OPERATOR_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| bench.bins.clone());
+    if let Some(out) = std::env::var_os("QLIKOPS_DHAT_OUT") {
+        // A stop file left by an earlier run would end the profile at once.
+        let mut stop = out;
+        stop.push(".stop");
+        let _ = std::fs::remove_file(stop);
+    }
     let mut operator = Operator::start(
-        &bench.bins,
+        &operator_bins,
         &bench.kubeconfig,
         &["--log-format", "json"],
         bench.work.join("operator-scale.log"),
@@ -107,6 +119,7 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
     let convergence_peak = memory.peak_mib()?;
     let settled = memory.rss_mib()?;
     operator.check_alive()?;
+    write_heap_profile().await?;
     let mut calls = crate::processes::Counters::default();
     for emulator in &emulators {
         calls.add(&emulator.counters().await?);
@@ -130,6 +143,34 @@ pub async fn run(bench: &Bench, tenants: usize) -> Result<Value, String> {
         "bytes_per_entry": per_entry(worst),
         "retained_bytes_per_entry": per_entry(settled),
     }))
+}
+
+/// Asks a profiling operator (QLIKOPS_DHAT_OUT set) to write its heap profile, by creating
+/// `<file>.stop` (see the operator's `controller::profile`), and waits until it is written.
+async fn write_heap_profile() -> Result<(), String> {
+    let Some(out) = std::env::var_os("QLIKOPS_DHAT_OUT") else {
+        return Ok(());
+    };
+    let out = std::path::PathBuf::from(out);
+    let mut stop = out.clone().into_os_string();
+    stop.push(".stop");
+    let _ = std::fs::remove_file(&out);
+    std::fs::write(&stop, b"").map_err(|e| format!("failed to create {stop:?}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    // dhat writes the file in one go when the profiler is dropped; a stable size means done.
+    let mut last = None;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let size = std::fs::metadata(&out).map(|m| m.len()).ok();
+        if size.is_some() && size == last {
+            return Ok(());
+        }
+        last = size;
+    }
+    Err(format!(
+        "no heap profile at {} after 5 minutes",
+        out.display()
+    ))
 }
 
 /// The headers of the scale tenants' ConfigMaps.
