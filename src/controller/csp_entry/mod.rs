@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action as Requeue, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -173,10 +173,7 @@ pub async fn run(shared: Arc<Shared>) {
                 .collect::<Vec<_>>()
         },
     );
-    let reporter = Reporter {
-        controller: CONTROLLER_NAME.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
+    let reporter = super::event_reporter(CONTROLLER_NAME);
     let context = Arc::new(Context {
         shared,
         store,
