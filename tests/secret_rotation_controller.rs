@@ -19,13 +19,13 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveName};
+use qlik_csp_operator::api::csp_entry::DirectiveName;
 use qlik_csp_operator::api::ownership::{ALLOW_ROTATION_BY, MANAGED_BY, MANAGED_BY_LABEL};
 use qlik_csp_operator::api::secret_rotation::{
     CREDENTIAL_REVISION, RolloutTarget, SECRET_ROTATION_LABEL, WorkloadKind,
     secret_rotation_label_value,
 };
-use qlik_csp_operator::api::{CspEntry, SecretRotation, TenantRef};
+use qlik_csp_operator::api::{CspEntry, SecretRotation};
 use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
 use qlik_csp_operator::controller::secret_rotation::{self, Clock, OffsetClock};
 use qlik_csp_operator::controller::tenant_clients::TenantClients;
@@ -650,19 +650,7 @@ async fn self_rotation_keeps_the_operator_working_while_csp_entries_sync() {
     let running = Running::start_with_long_secret_cache(&rig, true);
     let entries: kube::Api<CspEntry> = rig.api();
     let entry = |name: &str, origin: &str| {
-        CspEntry::new(
-            name,
-            CspEntrySpec {
-                tenant_ref: TenantRef {
-                    name: TENANT.to_owned(),
-                },
-                origin: origin.to_owned(),
-                directives: vec![DirectiveName::ScriptSrc],
-                allow_web_socket: false,
-                description: None,
-                deletion_policy: DeletionPolicy::Delete,
-            },
-        )
+        support::tenant_rig::csp_entry(name, origin, &[DirectiveName::ScriptSrc], false)
     };
     let ready = |e: &CspEntry| {
         e.status.as_ref().is_some_and(|s| {

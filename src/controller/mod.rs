@@ -181,6 +181,28 @@ impl Settings {
 /// How long a tenant's credential Secret is trusted before it is read again.
 const SECRET_MAX_AGE: Duration = Duration::from_secs(30);
 
+/// The objects in `store` whose `spec.tenantRef` (read by `tenant_of`) names `tenant`: what
+/// a QlikTenant event wakes in the csp-entry and secret-rotation controllers.
+pub fn naming_tenant<K>(
+    store: &kube::runtime::reflector::Store<K>,
+    tenant: &crate::api::QlikTenant,
+    tenant_of: impl Fn(&K) -> &str,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    use kube::ResourceExt;
+    let namespace = tenant.namespace();
+    let name = tenant.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace() == namespace && tenant_of(o) == name)
+        .map(|o| kube::runtime::reflector::ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
 /// Who reports a controller's events: the controller, and the pod it runs in (`POD_NAME`,
 /// set by the chart) so `kubectl get events` tells replicas apart.
 pub fn event_reporter(controller: &str) -> kube::runtime::events::Reporter {

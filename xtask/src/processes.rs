@@ -106,11 +106,12 @@ impl Emulator {
 }
 
 impl Emulator {
-    /// When each request for `operation` arrived, in seconds since the emulator started.
-    pub async fn arrivals(&self, operation: &str) -> Result<Vec<f64>, String> {
+    /// The emulator's request log: (operation, path, atMs) in completion order.
+    pub async fn requests(&self) -> Result<Vec<(String, String, f64)>, String> {
         let body: Value = self
             .control
             .get(format!("{}/_emulator/requests", self.url))
+            .timeout(std::time::Duration::from_secs(30))
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -123,9 +124,24 @@ impl Emulator {
             .map(Vec::as_slice)
             .unwrap_or_default()
             .iter()
-            .filter(|r| r["operation"] == operation)
-            .filter_map(|r| r["atMs"].as_f64())
-            .map(|ms| (ms / 10.0).round() / 100.0)
+            .filter_map(|r| {
+                Some((
+                    r["operation"].as_str()?.to_owned(),
+                    r["path"].as_str()?.to_owned(),
+                    r["atMs"].as_f64()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// When each request for `operation` arrived, in seconds since the emulator started.
+    pub async fn arrivals(&self, operation: &str) -> Result<Vec<f64>, String> {
+        Ok(self
+            .requests()
+            .await?
+            .into_iter()
+            .filter(|(op, _, _)| op == operation)
+            .map(|(_, _, ms)| (ms / 10.0).round() / 100.0)
             .collect())
     }
 }

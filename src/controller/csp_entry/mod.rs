@@ -15,7 +15,7 @@ use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -163,14 +163,7 @@ pub async fn run(shared: Arc<Shared>) {
         shared.settings.api::<QlikTenant>(&kube),
         watcher::Config::default(),
         move |tenant| {
-            let namespace = tenant.namespace();
-            let name = tenant.name_any();
-            entries
-                .state()
-                .iter()
-                .filter(|e| e.namespace() == namespace && e.spec.tenant_ref.name == name)
-                .map(|e| ObjectRef::from_obj(e.as_ref()))
-                .collect::<Vec<_>>()
+            super::naming_tenant(&entries, &tenant, |e: &CspEntry| &e.spec.tenant_ref.name)
         },
     );
     let reporter = super::event_reporter(CONTROLLER_NAME);

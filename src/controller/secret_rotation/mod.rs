@@ -32,7 +32,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
@@ -93,14 +92,9 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
     .applied_objects()
     .predicate_filter(tenant_readiness, PredicateConfig::default());
     let controller = controller.watches_stream(tenants, move |tenant: QlikTenant| {
-        let namespace = tenant.namespace();
-        let name = tenant.name_any();
-        rotations
-            .state()
-            .iter()
-            .filter(|r| r.namespace() == namespace && r.spec.tenant_ref.name == name)
-            .map(|r| ObjectRef::from_obj(r.as_ref()))
-            .collect::<Vec<_>>()
+        super::naming_tenant(&rotations, &tenant, |r: &SecretRotation| {
+            &r.spec.tenant_ref.name
+        })
     });
     let ready = runtime.ready_when_synced(METRICS_NAME, controller.store());
     let reporter = super::event_reporter(CONTROLLER_NAME);

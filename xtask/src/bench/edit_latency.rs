@@ -96,7 +96,7 @@ pub async fn run(bench: &Bench) -> Result<Value, String> {
             published: spans::at(reference, published),
         });
     }
-    let calls = clock.calls(&spans::request_log(&emulator).await?);
+    let calls = clock.calls(&emulator.requests().await?);
     let breakdown = spans::breakdown(&timeline, &calls);
     operator.check_alive()?;
     let remote_id = entries

@@ -11,7 +11,7 @@
 //! The four spans add up to the edit's latency. `status_to_header` is negative when the
 //! tenant controller fetched the header before the bench's watch delivered the status.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
@@ -148,7 +148,7 @@ impl EmulatorClock {
                 .map_err(|e| format!("clock probe: {e}"))?;
             brackets.push((path, sent, since(reference)));
         }
-        let log = request_log(emulator).await?;
+        let log = emulator.requests().await?;
         brackets
             .iter()
             .filter_map(|(path, sent, answered)| {
@@ -191,34 +191,6 @@ pub fn since(reference: Instant) -> Ms {
 /// A bench time of an [`Instant`].
 pub fn at(reference: Instant, instant: Instant) -> Ms {
     instant.saturating_duration_since(reference).as_secs_f64() * 1000.0
-}
-
-/// The emulator's request log: (operation, path, atMs) in completion order.
-pub async fn request_log(emulator: &Emulator) -> Result<Vec<(String, String, f64)>, String> {
-    let body: Value = emulator
-        .http()
-        .get(format!("{}/_emulator/requests", emulator.url))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| format!("failed to read the emulator's request log: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("failed to parse the emulator's request log: {e}"))?;
-    Ok(body["requests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r["operation"].as_str()?.to_owned(),
-                r["path"].as_str()?.to_owned(),
-                r["atMs"].as_f64()?,
-            ))
-        })
-        .collect())
 }
 
 #[cfg(test)]
