@@ -82,6 +82,8 @@ impl Running {
             tenants: TenantClients::new(template, Duration::from_secs(3600))
                 .with_allowed_hosts(support::test_allowed_hosts()),
             remote: RemoteCache::default(),
+            entries: Default::default(),
+            clock: std::sync::Arc::new(qlik_csp_operator::controller::clock::SystemClock),
             settings: Settings {
                 grace_period_override: Some(Duration::ZERO),
                 ..short.settings.clone()

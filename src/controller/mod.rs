@@ -4,7 +4,10 @@
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
 //! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
+//! - [`entry_feed`]: one watch and store of the CspEntries, for the csp-entry and tenant
+//!   controllers.
 //! - [`conditions`]: kstatus-style conditions without churn.
+//! - [`clock`]: the wall clock decisions read `now` from.
 //! - [`backoff`]: the requeue after a failed reconcile, honouring tenant pauses.
 //! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
 //! - [`leader`]: leader election on a Lease.
@@ -14,8 +17,10 @@
 
 pub mod allowed_hosts;
 pub mod backoff;
+pub mod clock;
 pub mod conditions;
 pub mod csp_entry;
+pub mod entry_feed;
 pub mod leader;
 pub mod process;
 pub mod profile;
@@ -39,7 +44,9 @@ use crate::telemetry::metrics::Metrics;
 use crate::tenant::ClientConfig;
 
 use self::allowed_hosts::AllowedHosts;
+use self::clock::{Clock, SystemClock};
 use self::csp_entry::remote_cache::RemoteCache;
+use self::entry_feed::EntryFeed;
 use self::tenant_clients::TenantClients;
 
 pub use self::process::{Options, RunError, run_until_signal};
@@ -52,6 +59,10 @@ pub struct Shared {
     pub kube: Client,
     pub tenants: TenantClients,
     pub remote: RemoteCache,
+    /// The CspEntries, watched once for the csp-entry and tenant controllers.
+    pub entries: EntryFeed,
+    /// Where every controller reads the time (once per reconcile).
+    pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub runtime: Runtime,
 }
@@ -232,6 +243,8 @@ pub async fn run(kube: Client, settings: Settings, runtime: Runtime) {
         tenants: TenantClients::new(template, SECRET_MAX_AGE)
             .with_allowed_hosts(settings.allowed_tenant_hosts.clone()),
         remote: RemoteCache::default(),
+        entries: EntryFeed::default(),
+        clock: Arc::new(SystemClock),
         settings,
         runtime,
     });

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -24,6 +24,7 @@ use self::plan::Requeue as Next;
 use super::Shared;
 use super::backoff::{self, Backoff};
 use super::conditions::{self, Desired, Progress, READY};
+use super::entry_feed::EntryChange;
 use super::tenant_clients::AccessError;
 use crate::api::reasons::TENANT_NOT_READY;
 use crate::api::{CspEntry, QlikTenant};
@@ -144,17 +145,20 @@ pub async fn run(shared: Arc<Shared>) {
     let runtime = shared.runtime.clone();
     let kube = shared.kube.clone();
     let config = controller::Config::default().debounce(shared.settings.debounce);
-    // The store holds every CspEntry the operator watches, for as long as it runs: each
-    // copy is kept without what no reconcile reads (see `slim`).
-    let (store, writer) = reflector::store::<CspEntry>();
-    let trigger = watcher(
-        shared.settings.api::<CspEntry>(&kube),
-        watcher::Config::default(),
-    )
-    .modify(slim)
-    .reflect(writer)
-    .applied_objects();
-    let controller = Controller::for_stream(trigger, store.clone()).with_config(config);
+    // One watch and store of the CspEntries, shared with the tenant controller (see
+    // `entry_feed`); deletions do not trigger a reconcile here: a deleted entry has nothing
+    // left to sync (one with our finalizer is reconciled while it is being deleted).
+    let store = shared.entries.store(&shared);
+    let trigger = shared
+        .entries
+        .subscribe(&shared)
+        .filter_map(|change| async move {
+            match change {
+                EntryChange::Applied(entry) => Some(entry),
+                EntryChange::Deleted(_) => None,
+            }
+        });
+    let controller = Controller::for_shared_stream(trigger, store.clone()).with_config(config);
     let entries = store.clone();
     let ready = runtime.ready_when_synced(METRICS_NAME, store.clone());
     // A tenant that appears, becomes ready (or not) or goes changes what every entry of it
@@ -182,17 +186,6 @@ pub async fn run(shared: Arc<Shared>) {
         )
         .for_each(|result| log_failure(CONTROLLER_NAME, result));
     futures::join!(controller, ready);
-}
-
-/// The annotation `kubectl apply` keeps a whole copy of the object in.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Drops from a watched entry what the store need not keep: `managedFields` and the
-/// `kubectl apply` copy are often larger than the entry itself. The store is read for
-/// names, specs and creation times only (a reconcile reads the entry afresh).
-fn slim(entry: &mut CspEntry) {
-    entry.managed_fields_mut().clear();
-    entry.annotations_mut().remove(LAST_APPLIED);
 }
 
 #[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = stored.namespace(), name = stored.name_any()))]
@@ -236,12 +229,13 @@ async fn read_fresh(context: &Context, stored: &CspEntry) -> Result<Option<CspEn
 
 async fn sync(entry: &CspEntry, context: &Context) -> Result<Requeue, Error> {
     let shared = &context.shared;
+    let now = shared.clock.now();
     let observation = observe::observe(shared, &context.store, entry).await?;
-    let plan = plan::plan(&observation.observed, jiff::Timestamp::now());
+    let plan = plan::plan(&observation.observed, now);
     let outcome = apply::apply(shared, entry, &observation, &plan.action).await?;
     record::event_for(&context.recorder, entry, &plan.action).await;
     if let Some(desired) = &plan.status {
-        record::record(shared, entry, desired, &outcome).await?;
+        record::record(shared, entry, desired, &outcome, now).await?;
     }
     Ok(match plan.requeue {
         // The step just written changes the entry, and that change's watch event runs the
@@ -261,7 +255,7 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
         return;
     }
     let generation = entry.meta().generation;
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(context.shared.clock.now());
     let mut status = entry.status.clone().unwrap_or_default();
     for type_ in [READY, plan::SYNCED] {
         let desired = Desired {

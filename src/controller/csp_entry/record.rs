@@ -81,8 +81,9 @@ pub async fn record(
     entry: &CspEntry,
     desired: &DesiredStatus,
     outcome: &Outcome,
+    now: jiff::Timestamp,
 ) -> Result<(), Error> {
-    let now = Time(jiff::Timestamp::now());
+    let now = Time(now);
     let status = build_status(
         entry.status.as_ref(),
         desired,

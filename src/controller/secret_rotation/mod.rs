@@ -12,7 +12,6 @@
 //! [`backoff`](crate::controller::backoff).
 
 pub mod act;
-pub mod clock;
 pub mod failure;
 pub mod finalize;
 pub mod health;
@@ -35,7 +34,6 @@ use kube::runtime::events::Recorder;
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-pub use self::clock::{Clock, OffsetClock, SystemClock};
 pub use self::failure::Error;
 use self::observed::{Action, Requeue as Next};
 pub use self::schedule::seconds_until_expiry;
@@ -43,6 +41,7 @@ use super::Shared;
 use crate::api::secret_rotation::{Phase, SecretRotationStatus};
 use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::backoff::{self, Backoff};
+pub use crate::controller::clock::{Clock, OffsetClock, SystemClock};
 use crate::controller::log_failure;
 use crate::failpoint;
 
@@ -64,7 +63,8 @@ struct Context {
 pub const METRICS_NAME: &str = "secret-rotation";
 
 pub async fn run(shared: Arc<Shared>) {
-    run_with_clock(shared, Arc::new(SystemClock)).await;
+    let clock = shared.clock.clone();
+    run_with_clock(shared, clock).await;
 }
 
 /// Runs the controller on `clock` (tests move it with the emulator's).

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
-use super::reconcile::Context;
+use super::context::Context;
 use crate::api::QlikTenant;
 use crate::controller::tenant_clients::{TenantKey, key_of};
 

@@ -9,9 +9,12 @@ use crate::csp::Grant;
 /// Entries being deleted and origins that do not parse are left out; when two entries
 /// share an origin the one that owns it counts ([`CspEntry::claim_rank`]), as the
 /// `csp-entry` controller syncs only that one.
-pub fn local_grants(entries: &[CspEntry], tenant_name: &str) -> Vec<Grant> {
+pub fn local_grants<'a>(
+    entries: impl IntoIterator<Item = &'a CspEntry>,
+    tenant_name: &str,
+) -> Vec<Grant> {
     let mut ours: Vec<&CspEntry> = entries
-        .iter()
+        .into_iter()
         .filter(|e| e.spec.tenant_ref.name == tenant_name)
         .filter(|e| e.metadata.deletion_timestamp.is_none())
         .collect();

@@ -1,15 +1,25 @@
 //! The `tenant` controller: checks a `QlikTenant`'s connection and publishes its compiled CSP
-//! header into a ConfigMap, then nudges the Ingresses that serve it. [`publish`] and [`claim`]
-//! hold the pure decisions, [`write`] the writes; [`departures`] drops what is kept for a
-//! tenant once it is deleted.
+//! header into a ConfigMap, then nudges the Ingresses that serve it.
+//!
+//! [`reconcile`] runs [`observe`] → [`plan`] (pure, takes `now`) → [`apply`] → [`record`],
+//! as the other controllers do. The pure decisions behind them: [`pacing`] (when to
+//! publish and check), [`grants`] (what a `Local` header is compiled from), [`publish`]
+//! (what a write sets), [`claim`] (whose ConfigMap it is), [`status`] (what the status
+//! says). [`error`] is the one error type; [`context`] what reconciles share; [`run`] the
+//! watches; [`departures`] drops what is kept for a tenant once it is deleted.
 
+pub mod apply;
 pub mod claim;
+pub mod context;
 pub mod credentials;
 pub mod departures;
+pub mod error;
 pub mod grants;
+pub mod observe;
 pub mod pacing;
+pub mod plan;
 pub mod publish;
 pub mod reconcile;
+pub mod record;
 pub mod run;
 pub mod status;
-pub mod write;

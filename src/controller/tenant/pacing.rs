@@ -19,9 +19,12 @@ use crate::controller::conditions::READY;
 
 /// Entries of tenant `tenant_name` (among one namespace's `entries`) whose latest change the
 /// `csp-entry` controller has not finished ([`CspEntry::has_settled`]).
-pub fn settling_entries(entries: &[CspEntry], tenant_name: &str) -> usize {
+pub fn settling_entries<'a>(
+    entries: impl IntoIterator<Item = &'a CspEntry>,
+    tenant_name: &str,
+) -> usize {
     entries
-        .iter()
+        .into_iter()
         .filter(|e| e.spec.tenant_ref.name == tenant_name)
         .filter(|e| !e.has_settled())
         .count()
@@ -70,10 +73,13 @@ type EntryDigest<'a> = (
 
 /// A digest of what the tenant's header depends on among its entries: which exist, at
 /// which generation, how far their sync got. Equal digests mean no entry event since.
-pub fn entries_digest(entries: &[CspEntry], tenant_name: &str) -> u64 {
+pub fn entries_digest<'a>(
+    entries: impl IntoIterator<Item = &'a CspEntry>,
+    tenant_name: &str,
+) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut ours: Vec<EntryDigest> = entries
-        .iter()
+        .into_iter()
         .filter(|e| e.spec.tenant_ref.name == tenant_name)
         .map(|e| {
             let status = e.status.as_ref();
@@ -133,32 +139,25 @@ pub struct Pacer {
     tenants: Mutex<HashMap<ObjectRef<QlikTenant>, Memory>>,
 }
 
-#[derive(Clone, Default)]
-struct Memory {
-    checked: Option<Checked>,
-    published_at: Option<Instant>,
-    fetched: Option<Fetched>,
+/// What is remembered of one tenant.
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    /// The last successful connection check.
+    pub checked: Option<Checked>,
+    /// When the header was last published.
+    pub published_at: Option<Instant>,
+    /// The header last fetched from the tenant.
+    pub fetched: Option<Fetched>,
 }
 
 impl Pacer {
-    pub fn last_check(&self, tenant: &ObjectRef<QlikTenant>) -> Option<Checked> {
-        self.read(tenant, |m| m.checked.clone())
-    }
-
-    pub fn since_last_publish(
-        &self,
-        tenant: &ObjectRef<QlikTenant>,
-        now: Instant,
-    ) -> Option<Duration> {
-        self.read(tenant, |m| m.published_at.map(|at| now.duration_since(at)))
+    /// What is remembered of `tenant` (nothing yet: the default).
+    pub fn recall(&self, tenant: &ObjectRef<QlikTenant>) -> Memory {
+        self.read(tenant, |m| Some(m.clone())).unwrap_or_default()
     }
 
     pub fn checked(&self, tenant: &ObjectRef<QlikTenant>, checked: Checked) {
         self.with(tenant, |m| m.checked = Some(checked));
-    }
-
-    pub fn last_fetch(&self, tenant: &ObjectRef<QlikTenant>) -> Option<Fetched> {
-        self.read(tenant, |m| m.fetched.clone())
     }
 
     pub fn fetched(&self, tenant: &ObjectRef<QlikTenant>, fetched: Fetched) {
@@ -377,10 +376,10 @@ mod tests {
         let b = ObjectRef::<QlikTenant>::new("b").within("ns");
         let now = Instant::now();
         pacer.published(&a, now);
-        assert_eq!(pacer.since_last_publish(&a, now), Some(Duration::ZERO));
-        assert_eq!(pacer.since_last_publish(&b, now), None);
+        assert_eq!(pacer.recall(&a).published_at, Some(now));
+        assert_eq!(pacer.recall(&b).published_at, None);
         pacer.forget(&a);
-        assert_eq!(pacer.since_last_publish(&a, now), None);
+        assert_eq!(pacer.recall(&a).published_at, None);
         assert!(
             pacer.is_empty(),
             "reading a tenant (forgotten or never seen) does not remember it"
@@ -389,8 +388,8 @@ mod tests {
         pacer.published(&b, now);
         assert_eq!(pacer.len(), 2);
         pacer.retain(|t| *t == b);
-        assert_eq!(pacer.since_last_publish(&a, now), None);
-        assert_eq!(pacer.since_last_publish(&b, now), Some(Duration::ZERO));
+        assert_eq!(pacer.recall(&a).published_at, None);
+        assert_eq!(pacer.recall(&b).published_at, Some(now));
         assert_eq!(pacer.len(), 1);
     }
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sha2::{Digest, Sha256};
 
@@ -92,12 +91,12 @@ pub fn build_config_map(
     }
 }
 
-/// Whether `ingress` serves the ConfigMap `namespace/name` through ingress-nginx's
-/// `custom-headers` annotation (`namespace/name`, or `name` for its own namespace).
-pub fn ingress_serves(ingress: &Ingress, namespace: &str, name: &str) -> bool {
-    let own_namespace = ingress.metadata.namespace.as_deref().unwrap_or_default();
+/// Whether the Ingress with metadata `ingress` serves the ConfigMap `namespace/name`
+/// through ingress-nginx's `custom-headers` annotation (`namespace/name`, or `name` for
+/// its own namespace). Metadata only: the controller never reads an Ingress's spec.
+pub fn ingress_serves(ingress: &ObjectMeta, namespace: &str, name: &str) -> bool {
+    let own_namespace = ingress.namespace.as_deref().unwrap_or_default();
     let Some(reference) = ingress
-        .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(NGINX_CUSTOM_HEADERS))
@@ -111,25 +110,25 @@ pub fn ingress_serves(ingress: &Ingress, namespace: &str, name: &str) -> bool {
     ref_namespace == namespace && ref_name == name
 }
 
-/// Names of the Ingresses that serve the ConfigMap and do not yet carry `sha256`.
-pub fn ingresses_to_bump(
-    ingresses: &[Ingress],
+/// Names of the Ingresses (by metadata) that serve the ConfigMap and do not yet carry
+/// `sha256`.
+pub fn ingresses_to_bump<'a>(
+    ingresses: impl IntoIterator<Item = &'a ObjectMeta>,
     namespace: &str,
     config_map: &str,
     sha256: &str,
 ) -> Vec<String> {
     ingresses
-        .iter()
+        .into_iter()
         .filter(|ingress| ingress_serves(ingress, namespace, config_map))
         .filter(|ingress| {
             let current = ingress
-                .metadata
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(HEADER_SHA256));
             current.map(String::as_str) != Some(sha256)
         })
-        .filter_map(|ingress| ingress.metadata.name.clone())
+        .filter_map(|ingress| ingress.name.clone())
         .collect()
 }
 
@@ -148,6 +147,8 @@ pub fn ingress_annotation_patch(namespace: &str, name: &str, sha256: &str) -> se
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::networking::v1::Ingress;
+
     use super::*;
     use crate::api::tenant::HeaderSource;
 
@@ -308,7 +309,7 @@ mod tests {
             ingress("no-annotation", None, None),
         ];
         assert_eq!(
-            ingresses_to_bump(&ingresses, "web", "csp", "new"),
+            ingresses_to_bump(ingresses.iter().map(|i| &i.metadata), "web", "csp", "new"),
             ["qualified", "bare-name"]
         );
     }

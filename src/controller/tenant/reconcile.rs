@@ -1,22 +1,25 @@
 //! Reconciling one `QlikTenant`: check the connection, publish the header, record the
-//! status. Does I/O (apiserver and tenant); the decisions are in [`publish`](super::publish)
-//! and [`status`](super::status), which are pure.
+//! status, in the house shape: [`observe`](super::observe) → [`plan`](super::plan) (pure,
+//! takes `now`) → [`apply`](super::apply) → [`record`](super::record).
 //!
 //! # Steps
-//! 1. Observe: the namespace's CspEntries; while some of this tenant's are settling (the
-//!    `csp-entry` controller has not recorded their latest change), stop here and let the
-//!    last one to settle trigger the publish ([`pacing`](super::pacing)). Then a client
-//!    ([`TenantClients`](crate::controller::tenant_clients::TenantClients)) and the tenant
-//!    id (`tenants/me`, which proves the credential; once per drift interval).
-//! 2. Header: from the tenant (`generate-header`, only when connected) or compiled from the
-//!    tenant's CspEntries (`Local`, also when the tenant is down), then validated. An invalid
-//!    header is never written: the ConfigMap keeps the last good one.
-//! 3. Act ([`write`](super::write)): write the ConfigMap only when the tenant may (the
+//! 1. Observe the tenant's CspEntries (from the store shared with the csp-entry controller)
+//!    and what this controller remembers of the tenant; [`plan::pace`] holds the header
+//!    while entries are settling (the last one to settle triggers the publish).
+//! 2. Observe the tenant: a client ([`TenantClients`](crate::controller::tenant_clients::TenantClients))
+//!    and its id (`tenants/me`, which proves the credential; once per drift interval).
+//! 3. [`plan::header`]: from the tenant (`generate-header`, only when connected) or compiled
+//!    from the tenant's CspEntries (`Local`, also when the tenant is down), then validated.
+//!    An invalid header is never written: the ConfigMap keeps the last good one.
+//! 4. Apply ([`apply`](super::apply)): write the ConfigMap only when the tenant may (the
 //!    operator created it for this tenant, or its owner opted in; see
 //!    [`claim`](super::claim)) and its value or annotation differs, then bump the Ingresses
 //!    that serve it and lack the header's SHA-256.
-//! 4. Record: the status subresource, only when it changed; events on transitions and
-//!    writes. The failing condition is recorded before the error is returned.
+//! 5. Record ([`plan::status`], then [`record`](super::record)): the status subresource,
+//!    only when it changed; events on transitions and writes. The failing condition is
+//!    recorded before the error is returned; the one exception is a reconcile that starts
+//!    before the shared CspEntry store has its first list (the first seconds after start),
+//!    which decides nothing and is retried with backoff.
 //!
 //! # Errors
 //! [`Error::is_transient`] drives [`error_policy`]: transient errors are retried with a
@@ -25,391 +28,81 @@
 //! watched.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
-use serde_json::json;
+use kube::runtime::reflector::ObjectRef;
 
+use super::apply::publish_header;
+use super::context::{Context, Now};
 use super::departures;
-use super::pacing::{self, Pacer};
-use super::status::{self, Connection, HEADER_PUBLISHED, HeaderState};
-use super::write::{Published, publish_header};
-use crate::api::tenant::{HeaderSource, HeaderSpec};
-use crate::api::{CspEntry, QlikTenant};
-use crate::controller::Shared;
-use crate::controller::backoff::{self, Backoff};
-use crate::controller::conditions::READY;
-use crate::controller::tenant_clients::{AccessError, key_of};
-use crate::csp::header::{self, BaseDirectives, Header, HeaderError};
-use crate::tenant::{self, TenantClient};
+use super::plan::{self, HeaderPlan, Pace};
+use super::{observe, record};
+use crate::api::QlikTenant;
+use crate::controller::tenant_clients::key_of;
+use crate::csp::header;
 
-/// Field manager, event reporter and tracing span of this controller.
-pub const CONTROLLER_NAME: &str = "qlik-csp-operator/tenant";
-pub use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
-
-/// The longest condition message or event note kept (events allow 1 kB).
-const MAX_MESSAGE_CHARS: usize = 900;
-
-/// What a reconcile of this controller can fail at. Messages name Secrets and objects,
-/// never a credential (the tenant client's errors are already scrubbed).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No client for the tenant: the Secret is missing or unusable, or the URL or CA is bad.
-    #[error("failed to get a client for the tenant")]
-    Access(#[source] AccessError),
-    /// `tenants/me` failed: unauthorized, unreachable, unavailable.
-    #[error("failed to connect to the tenant")]
-    Connect(#[source] tenant::Error),
-    /// The tenant's `generate-header` failed.
-    #[error("failed to get the header generated by the tenant")]
-    GenerateHeader(#[source] tenant::Error),
-    /// The namespace's CspEntries could not be listed.
-    #[error("failed to list the CspEntries in namespace {namespace}")]
-    ListEntries {
-        namespace: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The header failed validation (syntax or length) and was not published.
-    #[error("failed to validate the header; the ConfigMap keeps the last good one")]
-    InvalidHeader(#[source] HeaderError),
-    /// The ConfigMap could not be read.
-    #[error("failed to read ConfigMap {namespace}/{name}")]
-    ReadConfigMap {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The ConfigMap could not be created.
-    #[error("failed to create ConfigMap {namespace}/{name}")]
-    CreateConfigMap {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The ConfigMap is not this tenant's to write; nothing was written.
-    #[error(
-        "ConfigMap {namespace}/{name} is not the operator's to write for this QlikTenant, so nothing was written: {why}"
-    )]
-    ConfigMapNotOwned {
-        namespace: String,
-        name: String,
-        why: String,
-    },
-    /// Another tenant naming the same ConfigMap holds it; nothing was written.
-    #[error(
-        "QlikTenant {holder} also publishes to ConfigMap {namespace}/{name} and holds it (the ConfigMap was created for it, its opt-in names it, or it is older), so nothing was written; give this QlikTenant another header.configMapName"
-    )]
-    ConfigMapConflict {
-        namespace: String,
-        name: String,
-        holder: String,
-    },
-    /// In a ConfigMap the user opted in, another field manager holds the header's key.
-    #[error(
-        "key {key} of ConfigMap {namespace}/{name} is managed by another writer, and the operator does not take fields over in a ConfigMap it did not create; remove the key from the ConfigMap (and from whatever applies it): {detail}"
-    )]
-    ConfigMapKeyConflict {
-        namespace: String,
-        name: String,
-        key: String,
-        detail: String,
-    },
-    /// The ConfigMap kept appearing and disappearing while it was being created.
-    #[error("ConfigMap {namespace}/{name} changed while it was being created")]
-    ConfigMapRace { namespace: String, name: String },
-    /// The ConfigMap could not be written.
-    #[error("failed to apply ConfigMap {namespace}/{name}")]
-    ApplyConfigMap {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The Ingresses of the namespace could not be listed.
-    #[error("failed to list the Ingresses in namespace {namespace}")]
-    ListIngresses {
-        namespace: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// An Ingress's annotation could not be bumped.
-    #[error("failed to annotate Ingress {namespace}/{name}")]
-    AnnotateIngress {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The status could not be written.
-    #[error("failed to write the status of QlikTenant {namespace}/{name}")]
-    PatchStatus {
-        namespace: String,
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// The object lacks a namespace or uid (never from the apiserver).
-    #[error("the QlikTenant has no namespace or uid")]
-    InvalidObject,
-    /// `header.key` is not an HTTP header name (stored before the CRD refused it).
-    #[error(
-        "header.key is not an HTTP header name (letters, digits, - and _), so nothing was written"
-    )]
-    InvalidHeaderKey,
-}
-
-impl Error {
-    /// A bounded CamelCase reason for conditions, events and metric labels.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Access(e) => e.reason(),
-            Error::Connect(e) | Error::GenerateHeader(e) => tenant_reason(e),
-            Error::ListEntries { .. } => "ListEntriesFailed",
-            Error::InvalidHeader(_) => "InvalidHeader",
-            Error::ReadConfigMap { .. } => "ConfigMapReadFailed",
-            Error::CreateConfigMap { .. } | Error::ConfigMapRace { .. } => "ConfigMapCreateFailed",
-            Error::ApplyConfigMap { .. } => "ConfigMapApplyFailed",
-            Error::ConfigMapNotOwned { .. } => "ConfigMapNotOwned",
-            Error::ConfigMapConflict { .. } => "ConfigMapConflict",
-            Error::ConfigMapKeyConflict { .. } => "ConfigMapKeyConflict",
-            Error::ListIngresses { .. } => "IngressListFailed",
-            Error::AnnotateIngress { .. } => "IngressAnnotateFailed",
-            Error::PatchStatus { .. } => "StatusWriteFailed",
-            Error::InvalidObject => "InvalidObject",
-            Error::InvalidHeaderKey => "InvalidSpec",
-        }
-    }
-
-    /// Whether retrying soon, without any change, can help.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Access(e) => e.is_transient(),
-            Error::Connect(e) | Error::GenerateHeader(e) => e.is_transient(),
-            // Each needs a person: a ConfigMap, an annotation or a spec to change.
-            Error::InvalidHeader(_)
-            | Error::InvalidObject
-            | Error::InvalidHeaderKey
-            | Error::ConfigMapNotOwned { .. }
-            | Error::ConfigMapConflict { .. }
-            | Error::ConfigMapKeyConflict { .. } => false,
-            Error::ConfigMapRace { .. } => true,
-            Error::ListEntries { source, .. }
-            | Error::ReadConfigMap { source, .. }
-            | Error::CreateConfigMap { source, .. }
-            | Error::ApplyConfigMap { source, .. }
-            | Error::ListIngresses { source, .. }
-            | Error::AnnotateIngress { source, .. }
-            | Error::PatchStatus { source, .. } => kube_is_transient(source),
-        }
-    }
-
-    /// The remaining `Retry-After` pause of the tenant, when the tenant refused (or the
-    /// client did, during that pause): requeue no earlier.
-    pub fn tenant_pause(&self) -> Option<Duration> {
-        match self {
-            Error::Connect(e) | Error::GenerateHeader(e) => e.retry_after(),
-            _ => None,
-        }
-    }
-
-    /// Whether the credential may have changed since it was read (re-read the Secret).
-    fn credential_suspect(&self) -> bool {
-        matches!(
-            self,
-            Error::Connect(tenant::Error::Unauthorized { .. } | tenant::Error::Forbidden { .. })
-                | Error::GenerateHeader(tenant::Error::Unauthorized { .. })
-        )
-    }
-
-    /// The message for a condition or event: this error and its causes.
-    pub fn describe(&self) -> String {
-        truncate(&crate::error_chain::error_chain(self), MAX_MESSAGE_CHARS)
-    }
-}
-
-fn tenant_reason(error: &tenant::Error) -> &'static str {
-    match error {
-        tenant::Error::Transport { .. } => "Unreachable",
-        other => other.reason(),
-    }
-}
-
-fn kube_is_transient(error: &kube::Error) -> bool {
-    match error {
-        // 4xx other than conflicts and throttling need a change (RBAC, a bad object).
-        kube::Error::Api(status) => {
-            !(400..500).contains(&status.code) || matches!(status.code, 409 | 429)
-        }
-        _ => true,
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
-/// What the controller's reconciles share.
-pub struct Context {
-    pub shared: Arc<Shared>,
-    /// The controller's store of QlikTenants: who else names a ConfigMap.
-    pub tenants: Store<QlikTenant>,
-    recorder: Recorder,
-    /// Consecutive transient failures per tenant, for the backoff.
-    pub(super) backoff: Backoff<QlikTenant>,
-    /// When each tenant was last checked and published.
-    pub(super) pacer: Pacer,
-}
-
-impl Context {
-    pub fn new(shared: Arc<Shared>, tenants: Store<QlikTenant>) -> Context {
-        Context {
-            recorder: Recorder::new(
-                shared.kube.clone(),
-                crate::controller::event_reporter(CONTROLLER_NAME),
-            ),
-            shared,
-            tenants,
-            backoff: Backoff::new(backoff::DEFAULT),
-            pacer: Pacer::default(),
-        }
-    }
-
-    fn drift_interval(&self, tenant: &QlikTenant) -> Duration {
-        self.shared
-            .settings
-            .drift_interval(tenant.spec.sync_interval.into())
-    }
-}
+pub use super::context::CONTROLLER_NAME;
+pub use super::error::Error;
 
 /// Reconciles one tenant; see the module documentation.
 #[tracing::instrument(name = "tenant", skip_all, fields(namespace = tenant.namespace(), name = tenant.name_any()))]
 pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let me = ObjectRef::from_obj(tenant.as_ref());
     if tenant.metadata.deletion_timestamp.is_some() {
         // Only with a finalizer someone else added (foreground deletion): the ConfigMap the
         // operator created goes with the tenant (owner reference); the rest is in memory.
         departures::forget(&ctx, &key_of(&tenant));
         return Ok(Action::await_change());
     }
-    let namespace = tenant.namespace().ok_or(Error::InvalidObject)?;
-    let now = Time(jiff::Timestamp::now());
+    let now = Now::read(&ctx);
     let drift = ctx.drift_interval(&tenant);
 
-    let entries = match &tenant.spec.header {
-        Some(_) => Some(list_entries(&ctx, &namespace).await),
-        None => None,
-    };
-    if let Some(Ok(entries)) = &entries {
-        let status_current = tenant.status.as_ref().and_then(|s| s.observed_generation)
-            == tenant.metadata.generation;
-        let hold = pacing::hold_header(
-            pacing::settling_entries(entries, &tenant.name_any()),
-            status_current,
-            ctx.pacer.since_last_publish(&me, Instant::now()),
-            drift,
-        );
-        if let Some(wait) = hold {
-            // The entry that settles last triggers the reconcile that publishes.
-            return Ok(Action::requeue(wait));
+    let seen = observe::seen(&ctx, &tenant).await?;
+    let check_connection = match plan::pace(&tenant, &seen, drift, now.instant) {
+        Pace::Hold { until } => {
+            return Ok(Action::requeue(
+                until.saturating_duration_since(now.instant),
+            ));
         }
+        Pace::Proceed { check_connection } => check_connection,
+    };
+    let remembered = seen.memory.checked.as_ref();
+    let connection = observe::connect(&ctx, &tenant, remembered, check_connection, now).await;
+
+    let plan = plan::header(&tenant, &seen, connection.is_ok(), drift, now.instant);
+    let value = match (plan, &connection) {
+        (HeaderPlan::Skip, _) => None,
+        (HeaderPlan::Compiled(compiled), _) => Some(compiled),
+        (HeaderPlan::Fetched(value), _) => {
+            Some(header::validate(&value).map_err(Error::InvalidHeader))
+        }
+        (HeaderPlan::Fetch { digest }, Ok((client, _))) => Some(
+            observe::fetch_header(&ctx, &tenant, client, digest, now)
+                .await
+                .and_then(|value| header::validate(&value).map_err(Error::InvalidHeader)),
+        ),
+        // The plan asks the tenant only once connected.
+        (HeaderPlan::Fetch { .. }, Err(_)) => None,
+    };
+    let published = match (value, &tenant.spec.header) {
+        (Some(value), Some(spec)) => Some(publish_header(&ctx, &tenant, spec, value).await),
+        _ => None,
+    };
+    if let Some(Ok(_)) = &published {
+        ctx.pacer
+            .published(&ObjectRef::from_obj(tenant.as_ref()), now.instant);
     }
 
-    let connection = connect(&ctx, &tenant, &me, drift).await;
-    let header = match (&tenant.spec.header, entries) {
-        (None, _) | (_, None) => Ok(None),
-        (Some(spec), Some(entries)) => match (&connection, spec.source) {
-            (Err(_), HeaderSource::Tenant) => Ok(None),
-            (Ok((client, _)), HeaderSource::Tenant) => {
-                let value = tenant_header(&ctx, &tenant, &me, client, entries.as_deref(), drift);
-                publish_header(&ctx, &tenant, &namespace, spec, value.await)
-                    .await
-                    .map(Some)
-            }
-            (_, HeaderSource::Local) => {
-                let value = entries.and_then(|entries| local_header(&tenant, spec, &entries));
-                publish_header(&ctx, &tenant, &namespace, spec, value)
-                    .await
-                    .map(Some)
-            }
-        },
-    };
-    if let Ok(Some(_)) = &header {
-        ctx.pacer.published(&me, Instant::now());
-    }
-
-    let connection_state = match &connection {
-        Ok((_, tenant_id)) => Connection::Connected {
-            tenant_id: tenant_id.clone(),
-        },
-        Err(e) => Connection::Failed {
-            reason: e.reason(),
-            message: e.describe(),
-            transient: e.is_transient(),
-        },
-    };
-    let header_state = match (&tenant.spec.header, &header) {
-        (None, _) => HeaderState::NotConfigured,
-        (Some(_), Ok(None)) => HeaderState::NotChecked,
-        (Some(spec), Ok(Some(published))) => HeaderState::Published {
-            sha256: published.sha256.clone(),
-            length: published.length,
-            origins: published.origins,
-            config_map: spec.config_map_name.clone(),
-        },
-        (Some(_), Err(e)) => HeaderState::Failed {
-            reason: e.reason(),
-            message: e.describe(),
-            transient: e.is_transient(),
-        },
-    };
-    let previous = tenant.status.as_ref();
-    let next = status::build(
-        previous,
-        tenant.metadata.generation,
-        &connection_state,
-        &header_state,
-        now,
-    );
-    if status::changed(previous, &next) {
-        let api: Api<QlikTenant> = Api::namespaced(ctx.shared.kube.clone(), &namespace);
-        let body = json!({
-            "apiVersion": QlikTenant::api_version(&()),
-            "kind": QlikTenant::kind(&()),
-            "status": next,
-        });
-        api.patch_status(
-            &tenant.name_any(),
-            &PatchParams::apply(CONTROLLER_NAME).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| Error::PatchStatus {
-            namespace: namespace.clone(),
-            name: tenant.name_any(),
-            source,
-        })?;
-    }
-    record_events(
-        &ctx,
+    let next = plan::status(
         &tenant,
-        previous,
-        &next,
-        header.as_ref().ok().and_then(Option::as_ref),
-    )
-    .await;
+        connection.as_ref().map(|(_, id)| id.as_str()),
+        published.as_ref().map(Result::as_ref),
+        now.wall,
+    );
+    let published_ok = published.as_ref().and_then(|p| p.as_ref().ok());
+    record::record(&ctx, &tenant, &next, published_ok).await?;
 
-    let failure = connection.err().or(header.err());
+    let failure = connection.err().or(published.and_then(Result::err));
     match failure {
         None => {
             ctx.backoff.succeeded(&tenant);
@@ -418,7 +111,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         Some(e) => {
             if e.credential_suspect() {
                 ctx.shared.tenants.forget(&key_of(&tenant));
-                ctx.pacer.forget(&me);
+                ctx.pacer.forget(&ObjectRef::from_obj(tenant.as_ref()));
             }
             Err(e)
         }
@@ -447,241 +140,9 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
     })
 }
 
-/// A client and the tenant id. Reading the id proves the credential; that is done once per
-/// generation and drift interval (see [`pacing`]), not on every entry event.
-async fn connect(
-    ctx: &Context,
-    tenant: &QlikTenant,
-    me: &ObjectRef<QlikTenant>,
-    drift: Duration,
-) -> Result<(TenantClient, String), Error> {
-    let client = ctx
-        .shared
-        .tenants
-        .for_tenant(&ctx.shared.kube, tenant)
-        .await
-        .map_err(Error::Access)?;
-    let generation = tenant.metadata.generation;
-    let last = ctx.pacer.last_check(me);
-    if let Some(checked) = &last
-        && !pacing::needs_connection_check(Some(checked), generation, drift, Instant::now())
-    {
-        return Ok((client, checked.tenant_id.clone()));
-    }
-    let tenant_id = client.tenant_id().await.map_err(Error::Connect)?;
-    let checked = pacing::Checked {
-        at: Instant::now(),
-        generation,
-        tenant_id: tenant_id.clone(),
-    };
-    ctx.pacer.checked(me, checked);
-    Ok((client, tenant_id))
-}
-
-/// The tenant's `generate-header`, or the value fetched last when nothing it depends on
-/// has changed since (see [`pacing::header_still_fresh`]).
-async fn tenant_header(
-    ctx: &Context,
-    tenant: &QlikTenant,
-    me: &ObjectRef<QlikTenant>,
-    client: &TenantClient,
-    entries: Result<&[CspEntry], &Error>,
-    drift: Duration,
-) -> Result<Header, Error> {
-    let generation = tenant.metadata.generation;
-    let digest = entries
-        .ok()
-        .map(|entries| pacing::entries_digest(entries, &tenant.name_any()));
-    let cached = ctx.pacer.last_fetch(me).filter(|fetched| {
-        digest.is_some_and(|digest| {
-            pacing::header_still_fresh(fetched, generation, digest, drift, Instant::now())
-        })
-    });
-    let value = match cached {
-        Some(fetched) => fetched.value,
-        None => {
-            let value = client
-                .generate_csp_header()
-                .await
-                .map_err(Error::GenerateHeader)?;
-            if let Some(digest) = digest {
-                let fetched = pacing::Fetched {
-                    at: Instant::now(),
-                    generation,
-                    entries: digest,
-                    value: value.clone(),
-                };
-                ctx.pacer.fetched(me, fetched);
-            }
-            value
-        }
-    };
-    header::validate(&value).map_err(Error::InvalidHeader)
-}
-
-/// The namespace's CspEntries, from the apiserver's watch cache (`resourceVersion=0`): the
-/// event that triggered this reconcile came through the same cache, so it is at least as
-/// new, and the read costs etcd nothing.
-async fn list_entries(ctx: &Context, namespace: &str) -> Result<Vec<CspEntry>, Error> {
-    let api: Api<CspEntry> = Api::namespaced(ctx.shared.kube.clone(), namespace);
-    api.list(&ListParams::default().match_any())
-        .await
-        .map(|list| list.items)
-        .map_err(|source| Error::ListEntries {
-            namespace: namespace.to_owned(),
-            source,
-        })
-}
-
-fn local_header(
-    tenant: &QlikTenant,
-    spec: &HeaderSpec,
-    entries: &[CspEntry],
-) -> Result<Header, Error> {
-    let grants = super::grants::local_grants(entries, &tenant.name_any());
-    let base: BaseDirectives = spec.base_directives.clone().unwrap_or_default();
-    header::compile(&base, &grants).map_err(Error::InvalidHeader)
-}
-
-/// Events for condition transitions and for writes. Failing to publish one is logged only.
-async fn record_events(
-    ctx: &Context,
-    tenant: &QlikTenant,
-    previous: Option<&crate::api::tenant::QlikTenantStatus>,
-    next: &crate::api::tenant::QlikTenantStatus,
-    published: Option<&Published>,
-) {
-    let mut events = Vec::new();
-    for (type_, action) in [(READY, "Connect"), (HEADER_PUBLISHED, "PublishHeader")] {
-        if !status::transitioned(previous, next, type_) {
-            continue;
-        }
-        let Some(condition) = status::condition(Some(next), type_) else {
-            continue;
-        };
-        let ok = condition.status == "True";
-        // A successful publish has its own event below.
-        if ok && type_ == HEADER_PUBLISHED {
-            continue;
-        }
-        events.push(Event {
-            type_: if ok {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: condition.reason.clone(),
-            note: Some(condition.message.clone()),
-            action: action.to_owned(),
-            secondary: None,
-        });
-    }
-    if let (Some(published), Some(spec)) = (published, &tenant.spec.header)
-        && (published.config_map_written || !published.ingresses_bumped.is_empty())
-    {
-        events.push(Event {
-            type_: EventType::Normal,
-            reason: "Published".to_owned(),
-            note: Some(published_note(published, &spec.config_map_name)),
-            action: "PublishHeader".to_owned(),
-            secondary: None,
-        });
-    }
-    let reference = tenant.object_ref(&());
-    for event in &events {
-        if let Err(e) = ctx.recorder.publish(event, &reference).await {
-            tracing::warn!(reason = %event.reason, error = %e, "failed to publish an event");
-        }
-    }
-}
-
-/// The note of a `Published` event: public facts about the header, never its sources.
-fn published_note(published: &Published, config_map: &str) -> String {
-    let short = published.sha256.get(..12).unwrap_or(&published.sha256);
-    let written = if published.config_map_written {
-        ""
-    } else {
-        " (unchanged)"
-    };
-    let ingresses = if published.ingresses_bumped.is_empty() {
-        "none".to_owned()
-    } else {
-        published.ingresses_bumped.join(", ")
-    };
-    truncate(
-        &format!(
-            "published the header ({} characters, sha256 {short}…) to ConfigMap {config_map}{written}; annotated Ingresses: {ingresses}",
-            published.length,
-        ),
-        MAX_MESSAGE_CHARS,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_4xx_errors_are_permanent_and_an_invalid_header_says_why() {
-        let status = |code| {
-            kube::Error::Api(Box::new(kube::core::Status {
-                code,
-                ..kube::core::Status::default()
-            }))
-        };
-        let read = |code| Error::ReadConfigMap {
-            namespace: "web".into(),
-            name: "csp".into(),
-            source: status(code),
-        };
-        assert!(!read(403).is_transient());
-        assert!(read(409).is_transient());
-        assert!(read(500).is_transient());
-        assert_eq!(read(403).reason(), "ConfigMapReadFailed");
-        let invalid = Error::InvalidHeader(HeaderError::TooLong { length: 7000 });
-        assert_eq!(invalid.reason(), "InvalidHeader");
-        assert!(!invalid.is_transient());
-        assert_eq!(Error::InvalidHeaderKey.reason(), "InvalidSpec");
-        assert!(!Error::InvalidHeaderKey.is_transient());
-        assert!(
-            invalid.describe().contains("7000 characters"),
-            "{}",
-            invalid.describe()
-        );
-    }
-
-    #[test]
-    fn a_config_map_the_tenant_may_not_write_needs_a_person_and_says_what_to_do() {
-        let located = |name: &str| ("web".to_owned(), name.to_owned());
-        let (namespace, name) = located("app");
-        let not_owned = Error::ConfigMapNotOwned {
-            namespace,
-            name,
-            why: "annotate it with qlikops.io/allow-header-from: acme".into(),
-        };
-        let (namespace, name) = located("shared");
-        let conflict = Error::ConfigMapConflict {
-            namespace,
-            name,
-            holder: "alpha".into(),
-        };
-        let (namespace, name) = located("app");
-        let key_conflict = Error::ConfigMapKeyConflict {
-            namespace,
-            name,
-            key: "Content-Security-Policy".into(),
-            detail: "conflict with \"kubectl-edit\"".into(),
-        };
-        for (error, reason, says) in [
-            (&not_owned, "ConfigMapNotOwned", "allow-header-from: acme"),
-            (&conflict, "ConfigMapConflict", "QlikTenant alpha"),
-            (&key_conflict, "ConfigMapKeyConflict", "kubectl-edit"),
-        ] {
-            assert_eq!(error.reason(), reason);
-            assert!(!error.is_transient(), "{reason}");
-            assert!(error.describe().contains(says), "{}", error.describe());
-        }
-    }
 
     #[test]
     fn the_controller_name_is_under_the_operator_name() {

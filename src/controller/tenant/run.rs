@@ -1,7 +1,8 @@
 //! Runs the `tenant` controller: watches the `QlikTenant`s (all namespaces, or
 //! [`Settings::watch_namespace`](crate::controller::Settings::watch_namespace)), the
-//! ConfigMaps they name, the CspEntries that name them and the Ingresses that serve their
-//! ConfigMaps. Does I/O.
+//! ConfigMaps they name, the CspEntries that name them (through the watch shared with the
+//! csp-entry controller, [`EntryFeed`](crate::controller::entry_feed::EntryFeed)) and the
+//! Ingresses that serve their ConfigMaps. Does I/O.
 //!
 //! CspEntry changes are mapped to their tenant. A burst of entry changes still publishes
 //! once: the reconcile holds the header while the tenant's entries are settling
@@ -19,14 +20,16 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::reconcile::{self, Context};
-use super::write::names_config_map;
+use super::apply::names_config_map;
+use super::context::Context;
+use super::reconcile;
 use super::{departures, publish};
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::Shared;
@@ -45,6 +48,12 @@ pub async fn run(shared: Arc<Shared>) {
     let client = shared.kube.clone();
     let settings = shared.settings.clone();
     let (tenants, writer) = reflector::store::<QlikTenant>();
+    // Every change to a CspEntry, from the watch shared with the csp-entry controller: the
+    // store the reconcile reads already has it when the tenant is woken.
+    let entry_changes = shared
+        .entries
+        .subscribe(&shared)
+        .map(|change| change.entry().clone());
     let ctx = Arc::new(Context::new(shared, tenants.clone()));
     departures::track_caches(&ctx);
     let ready = runtime.ready_when_synced(METRICS_NAME, tenants.clone());
@@ -72,6 +81,12 @@ pub async fn run(shared: Arc<Shared>) {
         watcher::Config::default(),
     )
     .touched_objects();
+    // Ingresses by metadata only too: only their annotations are read.
+    let ingresses = watcher(
+        settings.api::<PartialObjectMeta<Ingress>>(&client),
+        watcher::Config::default(),
+    )
+    .touched_objects();
     let controller = Controller::for_stream(tenant_events, tenants)
         .watches_stream(config_maps, move |config_map| {
             tenants_naming(&for_config_maps, &config_map)
@@ -80,16 +95,10 @@ pub async fn run(shared: Arc<Shared>) {
             departures_rx.map(Ok::<_, watcher::Error>),
             move |gone: QlikTenant| rivals_of(&for_departures, &gone),
         )
-        .watches(
-            settings.api::<CspEntry>(&client),
-            watcher::Config::default(),
-            |entry| tenant_of(&entry),
-        )
-        .watches(
-            settings.api::<Ingress>(&client),
-            watcher::Config::default(),
-            move |ingress| tenants_served_by(&for_ingresses, &ingress),
-        )
+        .watches_shared_stream(entry_changes, |entry| tenant_of(&entry))
+        .watches_stream(ingresses, move |ingress| {
+            tenants_served_by(&for_ingresses, &ingress.metadata)
+        })
         .with_config(
             Config::default()
                 .debounce(settings.debounce)
@@ -144,8 +153,11 @@ fn rivals_of(tenants: &Store<QlikTenant>, gone: &QlikTenant) -> Vec<ObjectRef<Ql
         .collect()
 }
 
-/// The tenants whose header ConfigMap `ingress` serves.
-fn tenants_served_by(tenants: &Store<QlikTenant>, ingress: &Ingress) -> Vec<ObjectRef<QlikTenant>> {
+/// The tenants whose header ConfigMap the Ingress with metadata `ingress` serves.
+fn tenants_served_by(
+    tenants: &Store<QlikTenant>,
+    ingress: &ObjectMeta,
+) -> Vec<ObjectRef<QlikTenant>> {
     tenants
         .state()
         .iter()

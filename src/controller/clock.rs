@@ -1,5 +1,6 @@
-//! The controller's clock, injected so tests can move it together with the emulator's
-//! (whose clock drives key expiry) instead of waiting hours.
+//! The controllers' wall clock, in [`Shared`](super::Shared): decisions take `now` from it,
+//! read once per reconcile, never from the system directly; tests move it together with
+//! the emulator's (whose clock drives key expiry) instead of waiting hours.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

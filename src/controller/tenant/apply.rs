@@ -1,4 +1,4 @@
-//! Writing a validated header where the edge reads it: the ConfigMap (only one the tenant
+//! The apply step of the `tenant` controller: writing a validated header where the edge reads it: the ConfigMap (only one the tenant
 //! may write, see [`claim`](super::claim)), then the Ingresses that serve it. Does I/O
 //! (apiserver).
 //!
@@ -17,8 +17,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::claim::{self, Claim, Claimant};
+use super::context::{CONTROLLER_NAME, Context};
+use super::error::Error;
 use super::publish;
-use super::reconcile::{CONTROLLER_NAME, Context, Error};
 use crate::api::QlikTenant;
 use crate::api::tenant::HeaderSpec;
 use crate::csp::header::Header;
@@ -37,10 +38,11 @@ pub struct Published {
 pub async fn publish_header(
     ctx: &Context,
     tenant: &QlikTenant,
-    namespace: &str,
     spec: &HeaderSpec,
     header: Result<Header, Error>,
 ) -> Result<Published, Error> {
+    let namespace = tenant.namespace().ok_or(Error::InvalidObject)?;
+    let namespace = namespace.as_str();
     // The CRD refuses such a key; one stored before it did must not reach ingress-nginx.
     if !crate::csp::policy::is_header_name(&spec.key) {
         return Err(Error::InvalidHeaderKey);
@@ -53,8 +55,9 @@ pub async fn publish_header(
     let config_map_written = write_config_map(ctx, tenant, namespace, spec, value).await?;
 
     let ingresses: Api<Ingress> = Api::namespaced(ctx.shared.kube.clone(), namespace);
+    // Metadata only: the annotations are all that is read.
     let listed = ingresses
-        .list(&ListParams::default())
+        .list_metadata(&ListParams::default())
         .await
         .map_err(|source| Error::ListIngresses {
             namespace: namespace.to_owned(),
@@ -62,7 +65,8 @@ pub async fn publish_header(
         })?;
     let metrics = &ctx.shared.runtime.metrics;
     metrics.set_header_bytes(namespace, &tenant.name_any(), value.len());
-    let to_bump = publish::ingresses_to_bump(&listed.items, namespace, name, &sha256);
+    let served = listed.items.iter().map(|ingress| &ingress.metadata);
+    let to_bump = publish::ingresses_to_bump(served, namespace, name, &sha256);
     let apply = PatchParams::apply(CONTROLLER_NAME).force();
     for ingress in &to_bump {
         let patch = publish::ingress_annotation_patch(namespace, ingress, &sha256);
