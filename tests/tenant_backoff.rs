@@ -80,8 +80,9 @@ impl TenantRig {
         counts
     }
 
-    /// The resourceVersion of every CspEntry, by name.
-    async fn versions(&self) -> BTreeMap<String, String> {
+    /// The resourceVersion of every CspEntry with its Ready reason (to say what changed
+    /// when one moves), by name.
+    async fn versions(&self) -> BTreeMap<String, (String, String)> {
         let entries = self.api::<CspEntry>().list(&Default::default()).await;
         let entries = entries.unwrap_or_else(|e| panic!("failed to list the entries: {e}"));
         entries
@@ -89,9 +90,27 @@ impl TenantRig {
             .into_iter()
             .map(|e| {
                 let version = e.metadata.resource_version.unwrap_or_default();
-                (e.metadata.name.unwrap_or_default(), version)
+                let reason = e
+                    .status
+                    .as_ref()
+                    .and_then(|s| condition(&s.conditions, "Ready"))
+                    .map(|c| c.reason.clone())
+                    .unwrap_or_default();
+                (e.metadata.name.unwrap_or_default(), (version, reason))
             })
             .collect()
+    }
+
+    /// Waits until the tenant's own `Ready` says the pause: its connection check (every
+    /// drift interval) is refused inside the operator too.
+    async fn wait_tenant_paused(&self) {
+        let tenants = self.api::<QlikTenant>();
+        support::eventually("the tenant to report the pause", DEADLINE, || async {
+            let tenant = tenants.get("acme").await.ok()?;
+            let ready = condition(&tenant.status?.conditions, "Ready")?.clone();
+            (ready.status == "False" && ready.reason == "RateLimited").then_some(())
+        })
+        .await;
     }
 
     async fn create_tenant(&self) {
@@ -216,6 +235,15 @@ async fn a_tenant_that_asks_for_ten_minutes_of_silence_gets_at_most_a_handful_of
         "every entry to report it is not synced",
         "False",
         &["RateLimited", "TenantNotReady"],
+    )
+    .await;
+    // The tenant's own check then fails the same way and every entry follows its tenant
+    // (one status write each, whichever came first): the state the pause settles in.
+    h.wait_tenant_paused().await;
+    h.wait_entries(
+        "every entry to report its tenant is not ready",
+        "False",
+        &["TenantNotReady"],
     )
     .await;
 

@@ -14,6 +14,11 @@
 //! subscriber that joins after the first list is handed the store's contents first, so a
 //! late start misses nothing.
 //!
+//! The csp-entry controller also hands the feed each status it writes ([`EntryFeed::written`]):
+//! the store takes it at once and the tenant controller, which waits for the last entry of
+//! a tenant to settle before it publishes, is woken without waiting for the write to come
+//! back through the watch. The watch event that follows is then not sent to it again.
+//!
 //! Entries are stored without `managedFields` and the `kubectl apply` copy (often larger
 //! than the entry itself): no reconcile reads them (the csp-entry controller reads the
 //! entry afresh before it writes).
@@ -23,6 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
 use kube::ResourceExt;
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -55,9 +61,21 @@ pub struct EntryFeed {
     dispatch: Arc<Mutex<Dispatch>>,
 }
 
+/// Which changes a subscriber is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sees {
+    /// What the watch reports.
+    Watch,
+    /// What the watch reports, and the csp-entry controller's status writes as soon as
+    /// they are made ([`EntryFeed::written`]); their watch events are not sent again.
+    WatchAndWrites,
+}
+
 #[derive(Default)]
 struct Dispatch {
-    subscribers: Vec<UnboundedSender<EntryChange>>,
+    subscribers: Vec<(Sees, UnboundedSender<EntryChange>)>,
+    /// The store's writer, and a reader of it: set when the watch starts.
+    store: Option<(Writer<CspEntry>, Store<CspEntry>)>,
 }
 
 impl EntryFeed {
@@ -68,7 +86,11 @@ impl EntryFeed {
 
     /// Every entry already stored, then every change from now on; starts the watch on
     /// first use.
-    pub fn subscribe(&self, shared: &Shared) -> impl Stream<Item = EntryChange> + Send + use<> {
+    pub fn subscribe(
+        &self,
+        shared: &Shared,
+        sees: Sees,
+    ) -> impl Stream<Item = EntryChange> + Send + use<> {
         let store = self.store(shared);
         let (sender, receiver): (_, UnboundedReceiver<EntryChange>) = unbounded();
         let mut dispatch = self.dispatch.lock().unwrap_or_else(PoisonError::into_inner);
@@ -78,21 +100,32 @@ impl EntryFeed {
             // The receiver is in hand: this send cannot fail.
             let _ = sender.unbounded_send(EntryChange::Applied(entry));
         }
-        dispatch.subscribers.push(sender);
+        dispatch.subscribers.push((sees, sender));
         receiver
+    }
+
+    /// The csp-entry controller wrote `after` (the apiserver's answer) on top of `before`:
+    /// the store takes it now, when it still holds `before`'s version (else the watch has
+    /// already brought something at least as new), and the subscribers that see writes
+    /// are sent it.
+    pub fn written(&self, before: &CspEntry, after: CspEntry) {
+        let mut dispatch = self.dispatch.lock().unwrap_or_else(PoisonError::into_inner);
+        dispatch.written(before, after);
     }
 
     fn start(&self, shared: &Shared) -> Store<CspEntry> {
         let (store, writer) = reflector::store::<CspEntry>();
         let api = shared.settings.api::<CspEntry>(&shared.kube);
         let dispatch = self.dispatch.clone();
-        let reader = store.clone();
+        dispatch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .store = Some((writer, store.clone()));
         let shutdown = shared.runtime.shutdown.clone();
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(slim);
         tokio::spawn(async move {
-            let mut writer = writer;
             let mut events = std::pin::pin!(events);
             loop {
                 let event = tokio::select! {
@@ -106,7 +139,7 @@ impl EntryFeed {
                     }
                     Some(Ok(event)) => {
                         let mut dispatch = dispatch.lock().unwrap_or_else(PoisonError::into_inner);
-                        dispatch.apply(&mut writer, &reader, &event);
+                        dispatch.apply(&event);
                     }
                 }
             }
@@ -116,19 +149,23 @@ impl EntryFeed {
 }
 
 impl Dispatch {
-    /// Applies `event` to the store behind `writer`, then sends what it changed to every
-    /// live subscriber.
+    /// Applies `event` to the store, then sends what it changed to every live subscriber.
     ///
     /// A (re)list arrives as `Init`, `InitApply`… and `InitDone`, and the store swaps in the
     /// listed objects only at `InitDone`: that is when they are sent, together with a
     /// deletion for each object the list no longer has (deleted while the watch was down).
-    fn apply(
-        &mut self,
-        writer: &mut reflector::store::Writer<CspEntry>,
-        store: &Store<CspEntry>,
-        event: &watcher::Event<CspEntry>,
-    ) {
+    fn apply(&mut self, event: &watcher::Event<CspEntry>) {
+        let Some((writer, store)) = self.store.as_mut() else {
+            return;
+        };
         let before = matches!(event, watcher::Event::InitDone).then(|| store.state());
+        // The watch bringing back a write the store already took from `written`.
+        let known = match event {
+            watcher::Event::Apply(entry) => store
+                .get(&ObjectRef::from_obj(entry))
+                .is_some_and(|stored| stored.resource_version() == entry.resource_version()),
+            _ => false,
+        };
         writer.apply_watcher_event(event);
         let changes: Vec<EntryChange> = match event {
             watcher::Event::Apply(entry) => store
@@ -149,11 +186,34 @@ impl Dispatch {
             }
             watcher::Event::Init | watcher::Event::InitApply(_) => Vec::new(),
         };
+        let skip = known.then_some(Sees::WatchAndWrites);
         for change in changes {
-            // A subscriber whose controller stopped is dropped.
-            self.subscribers
-                .retain(|subscriber| subscriber.unbounded_send(change.clone()).is_ok());
+            self.send(&change, skip);
         }
+    }
+
+    fn written(&mut self, before: &CspEntry, mut after: CspEntry) {
+        let Some((writer, store)) = self.store.as_mut() else {
+            return;
+        };
+        let key = ObjectRef::from_obj(&after);
+        let current = store.get(&key);
+        if current.is_none_or(|c| c.resource_version() != before.resource_version()) {
+            return;
+        }
+        slim(&mut after);
+        writer.apply_watcher_event(&watcher::Event::Apply(after));
+        if let Some(stored) = store.get(&key) {
+            self.send(&EntryChange::Applied(stored), Some(Sees::Watch));
+        }
+    }
+
+    /// Sends `change` to every subscriber but those that see `skip`; drops a subscriber
+    /// whose controller stopped.
+    fn send(&mut self, change: &EntryChange, skip: Option<Sees>) {
+        self.subscribers.retain(|(sees, subscriber)| {
+            Some(*sees) == skip || subscriber.unbounded_send(change.clone()).is_ok()
+        });
     }
 }
 
@@ -205,43 +265,91 @@ mod tests {
         seen
     }
 
+    /// A dispatch with its own store, and a subscriber of each kind.
+    fn dispatch() -> (
+        Dispatch,
+        Store<CspEntry>,
+        UnboundedReceiver<EntryChange>,
+        UnboundedReceiver<EntryChange>,
+    ) {
+        let (store, writer) = reflector::store::<CspEntry>();
+        let (watch, watch_rx) = unbounded();
+        let (writes, writes_rx) = unbounded();
+        let dispatch = Dispatch {
+            subscribers: vec![(Sees::Watch, watch), (Sees::WatchAndWrites, writes)],
+            store: Some((writer, store.clone())),
+        };
+        (dispatch, store, watch_rx, writes_rx)
+    }
+
+    fn at_version(name: &str, version: &str) -> CspEntry {
+        let mut entry = entry(name, "acme");
+        entry.metadata.resource_version = Some(version.into());
+        entry
+    }
+
     #[test]
     fn a_subscriber_sees_each_change_after_the_store_has_it_deletions_included() {
-        let (store, mut writer) = reflector::store::<CspEntry>();
-        let (sender, mut receiver) = unbounded();
-        let mut dispatch = Dispatch {
-            subscribers: vec![sender],
-        };
-        let mut apply = |event| dispatch.apply(&mut writer, &store, &event);
-        apply(watcher::Event::Init);
-        apply(watcher::Event::InitApply(entry("a", "acme")));
-        apply(watcher::Event::InitApply(entry("b", "acme")));
+        let (mut dispatch, store, mut receiver, _) = dispatch();
+        dispatch.apply(&watcher::Event::Init);
+        dispatch.apply(&watcher::Event::InitApply(entry("a", "acme")));
+        dispatch.apply(&watcher::Event::InitApply(entry("b", "acme")));
         assert_eq!(drain(&mut receiver, &store), Vec::<String>::new());
-        apply(watcher::Event::InitDone);
+        dispatch.apply(&watcher::Event::InitDone);
         assert_eq!(drain(&mut receiver, &store), ["applied a", "applied b"]);
-        apply(watcher::Event::Apply(entry("c", "acme")));
-        apply(watcher::Event::Delete(entry("a", "acme")));
+        dispatch.apply(&watcher::Event::Apply(entry("c", "acme")));
+        dispatch.apply(&watcher::Event::Delete(entry("a", "acme")));
         assert_eq!(drain(&mut receiver, &store), ["applied c", "deleted a"]);
         // The watch restarts; b was deleted meanwhile.
-        apply(watcher::Event::Init);
-        apply(watcher::Event::InitApply(entry("c", "acme")));
-        apply(watcher::Event::InitDone);
+        dispatch.apply(&watcher::Event::Init);
+        dispatch.apply(&watcher::Event::InitApply(entry("c", "acme")));
+        dispatch.apply(&watcher::Event::InitDone);
         assert_eq!(drain(&mut receiver, &store), ["applied c", "deleted b"]);
     }
 
     #[test]
-    fn a_subscriber_that_stopped_is_dropped() {
-        let (store, mut writer) = reflector::store::<CspEntry>();
-        let (sender, receiver) = unbounded();
-        drop(receiver);
-        let mut dispatch = Dispatch {
-            subscribers: vec![sender],
-        };
-        dispatch.apply(
-            &mut writer,
-            &store,
-            &watcher::Event::Apply(entry("a", "acme")),
+    fn a_write_reaches_the_store_and_the_tenant_controller_before_its_watch_event() {
+        let (mut dispatch, store, mut watch, mut writes) = dispatch();
+        dispatch.apply(&watcher::Event::Apply(at_version("a", "1")));
+        assert_eq!(drain(&mut watch, &store), ["applied a"]);
+        assert_eq!(drain(&mut writes, &store), ["applied a"]);
+
+        dispatch.written(&at_version("a", "1"), at_version("a", "2"));
+        let stored = store.get(&ObjectRef::new("a").within("web"));
+        assert_eq!(
+            stored.and_then(|s| s.resource_version()).as_deref(),
+            Some("2")
         );
+        assert_eq!(drain(&mut writes, &store), ["applied a"]);
+        assert_eq!(drain(&mut watch, &store), Vec::<String>::new());
+
+        // The write comes back through the watch: only the watch subscriber is sent it.
+        dispatch.apply(&watcher::Event::Apply(at_version("a", "2")));
+        assert_eq!(drain(&mut watch, &store), ["applied a"]);
+        assert_eq!(drain(&mut writes, &store), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_write_on_top_of_a_version_the_store_no_longer_holds_is_left_to_the_watch() {
+        let (mut dispatch, store, _, mut writes) = dispatch();
+        dispatch.apply(&watcher::Event::Apply(at_version("a", "3")));
+        drain(&mut writes, &store);
+        // Written on top of version 1 while the watch already brought 3.
+        dispatch.written(&at_version("a", "1"), at_version("a", "2"));
+        let stored = store.get(&ObjectRef::new("a").within("web"));
+        assert_eq!(
+            stored.and_then(|s| s.resource_version()).as_deref(),
+            Some("3")
+        );
+        assert_eq!(drain(&mut writes, &store), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_subscriber_that_stopped_is_dropped() {
+        let (mut dispatch, _, watch, writes) = dispatch();
+        drop(watch);
+        drop(writes);
+        dispatch.apply(&watcher::Event::Apply(entry("a", "acme")));
         assert!(dispatch.subscribers.is_empty());
     }
 

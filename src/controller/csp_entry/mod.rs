@@ -24,7 +24,7 @@ use self::plan::Requeue as Next;
 use super::Shared;
 use super::backoff::{self, Backoff};
 use super::conditions::{self, Desired, Progress, READY};
-use super::entry_feed::EntryChange;
+use super::entry_feed::{EntryChange, Sees};
 use super::tenant_clients::AccessError;
 use crate::api::reasons::TENANT_NOT_READY;
 use crate::api::{CspEntry, QlikTenant};
@@ -151,7 +151,7 @@ pub async fn run(shared: Arc<Shared>) {
     let store = shared.entries.store(&shared);
     let trigger = shared
         .entries
-        .subscribe(&shared)
+        .subscribe(&shared, Sees::Watch)
         .filter_map(|change| async move {
             match change {
                 EntryChange::Applied(entry) => Some(entry),
@@ -286,7 +286,7 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
         &entry.namespace().unwrap_or_default(),
     );
     let patch = json!({ "status": status });
-    if let Err(e) = api
+    match api
         .patch_status(
             &entry.name_any(),
             &PatchParams::default(),
@@ -294,7 +294,8 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
         )
         .await
     {
-        tracing::warn!(error = %e, "failed to record the failure in the status");
+        Ok(written) => context.shared.entries.written(entry, written),
+        Err(e) => tracing::warn!(error = %e, "failed to record the failure in the status"),
     }
 }
 

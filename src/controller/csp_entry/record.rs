@@ -101,13 +101,16 @@ pub async fn record(
     let api: Api<CspEntry> =
         Api::namespaced(shared.kube.clone(), &entry.namespace().unwrap_or_default());
     let patch = json!({ "status": status });
-    api.patch_status(
-        &entry.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    let written = api
+        .patch_status(
+            &entry.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(Error::Status)?;
+    // The tenant controller learns at once that the entry settled (see `entry_feed`).
+    shared.entries.written(entry, written);
     Ok(())
 }
 

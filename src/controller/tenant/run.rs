@@ -33,6 +33,7 @@ use super::reconcile;
 use super::{departures, publish};
 use crate::api::{CspEntry, QlikTenant};
 use crate::controller::Shared;
+use crate::controller::entry_feed::Sees;
 use crate::controller::log_failure;
 
 /// Tenants reconciled at once; each reconcile waits mostly on the tenant and the apiserver.
@@ -48,11 +49,12 @@ pub async fn run(shared: Arc<Shared>) {
     let client = shared.kube.clone();
     let settings = shared.settings.clone();
     let (tenants, writer) = reflector::store::<QlikTenant>();
-    // Every change to a CspEntry, from the watch shared with the csp-entry controller: the
-    // store the reconcile reads already has it when the tenant is woken.
+    // Every change to a CspEntry, from the watch shared with the csp-entry controller, and
+    // its status writes as soon as they are made: the store the reconcile reads already
+    // has the change when the tenant is woken.
     let entry_changes = shared
         .entries
-        .subscribe(&shared)
+        .subscribe(&shared, Sees::WatchAndWrites)
         .map(|change| change.entry().clone());
     let ctx = Arc::new(Context::new(shared, tenants.clone()));
     departures::track_caches(&ctx);
