@@ -1,16 +1,19 @@
-//! The tenant client's one error type, and lenient decoding of Qlik's error bodies. No I/O.
+//! The tenant client's one error type: what went wrong talking to a tenant, with the
+//! bounded reason, transience and `Retry-After` the controllers act on. No I/O.
+//!
+//! What the tenant said about a failure is decoded in [`super::error_body`];
+//! [`ApiError`] and [`ApiErrors`] are re-exported here, where they have always been
+//! reachable.
 //!
 //! # Guarantees
 //! No variant holds a credential: messages name where a credential came from
 //! ([`CredentialSource`]), never its value, and decoded error bodies are scrubbed of the
-//! secrets the client holds before they are stored.
+//! secrets the client holds before they are stored (see [`super::error_body`]).
 
-use std::fmt;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::auth::CredentialSource;
+pub use super::error_body::{ApiError, ApiErrors};
 
 /// What went wrong talking to a tenant. [`Error::reason`] gives a bounded, CamelCase
 /// condition reason; [`Error::is_transient`] says whether retrying later can help.
@@ -292,141 +295,6 @@ impl Error {
     }
 }
 
-/// The most characters of a tenant's error text kept in an error.
-const MAX_DETAIL_CHARS: usize = 300;
-
-/// One entry of Qlik's `{"errors": [...]}` body, decoded leniently.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApiError {
-    /// Qlik's error code, e.g. `CSP-4001` or `HTTP-400`.
-    pub code: Option<String>,
-    /// The summary.
-    pub title: Option<String>,
-    /// The details.
-    pub detail: Option<String>,
-    /// The HTTP status as the body states it (a string in some APIs, a number in others).
-    pub status: Option<u16>,
-}
-
-/// The errors in a Qlik error body; empty when the body was absent or not understood.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ApiErrors(pub Vec<ApiError>);
-
-impl ApiErrors {
-    /// Decodes `{"errors":[{code,title,detail,status}]}` and the OAuth form
-    /// `{"error","error_description"}`; anything else gives an empty list. Any of
-    /// `secrets` found in the text is replaced by `[REDACTED]`.
-    pub fn decode(body: &[u8], secrets: &[&str]) -> ApiErrors {
-        let Ok(value) = serde_json::from_slice::<Value>(body) else {
-            return ApiErrors::default();
-        };
-        let text = |v: Option<&Value>| -> Option<String> {
-            let s = match v? {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return None,
-            };
-            Some(scrub(&s, secrets))
-        };
-        if let Some(errors) = value.get("errors").and_then(Value::as_array) {
-            let errors = errors
-                .iter()
-                .map(|e| ApiError {
-                    code: text(e.get("code")),
-                    title: text(e.get("title")),
-                    detail: text(e.get("detail")),
-                    status: text(e.get("status")).and_then(|s| s.trim().parse().ok()),
-                })
-                .collect();
-            return ApiErrors(errors);
-        }
-        if value.get("error").is_some() {
-            return ApiErrors(vec![ApiError {
-                code: text(value.get("error")),
-                title: None,
-                detail: text(value.get("error_description")),
-                status: None,
-            }]);
-        }
-        ApiErrors::default()
-    }
-
-    /// Whether the tenant says a limit was reached (its 409s and some 400s/403s do).
-    fn mentions_limit(&self) -> bool {
-        // Not just "limit": a 400 about the `limit` query parameter is no tenant limit.
-        const WORDS: [&str; 5] = [
-            "exceed",
-            "maximum",
-            "max number",
-            "limit reached",
-            "too many",
-        ];
-        self.0.iter().any(|e| {
-            let code_says_limit = e
-                .code
-                .as_deref()
-                .is_some_and(|c| c.to_ascii_uppercase().ends_with("-LIMIT"));
-            let text_says_limit = [&e.code, &e.title, &e.detail]
-                .into_iter()
-                .flatten()
-                .map(|s| s.to_ascii_lowercase())
-                .any(|s| WORDS.iter().any(|w| s.contains(w)));
-            code_says_limit || text_says_limit
-        })
-    }
-}
-
-/// Formats as `: title (code): detail; …`, or nothing when empty, so that it can follow a
-/// message directly.
-impl fmt::Display for ApiErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut written = 0;
-        for e in &self.0 {
-            let mut part = String::new();
-            if let Some(title) = &e.title {
-                part.push_str(title);
-            }
-            if let Some(code) = &e.code {
-                if part.is_empty() {
-                    part.push_str(code);
-                } else {
-                    part.push_str(&format!(" ({code})"));
-                }
-            }
-            if let Some(detail) = e.detail.as_ref().filter(|d| Some(*d) != e.title.as_ref()) {
-                if !part.is_empty() {
-                    part.push_str(": ");
-                }
-                part.push_str(detail);
-            }
-            if part.is_empty() {
-                continue;
-            }
-            f.write_str(if written == 0 { ": " } else { "; " })?;
-            f.write_str(&truncate(&part, MAX_DETAIL_CHARS))?;
-            written += 1;
-        }
-        Ok(())
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
-/// Replaces every non-empty secret in `text` by `[REDACTED]`.
-pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret, "[REDACTED]");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,70 +305,6 @@ mod tests {
             name: "qlik".into(),
             key: "apiKey".into(),
         }
-    }
-
-    #[test]
-    fn qlik_error_bodies_decode_with_string_or_number_status() {
-        let cases: [(&str, Option<u16>); 4] = [
-            (
-                r#"{"errors":[{"code":"X-1","title":"Bad","status":"400"}]}"#,
-                Some(400),
-            ),
-            (
-                r#"{"errors":[{"code":"X-1","title":"Bad","status":400}]}"#,
-                Some(400),
-            ),
-            (r#"{"errors":[{"code":42,"title":"Bad"}]}"#, None),
-            (
-                r#"{"errors":[{"code":"X-1","title":"Bad","status":"four"}]}"#,
-                None,
-            ),
-        ];
-        for (body, status) in cases {
-            let errors = ApiErrors::decode(body.as_bytes(), &[]);
-            assert_eq!(errors.0.len(), 1, "{body}");
-            assert_eq!(errors.0[0].status, status, "{body}");
-            assert_eq!(errors.0[0].title.as_deref(), Some("Bad"));
-        }
-    }
-
-    #[test]
-    fn absent_or_non_json_bodies_decode_to_no_errors() {
-        for body in [
-            "",
-            "<html>502 Bad Gateway</html>",
-            "null",
-            "[]",
-            r#"{"x":1}"#,
-        ] {
-            assert_eq!(
-                ApiErrors::decode(body.as_bytes(), &[]),
-                ApiErrors::default()
-            );
-            assert_eq!(ApiErrors::decode(body.as_bytes(), &[]).to_string(), "");
-        }
-    }
-
-    #[test]
-    fn oauth_error_bodies_decode_too() {
-        let errors = ApiErrors::decode(
-            br#"{"error":"invalid_client","error_description":"bad secret s3cr3t"}"#,
-            &["s3cr3t"],
-        );
-        assert_eq!(
-            errors.to_string(),
-            ": invalid_client: bad secret [REDACTED]"
-        );
-    }
-
-    #[test]
-    fn error_details_are_scrubbed_of_secrets_and_truncated() {
-        let long = "x".repeat(1000);
-        let body = format!(r#"{{"errors":[{{"title":"token abc123 is bad","detail":"{long}"}}]}}"#);
-        let shown = ApiErrors::decode(body.as_bytes(), &["abc123"]).to_string();
-        assert!(!shown.contains("abc123"));
-        assert!(shown.contains("[REDACTED]"));
-        assert!(shown.chars().count() < 400);
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! - [`client`]: the HTTP core (send, retry, rate limit, auth, error mapping).
 //! - [`csp_origins`], [`api_keys`], [`oauth_clients`], [`identity`]: the operations.
 //! - [`wire`]: the JSON types, as Qlik's API definitions spell them.
-//! - [`auth`], [`rate_limit`], [`retry`], [`error`], and private `tls`, `token` (the OAuth
-//!   exchange) and `urls`: the parts.
+//! - [`error`]: the one error type; [`error_body`]: what the tenant said, decoded
+//!   leniently and scrubbed of credentials.
+//! - [`auth`], [`rate_limit`], [`retry`], and private `tls`, `token` (the OAuth exchange)
+//!   and `urls`: the parts.
 //!
 //! Depends on [`crate::csp`] only, for conversions.
 
@@ -31,6 +33,7 @@ pub mod auth;
 pub mod client;
 pub mod csp_origins;
 pub mod error;
+pub mod error_body;
 pub mod identity;
 pub mod oauth_clients;
 pub mod rate_limit;

@@ -1,8 +1,15 @@
 //! The client's rustls configuration: the `ring` provider, the platform's root
-//! certificates plus an optional `caBundle`. Reads the platform certificate store once per
-//! client; no network I/O.
+//! certificates plus an optional `caBundle`. No network I/O; the platform certificate
+//! store is read from disk once per process, when the first client is built.
+//!
+//! # Guarantees
+//! - Every client without a `caBundle` trusts the one [`RootCertStore`] of platform roots
+//!   (shared through an [`Arc`]), so that a thousand tenants do not mean a thousand reads
+//!   and parses of the platform store, nor a thousand copies of it in memory.
+//! - A `caBundle` is trusted only by the client it was given to: that client gets its own
+//!   copy of the platform roots with the bundle added; the shared store is never changed.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -10,9 +17,15 @@ use rustls::{ClientConfig, RootCertStore};
 
 use super::Error;
 
-/// Builds the TLS configuration for a tenant client. `ca_bundle` is PEM with one or more
-/// certificates, trusted in addition to the platform roots.
-pub(crate) fn client_config(ca_bundle: Option<&str>) -> Result<ClientConfig, Error> {
+/// The platform's root certificates, loaded on first use. Once per process: the platform
+/// store is part of the image and does not change while the operator runs (a changed
+/// store is picked up on restart; a `caBundle` change applies to the tenant at once).
+static PLATFORM_ROOTS: LazyLock<Arc<RootCertStore>> =
+    LazyLock::new(|| Arc::new(load_platform_roots()));
+
+/// Reads and parses the platform certificate store (`rustls-native-certs`: `SSL_CERT_FILE`
+/// and `SSL_CERT_DIR`, or the locations OpenSSL would use).
+fn load_platform_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, ignored) = roots.add_parsable_certificates(native.certs);
@@ -24,13 +37,30 @@ pub(crate) fn client_config(ca_bundle: Option<&str>) -> Result<ClientConfig, Err
             "some platform root certificates could not be loaded"
         );
     }
-    if let Some(pem) = ca_bundle {
-        for cert in parse_ca_bundle(pem)? {
-            roots.add(cert).map_err(|e| Error::CaBundle {
-                problem: format!("a certificate is not a usable CA: {e}"),
-            })?;
-        }
+    roots
+}
+
+/// The roots a tenant client trusts: the shared platform roots when there is no
+/// `ca_bundle`, otherwise a copy of them with the bundle's certificates added, for this
+/// client alone.
+fn root_store(ca_bundle: Option<&str>) -> Result<Arc<RootCertStore>, Error> {
+    let platform = Arc::clone(&PLATFORM_ROOTS);
+    let Some(pem) = ca_bundle else {
+        return Ok(platform);
+    };
+    let mut roots = RootCertStore::clone(&platform);
+    for cert in parse_ca_bundle(pem)? {
+        roots.add(cert).map_err(|e| Error::CaBundle {
+            problem: format!("a certificate is not a usable CA: {e}"),
+        })?;
     }
+    Ok(Arc::new(roots))
+}
+
+/// Builds the TLS configuration for a tenant client. `ca_bundle` is PEM with one or more
+/// certificates, trusted in addition to the platform roots.
+pub(crate) fn client_config(ca_bundle: Option<&str>) -> Result<ClientConfig, Error> {
+    let roots = root_store(ca_bundle)?;
     if roots.is_empty() {
         tracing::warn!("no root certificates: no platform roots were found and no caBundle is set");
     }
@@ -77,14 +107,50 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_generated_ca_is_accepted() {
+    fn generated_ca_pem() -> String {
         let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
         let mut params = rcgen::CertificateParams::new(vec!["ca.test".to_owned()])
             .unwrap_or_else(|e| panic!("{e}"));
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(parse_ca_bundle(&cert.pem()).map(|c| c.len()).ok(), Some(1));
-        assert!(client_config(Some(&cert.pem())).is_ok());
+        params
+            .self_signed(&key)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .pem()
+    }
+
+    #[test]
+    fn a_generated_ca_is_accepted() {
+        let pem = generated_ca_pem();
+        assert_eq!(parse_ca_bundle(&pem).map(|c| c.len()).ok(), Some(1));
+        assert!(client_config(Some(&pem)).is_ok());
+    }
+
+    #[test]
+    fn clients_without_a_ca_bundle_share_one_store_of_platform_roots() {
+        let first = root_store(None).unwrap_or_else(|e| panic!("{e}"));
+        let second = root_store(None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(Arc::ptr_eq(&first, &PLATFORM_ROOTS));
+    }
+
+    #[test]
+    fn a_ca_bundle_is_trusted_by_its_own_client_only() {
+        let pem = generated_ca_pem();
+        let mut only_the_ca = RootCertStore::empty();
+        for cert in parse_ca_bundle(&pem).unwrap_or_else(|e| panic!("{e}")) {
+            only_the_ca.add(cert).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let ca = only_the_ca.roots[0].clone();
+
+        let with_ca = root_store(Some(&pem)).unwrap_or_else(|e| panic!("{e}"));
+        let without = root_store(None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!Arc::ptr_eq(&with_ca, &without));
+        assert!(with_ca.roots.contains(&ca));
+        assert_eq!(with_ca.len(), without.len() + 1);
+        assert!(
+            !without.roots.contains(&ca),
+            "the caBundle leaked into the shared roots"
+        );
+        assert!(!PLATFORM_ROOTS.roots.contains(&ca));
     }
 }
