@@ -49,26 +49,30 @@ pub async fn observe(
         .settings
         .drift_interval(configured.unwrap_or(Duration::from_secs(600)));
     let state = tenant_state(tenant.as_ref());
-    let (client, remote) = match (&state, &tenant) {
+    let tracked = entry.status.as_ref().and_then(|s| s.id.as_deref());
+    let (client, remote_count, remote) = match (&state, &tenant) {
         (TenantState::Ready, Some(tenant)) => {
             let client = shared.tenants.for_tenant(&shared.kube, tenant).await?;
             let listing = client.clone();
-            let remote = shared
+            let fetch = || async move { listing.list_csp_origins().await };
+            // The count and the entries the plan can match, not a copy of the whole list:
+            // the tenant's entries stay in the cache, once (see `remote_cache`).
+            let (count, matching) = shared
                 .remote
-                .get_or_fetch(&key_of(tenant), drift, || async move {
-                    listing.list_csp_origins().await
+                .get_or_fetch(&key_of(tenant), drift, fetch, |entries| {
+                    (entries.len(), entries.matching(tracked, &entry.spec.origin))
                 })
                 .await
                 .map_err(Error::List)?;
-            (Some(client), remote)
+            (Some(client), count, Arc::from(matching))
         }
-        _ => (None, Arc::from(Vec::new())),
+        _ => (None, 0, Arc::from(Vec::new())),
     };
 
     let observed = Observed {
         entry: entry_state(entry),
         tenant: state,
-        remote_count: remote.len(),
+        remote_count,
         remote,
         remote_limit: TENANT_ENTRY_LIMIT,
         rivals: rivals(store, entry),

@@ -96,7 +96,8 @@ pub struct Claimant {
 pub struct Observed {
     pub entry: EntryState,
     pub tenant: TenantState,
-    /// The tenant's entries: one paged list per tenant, shared by all its `CspEntries`. It
+    /// The tenant's entries this one can match: the one with its `status.id` and those with
+    /// its origin, taken from one paged list per tenant shared by all its `CspEntries`. They
     /// must include this controller's own writes (apply updates the cached list), or an
     /// entry just created would look vanished and be created again.
     pub remote: Arc<[CspOrigin]>,
