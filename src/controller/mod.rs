@@ -7,6 +7,7 @@
 //! - [`entry_feed`]: one watch and store of the CspEntries, for the csp-entry and tenant
 //!   controllers.
 //! - [`conditions`]: kstatus-style conditions without churn.
+//! - [`own_writes`]: the status and finalizer writes to the objects a controller reconciles.
 //! - [`clock`]: the wall clock decisions read `now` from.
 //! - [`backoff`]: the requeue after a failed reconcile, honouring tenant pauses.
 //! - [`allowed_hosts`]: which tenant hosts the operator may send credentials to.
@@ -22,6 +23,7 @@ pub mod conditions;
 pub mod csp_entry;
 pub mod entry_feed;
 pub mod leader;
+pub mod own_writes;
 pub mod process;
 pub mod profile;
 pub mod rbac;

@@ -2,15 +2,15 @@
 //! the shared snapshot of the tenant's entries current. Idempotent: a repeated create is
 //! prevented by adopting by origin on the next reconcile.
 
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
-use serde_json::json;
+use kube::ResourceExt;
+use kube::api::Api;
 
 use super::Error;
 use super::observe::Observation;
 use super::plan::Action;
 use crate::api::CspEntry;
 use crate::controller::Shared;
+use crate::controller::own_writes;
 use crate::tenant;
 
 /// What apply did; only apply builds one, so record cannot run before it.
@@ -60,37 +60,11 @@ fn write_failed(shared: &Shared, key: &(String, String), error: tenant::Error) -
     Error::Write(error)
 }
 
-/// Adds or removes the finalizer, guarded by `resourceVersion` so a concurrent change to
-/// the list is not overwritten (a conflict is retried on the next reconcile).
+/// Adds or removes the finalizer (see [`own_writes::set_finalizer`]).
 async fn set_finalizers(shared: &Shared, entry: &CspEntry, present: bool) -> Result<(), Error> {
-    let mut finalizers: Vec<String> = entry
-        .finalizers()
-        .iter()
-        .filter(|f| *f != super::FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(super::FINALIZER.to_owned());
-    }
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": entry.meta().resource_version,
-        }
-    });
     let api: Api<CspEntry> =
         Api::namespaced(shared.kube.clone(), &entry.namespace().unwrap_or_default());
-    match api
-        .patch(
-            &entry.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+    own_writes::set_finalizer(&api, entry, super::FINALIZER, present)
         .await
-    {
-        Ok(_) => Ok(()),
-        // Removing the last finalizer of a deleted object can race its disappearance.
-        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
-        Err(source) => Err(Error::Finalizer(source)),
-    }
+        .map_err(Error::Finalizer)
 }

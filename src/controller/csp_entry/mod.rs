@@ -12,19 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use self::plan::Requeue as Next;
 use super::Shared;
 use super::backoff::{self, Backoff};
 use super::conditions::{self, Desired, Progress, READY};
 use super::entry_feed::{EntryChange, Sees};
+use super::own_writes;
 use super::tenant_clients::AccessError;
 use crate::api::reasons::TENANT_NOT_READY;
 use crate::api::{CspEntry, QlikTenant};
@@ -285,15 +285,7 @@ async fn record_failure(context: &Context, entry: &CspEntry, error: &Error) {
         context.shared.kube.clone(),
         &entry.namespace().unwrap_or_default(),
     );
-    let patch = json!({ "status": status });
-    match api
-        .patch_status(
-            &entry.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
+    match own_writes::write_status(&api, entry, CONTROLLER_NAME, status, false).await {
         Ok(written) => context.shared.entries.written(entry, written),
         Err(e) => tracing::warn!(error = %e, "failed to record the failure in the status"),
     }

@@ -3,18 +3,18 @@
 //! subresource and Events.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use super::Error;
 use super::apply::Outcome;
 use super::plan::{Action, DesiredStatus};
+use super::{CONTROLLER_NAME, Error};
 use crate::api::reasons::TENANT_NOT_FOUND;
 use crate::api::{CspEntry, CspEntryStatus};
 use crate::controller::Shared;
 use crate::controller::conditions::{self, Desired, Progress};
+use crate::controller::own_writes;
 
 /// Plan reasons that only a user can resolve (kstatus `Stalled`); any other not-Ready
 /// reason is work pending (`Reconciling`), e.g. `TenantNotReady`, `Pending`, `Deleting`.
@@ -100,13 +100,7 @@ pub async fn record(
     }
     let api: Api<CspEntry> =
         Api::namespaced(shared.kube.clone(), &entry.namespace().unwrap_or_default());
-    let patch = json!({ "status": status });
-    let written = api
-        .patch_status(
-            &entry.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+    let written = own_writes::write_status(&api, entry, CONTROLLER_NAME, status, false)
         .await
         .map_err(Error::Status)?;
     // The tenant controller learns at once that the entry settled (see `entry_feed`).

@@ -10,10 +10,9 @@
 //! deletion forever.
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::failure::{self, Error};
 use super::held::Held;
@@ -25,6 +24,7 @@ use super::step::handle;
 use crate::api::secret_rotation::{CredentialRef, SecretRotationStatus};
 use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::Shared;
+use crate::controller::own_writes;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -102,9 +102,7 @@ pub fn select(
 }
 
 pub async fn add(shared: &Shared, object: &SecretRotation) -> Result<(), Error> {
-    let mut finalizers = object.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    set(shared, object, finalizers).await
+    set(shared, object, true).await
 }
 
 /// Revokes what must go, then lets the deletion proceed; or says when to look again (the
@@ -178,13 +176,7 @@ pub async fn finalize(
         }
     }
     held.forget(&uid);
-    let finalizers = object
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    set(shared, object, finalizers).await?;
+    set(shared, object, false).await?;
     Ok(None)
 }
 
@@ -247,32 +239,13 @@ async fn revoke_all(
     Ok(note)
 }
 
-/// Replaces the finalizer list, guarded by `resourceVersion`.
-async fn set(
-    shared: &Shared,
-    object: &SecretRotation,
-    finalizers: Vec<String>,
-) -> Result<(), Error> {
-    let patch = json!({
-        "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": object.meta().resource_version,
-        }
-    });
+/// Adds or removes the finalizer (see [`own_writes::set_finalizer`]).
+async fn set(shared: &Shared, object: &SecretRotation, present: bool) -> Result<(), Error> {
     let api: Api<SecretRotation> =
         Api::namespaced(shared.kube.clone(), &object.namespace().unwrap_or_default());
-    match api
-        .patch(
-            &object.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+    own_writes::set_finalizer(&api, object, FINALIZER, present)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(Error::Finalizer(source)),
-    }
+        .map_err(Error::Finalizer)
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
-//! Record: the status (replaced with the resourceVersion it was computed from, so a stale
+//! Record: the status (replaced whole with the resourceVersion it was computed from, so a stale
 //! decision cannot overwrite a newer one; written only when it differs, ignoring
 //! condition transition times) and events (best effort).
 
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 
+use super::CONTROLLER_NAME;
 use super::failure::Error;
 use super::observed::Note;
 use crate::api::{SecretRotation, SecretRotationStatus};
 use crate::controller::Shared;
 use crate::controller::conditions;
+use crate::controller::own_writes;
 
 /// Whether two statuses say the same, ignoring condition transition times.
 pub fn same_status(a: &SecretRotationStatus, b: &SecretRotationStatus) -> bool {
@@ -46,12 +48,9 @@ pub async fn write_status(
     if object.status.is_some() && same_status(&stored, desired) {
         return Ok(None);
     }
-    let mut next = object.clone();
-    next.status = Some(desired.clone());
     let api: Api<SecretRotation> =
         Api::namespaced(shared.kube.clone(), &object.namespace().unwrap_or_default());
-    let written = api
-        .replace_status(&object.name_any(), &PostParams::default(), &next)
+    let written = own_writes::write_status(&api, object, CONTROLLER_NAME, desired.clone(), true)
         .await
         .map_err(Error::Status)?;
     Ok(Some(written))

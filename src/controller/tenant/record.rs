@@ -1,11 +1,10 @@
-//! The record step of the `tenant` controller: the status (server-side apply of the status
-//! subresource under the controller's field manager, only when it changed), then events for
+//! The record step of the `tenant` controller: the status (written whole under the
+//! controller's field manager, only when it changed; see `own_writes`), then events for
 //! condition transitions and for writes. Does I/O (apiserver).
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::apply::Published;
 use super::context::{CONTROLLER_NAME, Context};
@@ -14,6 +13,7 @@ use super::status::{self, HEADER_PUBLISHED};
 use crate::api::QlikTenant;
 use crate::api::tenant::QlikTenantStatus;
 use crate::controller::conditions::READY;
+use crate::controller::own_writes;
 
 /// Writes `next` when it differs from the tenant's status, then publishes the events.
 /// A failed event is logged only; a failed status write is the reconcile's error.
@@ -27,22 +27,13 @@ pub async fn record(
     if status::changed(previous, next) {
         let namespace = tenant.namespace().ok_or(Error::InvalidObject)?;
         let api: Api<QlikTenant> = Api::namespaced(ctx.shared.kube.clone(), &namespace);
-        let body = json!({
-            "apiVersion": QlikTenant::api_version(&()),
-            "kind": QlikTenant::kind(&()),
-            "status": next,
-        });
-        api.patch_status(
-            &tenant.name_any(),
-            &PatchParams::apply(CONTROLLER_NAME).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| Error::PatchStatus {
-            namespace,
-            name: tenant.name_any(),
-            source,
-        })?;
+        own_writes::write_status(&api, tenant, CONTROLLER_NAME, next.clone(), false)
+            .await
+            .map_err(|source| Error::PatchStatus {
+                namespace,
+                name: tenant.name_any(),
+                source,
+            })?;
     }
     record_events(ctx, tenant, previous, next, published).await;
     Ok(())
