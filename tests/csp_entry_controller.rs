@@ -31,6 +31,17 @@ struct Setup {
 }
 
 impl Setup {
+    /// CspEntry `first` created on the tenant for `https://shared.example.com` (`img-src`):
+    /// the owner of that origin in the duplicate scenarios.
+    async fn with_shared_origin_owned_by_first() -> Setup {
+        let setup = Setup::start(EmulatorConfig::default()).await;
+        setup
+            .apply("first", spec("https://shared.example.com", &["img-src"]))
+            .await;
+        setup.wait_ready("first", "True", "Created").await;
+        setup
+    }
+
     async fn start(config: EmulatorConfig) -> Setup {
         let env = TestEnv::new().await;
         let emulator = Emulator::start(EmulatorConfig {
@@ -267,11 +278,7 @@ async fn an_existing_entry_with_the_same_origin_is_adopted_not_duplicated() {
 
 #[tokio::test]
 async fn the_younger_of_two_entries_for_one_origin_reports_a_duplicate() {
-    let setup = Setup::start(EmulatorConfig::default()).await;
-    setup
-        .apply("first", spec("https://shared.example.com", &["img-src"]))
-        .await;
-    setup.wait_ready("first", "True", "Created").await;
+    let setup = Setup::with_shared_origin_owned_by_first().await;
     setup
         .apply("second", spec("https://SHARED.example.com", &["font-src"]))
         .await;
@@ -285,6 +292,58 @@ async fn the_younger_of_two_entries_for_one_origin_reports_a_duplicate() {
         remote[0].content.directives(),
         [Directive::ImgSrc].into(),
         "the owner's entry is untouched"
+    );
+}
+
+#[tokio::test]
+async fn an_entry_moved_onto_a_claimed_origin_takes_its_old_origin_off_the_tenant() {
+    let setup = Setup::with_shared_origin_owned_by_first().await;
+    setup
+        .apply("second", spec("https://mine.example.com", &["font-src"]))
+        .await;
+    setup.wait_ready("second", "True", "Created").await;
+
+    // The edit moves `second` onto the origin `first` owns.
+    setup
+        .apply("second", spec("https://shared.example.com", &["font-src"]))
+        .await;
+    let second = setup.wait_ready("second", "False", "DuplicateOrigin").await;
+    assert_eq!(
+        second.status.and_then(|s| s.id),
+        None,
+        "a duplicate tracks no remote entry, so deleting it can delete none"
+    );
+    let origins = |remote: Vec<CspOrigin>| -> Vec<(String, String)> {
+        let pairs = remote
+            .into_iter()
+            .map(|r| (r.content.name, r.content.origin));
+        pairs.collect()
+    };
+    let namespace = &setup.env.namespace;
+    let owners_only = vec![(
+        format!("{namespace}/first"),
+        "https://shared.example.com".to_owned(),
+    )];
+    assert_eq!(
+        origins(setup.remote().await),
+        owners_only,
+        "the origin the spec no longer names is no longer allowed"
+    );
+
+    setup
+        .entries
+        .delete("second", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the duplicate to be gone", DEADLINE, || async {
+        let gone = setup.entries.get_opt("second").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    assert_eq!(
+        origins(setup.remote().await),
+        owners_only,
+        "the owner's entry outlives the duplicate"
     );
 }
 

@@ -15,6 +15,7 @@
 //! | no such `QlikTenant` (Stalled: a person must create it)    | `Nothing`               | `TenantNotFound`     | `After`     |
 //! | tenant not ready                                           | `Nothing`               | `TenantNotReady`     | `After`     |
 //! | `spec.origin` rejected by [`Origin::parse`]                | `Nothing`               | `InvalidSpec`        | `OnChange`  |
+//! | an older `CspEntry` claims the origin, ours tracks another | `Delete{id}`, id cleared | `DuplicateOrigin`   | `Immediately` |
 //! | an older `CspEntry` claims the origin (tie: smaller name)  | `Nothing`, id cleared   | `DuplicateOrigin`    | `After`     |
 //! | remote entry `status.id`, content differs                  | `Update{adopted:false}` | `Updated`            | `Immediately` |
 //! | remote entry `status.id`, content equal                    | `Nothing`               | `InSync` (1)         | `Drift`     |
@@ -226,8 +227,23 @@ pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
             "origin {} is claimed by CspEntry {owner}",
             entry.spec.origin
         );
-        // The id is cleared: the owner adopts the remote entry, and deleting this
-        // CspEntry must never delete it.
+        // The id is cleared: the owner adopts a remote entry under the contested origin,
+        // and deleting this CspEntry must never delete it. One this entry tracks under
+        // another origin is its own, left from before its spec moved: that origin is no
+        // longer allowed, so the entry is deleted from the tenant first.
+        let left_behind = status_id.as_deref().and_then(|id| {
+            observed
+                .remote
+                .iter()
+                .find(|r| r.id == id && !r.content.origin.eq_ignore_ascii_case(&desired.origin))
+        });
+        if let Some(remote) = left_behind {
+            let action = Action::Delete {
+                id: remote.id.clone(),
+            };
+            let plan = Plan::not_ready(action, "DuplicateOrigin", message);
+            return plan.requeue(Requeue::Immediately);
+        }
         let plan = Plan::not_ready(Action::Nothing, "DuplicateOrigin", message);
         return plan.requeue(Requeue::After(WAIT_FOR_ROOM));
     }

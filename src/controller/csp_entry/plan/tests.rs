@@ -327,6 +327,34 @@ fn plan_gives_a_duplicated_origin_to_the_older_entry() {
 }
 
 #[test]
+fn plan_removes_what_an_entry_left_under_its_old_origin_when_it_moves_onto_a_claimed_one() {
+    // The spec moved onto cdn.example.com, which the older "aaa" owns; the tenant still
+    // allows the origin the spec named before, under this entry's id.
+    let left_behind = ours(|c| c.origin = "https://old.example.com".into());
+    let moved = observed()
+        .holding(&[("r1", left_behind)])
+        .tracking("r1")
+        .edit(|e| e.created = at(2_000));
+    let rival = || Claimant {
+        name: "aaa".into(),
+        created: at(1_000),
+    };
+    let mut o = moved;
+    o.rivals = vec![rival()];
+    assert_eq!(
+        summary(&o),
+        "Delete r1 | False DuplicateOrigin | - | Immediately"
+    );
+    // Once it is gone: nothing to do, nothing tracked.
+    let mut gone = observed().edit(|e| e.created = at(2_000));
+    gone.rivals = vec![rival()];
+    assert_eq!(
+        summary(&gone),
+        "Nothing | False DuplicateOrigin | - | After 60s"
+    );
+}
+
+#[test]
 fn plan_deletion_of_a_duplicate_never_deletes_the_owners_entry() {
     let owners = ours(|c| c.name = "web/aaa".into());
     let mut o = observed()
