@@ -59,14 +59,16 @@ async fn entries_of(ctx: &Context, tenant: &QlikTenant) -> Result<Vec<Arc<CspEnt
 }
 
 /// A client for the tenant, and its id: proven by `tenants/me` when `check` (the plan
-/// asks once per generation and drift interval), else the id remembered.
+/// asks once per generation and drift interval), else the id remembered. The third value
+/// is the tenant's pause when the check was refused only by it (see
+/// [`proven_before_pause`]): the next check waits for its end.
 pub async fn connect(
     ctx: &Context,
     tenant: &QlikTenant,
     remembered: Option<&pacing::Checked>,
     check: bool,
     now: Now,
-) -> Result<(TenantClient, String), Error> {
+) -> Result<(TenantClient, String, Option<Duration>), Error> {
     let client = ctx
         .shared
         .tenants
@@ -74,16 +76,40 @@ pub async fn connect(
         .await
         .map_err(Error::Access)?;
     if let (false, Some(checked)) = (check, remembered) {
-        return Ok((client, checked.tenant_id.clone()));
+        return Ok((client, checked.tenant_id.clone(), None));
     }
-    let tenant_id = client.tenant_id().await.map_err(Error::Connect)?;
+    let tenant_id = match client.tenant_id().await {
+        Ok(tenant_id) => tenant_id,
+        Err(e) => {
+            return match proven_before_pause(&e, remembered, tenant.metadata.generation) {
+                Some(tenant_id) => Ok((client, tenant_id, e.retry_after())),
+                None => Err(Error::Connect(e)),
+            };
+        }
+    };
     let checked = pacing::Checked {
         at: now.instant,
         generation: tenant.metadata.generation,
         tenant_id: tenant_id.clone(),
     };
     ctx.pacer.checked(&ObjectRef::from_obj(tenant), checked);
-    Ok((client, tenant_id))
+    Ok((client, tenant_id, None))
+}
+
+/// The id proven before, when the check was refused only because the tenant asked for
+/// silence (`429 Retry-After`, or the client holding to it): a pause says nothing about the
+/// credential, so `Ready` stays as it was instead of flipping every CspEntry of the tenant
+/// to `TenantNotReady` (one status write each) and back when it ends. Not remembered as a
+/// check: the next reconcile after the pause proves the connection again.
+fn proven_before_pause(
+    error: &crate::tenant::Error,
+    remembered: Option<&pacing::Checked>,
+    generation: Option<i64>,
+) -> Option<String> {
+    let paused = matches!(error, crate::tenant::Error::RateLimited { .. });
+    remembered
+        .filter(|checked| paused && checked.generation == generation)
+        .map(|checked| checked.tenant_id.clone())
 }
 
 /// The tenant's `generate-header`, remembered with the entries `digest` it was fetched for.
@@ -106,4 +132,55 @@ pub async fn fetch_header(
     };
     ctx.pacer.fetched(&ObjectRef::from_obj(tenant), fetched);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::tenant::Error as TenantError;
+
+    fn checked(generation: i64) -> pacing::Checked {
+        pacing::Checked {
+            at: Instant::now(),
+            generation: Some(generation),
+            tenant_id: "t-1".to_owned(),
+        }
+    }
+
+    fn paused() -> TenantError {
+        TenantError::RateLimited {
+            operation: "tenants/me",
+            retry_after: Some(Duration::from_secs(600)),
+        }
+    }
+
+    #[test]
+    fn a_pause_keeps_the_id_proven_for_this_generation() {
+        let proven = proven_before_pause(&paused(), Some(&checked(3)), Some(3));
+        assert_eq!(proven.as_deref(), Some("t-1"));
+    }
+
+    #[test]
+    fn a_pause_proves_nothing_for_a_new_generation_or_a_tenant_never_checked() {
+        assert_eq!(
+            proven_before_pause(&paused(), Some(&checked(3)), Some(4)),
+            None
+        );
+        assert_eq!(proven_before_pause(&paused(), None, Some(3)), None);
+    }
+
+    #[test]
+    fn any_other_refusal_is_a_failed_check() {
+        let unavailable = TenantError::TenantUnavailable {
+            operation: "tenants/me",
+            status: 503,
+            detail: Default::default(),
+        };
+        assert_eq!(
+            proven_before_pause(&unavailable, Some(&checked(3)), Some(3)),
+            None
+        );
+    }
 }

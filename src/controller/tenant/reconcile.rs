@@ -76,7 +76,7 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (HeaderPlan::Fetched(value), _) => {
             Some(header::validate(&value).map_err(Error::InvalidHeader))
         }
-        (HeaderPlan::Fetch { digest }, Ok((client, _))) => Some(
+        (HeaderPlan::Fetch { digest }, Ok((client, _, _))) => Some(
             observe::fetch_header(&ctx, &tenant, client, digest, now)
                 .await
                 .and_then(|value| header::validate(&value).map_err(Error::InvalidHeader)),
@@ -95,18 +95,22 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
 
     let next = plan::status(
         &tenant,
-        connection.as_ref().map(|(_, id)| id.as_str()),
+        connection.as_ref().map(|(_, id, _)| id.as_str()),
         published.as_ref().map(Result::as_ref),
         now.wall,
     );
     let published_ok = published.as_ref().and_then(|p| p.as_ref().ok());
     record::record(&ctx, &tenant, &next, published_ok).await?;
 
+    let paused = connection.as_ref().ok().and_then(|(_, _, pause)| *pause);
     let failure = connection.err().or(published.and_then(Result::err));
     match failure {
         None => {
             ctx.backoff.succeeded(&tenant);
-            Ok(Action::requeue(drift))
+            // A connection check the tenant's pause refused is tried again after it.
+            Ok(Action::requeue(
+                paused.map_or(drift, |pause| pause.max(drift)),
+            ))
         }
         Some(e) => {
             if e.credential_suspect() {
