@@ -58,17 +58,25 @@ async fn entries_of(ctx: &Context, tenant: &QlikTenant) -> Result<Vec<Arc<CspEnt
         .collect())
 }
 
+/// A connected tenant: what [`connect`] returns.
+pub struct Connected {
+    pub client: TenantClient,
+    /// Proven by `tenants/me`, or remembered from the last check.
+    pub tenant_id: String,
+    /// The tenant's pause, when the check was refused only by it (see
+    /// [`proven_before_pause`]): the next check waits for its end.
+    pub paused: Option<Duration>,
+}
+
 /// A client for the tenant, and its id: proven by `tenants/me` when `check` (the plan
-/// asks once per generation and drift interval), else the id remembered. The third value
-/// is the tenant's pause when the check was refused only by it (see
-/// [`proven_before_pause`]): the next check waits for its end.
+/// asks once per generation and drift interval), else the id remembered.
 pub async fn connect(
     ctx: &Context,
     tenant: &QlikTenant,
     remembered: Option<&pacing::Checked>,
     check: bool,
     now: Now,
-) -> Result<(TenantClient, String, Option<Duration>), Error> {
+) -> Result<Connected, Error> {
     let client = ctx
         .shared
         .tenants
@@ -76,24 +84,33 @@ pub async fn connect(
         .await
         .map_err(Error::Access)?;
     if let (false, Some(checked)) = (check, remembered) {
-        return Ok((client, checked.tenant_id.clone(), None));
+        let tenant_id = checked.tenant_id.clone();
+        return Ok(Connected {
+            client,
+            tenant_id,
+            paused: None,
+        });
     }
-    let tenant_id = match client.tenant_id().await {
-        Ok(tenant_id) => tenant_id,
-        Err(e) => {
-            return match proven_before_pause(&e, remembered, tenant.metadata.generation) {
-                Some(tenant_id) => Ok((client, tenant_id, e.retry_after())),
-                None => Err(Error::Connect(e)),
+    let (tenant_id, paused) = match client.tenant_id().await {
+        Ok(tenant_id) => {
+            let checked = pacing::Checked {
+                at: now.instant,
+                generation: tenant.metadata.generation,
+                tenant_id: tenant_id.clone(),
             };
+            ctx.pacer.checked(&ObjectRef::from_obj(tenant), checked);
+            (tenant_id, None)
         }
+        Err(e) => match proven_before_pause(&e, remembered, tenant.metadata.generation) {
+            Some(tenant_id) => (tenant_id, e.retry_after()),
+            None => return Err(Error::Connect(e)),
+        },
     };
-    let checked = pacing::Checked {
-        at: now.instant,
-        generation: tenant.metadata.generation,
-        tenant_id: tenant_id.clone(),
-    };
-    ctx.pacer.checked(&ObjectRef::from_obj(tenant), checked);
-    Ok((client, tenant_id, None))
+    Ok(Connected {
+        client,
+        tenant_id,
+        paused,
+    })
 }
 
 /// The id proven before, when the check was refused only because the tenant asked for

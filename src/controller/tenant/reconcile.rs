@@ -76,8 +76,8 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (HeaderPlan::Fetched(value), _) => {
             Some(header::validate(&value).map_err(Error::InvalidHeader))
         }
-        (HeaderPlan::Fetch { digest }, Ok((client, _, _))) => Some(
-            observe::fetch_header(&ctx, &tenant, client, digest, now)
+        (HeaderPlan::Fetch { digest }, Ok(connected)) => Some(
+            observe::fetch_header(&ctx, &tenant, &connected.client, digest, now)
                 .await
                 .and_then(|value| header::validate(&value).map_err(Error::InvalidHeader)),
         ),
@@ -95,14 +95,14 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
 
     let next = plan::status(
         &tenant,
-        connection.as_ref().map(|(_, id, _)| id.as_str()),
+        connection.as_ref().map(|c| c.tenant_id.as_str()),
         published.as_ref().map(Result::as_ref),
         now.wall,
     );
     let published_ok = published.as_ref().and_then(|p| p.as_ref().ok());
     record::record(&ctx, &tenant, &next, published_ok).await?;
 
-    let paused = connection.as_ref().ok().and_then(|(_, _, pause)| *pause);
+    let paused = connection.as_ref().ok().and_then(|c| c.paused);
     let failure = connection.err().or(published.and_then(Result::err));
     match failure {
         None => {
