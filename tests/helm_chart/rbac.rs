@@ -323,20 +323,19 @@ pub async fn effective_grants(client: &Client, namespace: &str) -> BTreeSet<Gran
 /// binding to `edit` grants nothing before), so that a rules review sees what they grant.
 pub async fn wait_for_aggregated_roles(client: &Client) {
     let roles: Api<ClusterRole> = Api::all(client.clone());
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let edit = roles
-            .get("edit")
-            .await
-            .unwrap_or_else(|e| panic!("failed to read ClusterRole edit: {e}"));
-        if edit.rules.is_some_and(|rules| !rules.is_empty()) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "the built-in ClusterRole edit was never aggregated"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let aggregated = |role: Option<&ClusterRole>| {
+        role.and_then(|r| r.rules.as_ref())
+            .is_some_and(|rules| !rules.is_empty())
+    };
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        kube::runtime::wait::await_condition(roles, "edit", aggregated),
+    )
+    .await;
+    match waited {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("failed to watch ClusterRole edit: {e}"),
+        Err(_) => panic!("the built-in ClusterRole edit was never aggregated"),
     }
 }
 
