@@ -315,6 +315,94 @@ async fn tenants_need_an_https_url_and_exactly_one_credential() {
 }
 
 #[tokio::test]
+async fn a_header_spec_is_checked_at_admission() {
+    let env = TestEnv::new().await;
+    let tenants = dynamic::<QlikTenant>(&env);
+    let with_header = |name: &str, header: Value| {
+        let mut object = tenant(name, api_key_credentials());
+        object["spec"]["header"] = header;
+        object
+    };
+    let refused = [
+        (
+            json!({ "source": "Local" }),
+            "spec.header",
+            "set configMapName (ingress-nginx), targets",
+        ),
+        (
+            json!({ "configMapName": "csp", "source": "Local", "mode": "Both" }),
+            "spec.header",
+            "mode: Both needs source: Local and candidateDirectives",
+        ),
+        (
+            json!({ "configMapName": "csp", "mode": "Both", "candidateDirectives": { "default-src": ["'self'"] } }),
+            "spec.header",
+            "mode: Both needs source: Local",
+        ),
+        (
+            json!({ "configMapName": "csp", "reportOnly": true, "mode": "Enforce" }),
+            "spec.header",
+            "older spelling",
+        ),
+        (
+            json!({ "configMapName": "csp", "source": "Local", "candidateDirectives": { "default-src": ["'self'"] } }),
+            "spec.header",
+            "candidateDirectives only apply with mode: Both",
+        ),
+        (
+            json!({ "key": "X-CSP", "targets": [{ "kind": "Middleware", "name": "csp" }] }),
+            "spec.header",
+            "leave key at Content-Security-Policy",
+        ),
+        (
+            json!({ "targets": [{ "kind": "Middleware", "name": "csp", "rules": ["app"] }] }),
+            "spec.header.targets[0]",
+            "rules only apply to HTTPRoute targets",
+        ),
+        (
+            json!({ "targets": [{ "kind": "HTTPRoute", "name": "web" }, { "kind": "HTTPRoute", "name": "web" }] }),
+            "spec.header.targets[1]",
+            "Duplicate value",
+        ),
+        (
+            json!({ "targets": [{ "kind": "Service", "name": "web" }] }),
+            "spec.header.targets[0].kind",
+            "Unsupported value",
+        ),
+        (
+            json!({ "configMapName": "csp", "source": "Local", "baseDirectives": { "report-uri": ["javascript:alert(1)"] } }),
+            "spec.header.baseDirectives",
+            "report-uri takes one or more URLs",
+        ),
+        (
+            json!({ "configMapName": "csp", "source": "Local", "baseDirectives": { "report-to": ["a", "b"] } }),
+            "spec.header.baseDirectives",
+            "report-to takes exactly one reporting endpoint name",
+        ),
+    ];
+    for (index, (header, field, says)) in refused.into_iter().enumerate() {
+        let object = with_header(&format!("refused-{index}"), header);
+        assert_invalid(create(&tenants, object).await, field, says);
+    }
+
+    let admitted = [
+        json!({ "targets": [{ "kind": "HTTPRoute", "name": "web", "rules": ["app"] }, { "kind": "Middleware", "name": "csp" }] }),
+        json!({
+            "configMapName": "csp", "source": "Local", "mode": "Both",
+            "baseDirectives": { "default-src": ["'self'", "https:"], "report-uri": ["https://csp.example.com/report", "/local"] },
+            "candidateDirectives": { "default-src": ["'self'"], "report-to": ["csp-endpoint"] },
+        }),
+        json!({ "configMapName": "csp", "reportOnly": true }),
+    ];
+    for (index, header) in admitted.into_iter().enumerate() {
+        let object = with_header(&format!("admitted-{index}"), header);
+        if let Err(status) = create(&tenants, object).await {
+            panic!("header #{index} was rejected: {}", status.message);
+        }
+    }
+}
+
+#[tokio::test]
 async fn rotations_need_exactly_one_credential_and_a_schedule_for_oauth_secrets() {
     let env = TestEnv::new().await;
     let rotations = dynamic::<SecretRotation>(&env);

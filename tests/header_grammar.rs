@@ -33,11 +33,14 @@ impl TenantRig {
     async fn create_tenant(&self) {
         self.create_admin_secret().await;
         let header = HeaderSpec {
-            config_map_name: CONFIG_MAP.to_owned(),
+            config_map_name: Some(CONFIG_MAP.to_owned()),
             key: HEADER_KEY.to_owned(),
             source: HeaderSource::Tenant,
             report_only: false,
+            mode: None,
             base_directives: None,
+            candidate_directives: None,
+            targets: Vec::new(),
         };
         self.create(&self.qlik_tenant(TENANT, json!({ "header": header })))
             .await;

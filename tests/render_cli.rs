@@ -109,7 +109,7 @@ fn the_ingress_example_serves_the_config_map_of_the_example_tenant() {
     let config_map = tenant
         .spec
         .header
-        .map(|h| h.config_map_name)
+        .and_then(|h| h.config_map_name)
         .unwrap_or_default();
     let namespace = tenant.metadata.namespace.unwrap_or_default();
     assert!(ingress_serves(&ingress.metadata, &namespace, &config_map));

@@ -75,11 +75,14 @@ impl TenantRig {
 
 fn header_spec(source: HeaderSource, base: Option<BTreeMap<String, Vec<String>>>) -> HeaderSpec {
     HeaderSpec {
-        config_map_name: CONFIG_MAP.to_owned(),
+        config_map_name: Some(CONFIG_MAP.to_owned()),
         key: HEADER_KEY.to_owned(),
         source,
         report_only: false,
+        mode: None,
         base_directives: base,
+        candidate_directives: None,
+        targets: Vec::new(),
     }
 }
 

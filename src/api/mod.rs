@@ -4,6 +4,7 @@
 pub mod common;
 pub mod csp_entry;
 pub mod entry_rules;
+pub mod header;
 pub mod ownership;
 pub mod reasons;
 pub mod secret_rotation;

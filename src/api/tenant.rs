@@ -1,17 +1,13 @@
 //! `QlikTenant`: a tenant connection, like cert-manager's Issuer. No I/O.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{CEL_CLIENT_ID, CEL_OBJECT_NAME, MAX_CONDITIONS, MSG_CLIENT_ID, SecretKeyRef};
-use crate::csp::policy::{
-    CEL_DIRECTIVE_NAME, CEL_HEADER_NAME, CEL_SOURCE, MAX_HEADER_NAME_LEN, MSG_DIRECTIVE_NAME,
-    MSG_HEADER_NAME, MSG_SOURCE,
+use super::common::{CEL_CLIENT_ID, MAX_CONDITIONS, MSG_CLIENT_ID, SecretKeyRef};
+pub use super::header::{
+    HeaderMode, HeaderSource, HeaderSpec, HeaderTarget, TargetKind, TargetStatus,
 };
 
 /// CEL for `spec.url`: `https://`, a host (DNS labels of 1-63 characters, or a bracketed
@@ -118,81 +114,6 @@ pub struct OAuthClientCredential {
     pub secret_ref: SecretKeyRef,
 }
 
-/// Where and how the compiled CSP header is published.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.source == 'Local' || !has(self.baseDirectives)").message("baseDirectives only apply with source: Local"))]
-pub struct HeaderSpec {
-    /// The ConfigMap (same namespace) the header is written into. It is owned by the QlikTenant.
-    #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new(CEL_OBJECT_NAME).message("configMapName must be a valid ConfigMap name (lowercase RFC 1123 subdomain)"))]
-    pub config_map_name: String,
-
-    /// The ConfigMap key, which ingress-nginx uses as the header name: an HTTP header name
-    /// of letters, digits, `-` and `_`.
-    #[serde(default = "default_header_key")]
-    #[schemars(length(min = 1, max = MAX_HEADER_NAME_LEN))]
-    #[x_kube(validation = Rule::new(CEL_HEADER_NAME).message(MSG_HEADER_NAME))]
-    pub key: String,
-
-    /// `Tenant`: the tenant's own `generate-header`; `Local`: compiled from this tenant's
-    /// CspEntries plus `baseDirectives`.
-    #[serde(default)]
-    pub source: HeaderSource,
-
-    /// Report violations without enforcing them: when `key` is left at its default the header
-    /// is published under `Content-Security-Policy-Report-Only` instead.
-    #[serde(default)]
-    pub report_only: bool,
-
-    /// With `source: Local`: directives always present, e.g. `default-src: ["'self'"]`.
-    /// At most 16 directives of at most 32 sources each; a source is one source expression
-    /// of visible ASCII without spaces or any of `;` `,` `"` `\` `$` `{` `}` `` ` ``.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "base_directives_schema")]
-    pub base_directives: Option<BTreeMap<String, Vec<String>>>,
-}
-
-/// Bounds every size so the apiserver can cost the CEL rules (it rejects unbounded ones).
-fn base_directives_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "nullable": true,
-        "maxProperties": 16,
-        "x-kubernetes-validations": [{
-            "rule": CEL_DIRECTIVE_NAME,
-            "message": MSG_DIRECTIVE_NAME,
-        }],
-        "additionalProperties": {
-            "type": "array",
-            "maxItems": 32,
-            "items": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 256,
-                "x-kubernetes-validations": [{
-                    "rule": CEL_SOURCE,
-                    "message": MSG_SOURCE,
-                }],
-            },
-        },
-    })
-}
-
-fn default_header_key() -> String {
-    "Content-Security-Policy".to_owned()
-}
-
-/// Where the header comes from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum HeaderSource {
-    /// The tenant's `csp-origins/actions/generate-header`.
-    #[default]
-    Tenant,
-    /// Compiled by the operator from the tenant's CspEntries and `baseDirectives`.
-    Local,
-}
-
 /// Requests per minute the operator allows itself towards the tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -239,9 +160,18 @@ pub struct QlikTenantStatus {
     /// The tenant's id, as reported by the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
-    /// The header last published.
+    /// The header last published (with `mode: Both`, the enforced one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<PublishedHeader>,
+    /// With `mode: Both`: the candidate policy last published as
+    /// `Content-Security-Policy-Report-Only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_header: Option<PublishedHeader>,
+    /// What each of `spec.header.targets` holds (and targets removed from the spec until the
+    /// operator has taken its header out of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub targets: Vec<TargetStatus>,
 }
 
 /// A summary of the published header (never the credential, only public CSP text facts).
@@ -254,6 +184,6 @@ pub struct PublishedHeader {
     pub length: u32,
     /// Number of origins in the header.
     pub origins: u32,
-    /// When it was written to the ConfigMap.
+    /// When it was first published.
     pub published_at: Time,
 }

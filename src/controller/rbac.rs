@@ -132,6 +132,18 @@ pub const REQUIRED_PERMISSIONS: &[Permission] = &[
         "tenant controller: bump qlikops.io/header-sha256 on Ingresses serving the header",
     ),
     watched(
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["get", "patch"],
+        "tenant controller: read an opted-in HTTPRoute target and JSON-patch its header entries (resourceVersion-guarded)",
+    ),
+    watched(
+        "traefik.io",
+        "middlewares",
+        &["get", "patch"],
+        "tenant controller: read an opted-in Middleware target and server-side apply its CSP fields",
+    ),
+    watched(
         "",
         "secrets",
         &["get", "create", "patch"],

@@ -84,6 +84,9 @@ pub enum HeaderError {
         directive: String,
         source_expression: String,
     },
+    /// A `report-uri` that is not a URL, or a `report-to` that is not one endpoint name.
+    #[error("invalid {directive}: {detail}")]
+    InvalidReporting { directive: String, detail: String },
     /// The same directive twice (browsers ignore all but the first).
     #[error("directive {name} appears more than once")]
     DuplicateDirective { name: String },

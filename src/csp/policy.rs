@@ -38,6 +38,17 @@ pub const CEL_DIRECTIVE_NAME: &str =
 pub const MSG_DIRECTIVE_NAME: &str =
     "baseDirectives keys must be directive names: lowercase letters and '-', e.g. default-src";
 
+/// CEL for a directives map: `report-uri` lists one or more URLs, absolute (`http(s)://`
+/// and a host) or a path. Same rule as [`check_reporting`].
+pub const CEL_REPORT_URI: &str = r#"!('report-uri' in self) || (size(self['report-uri']) >= 1 && self['report-uri'].all(u, u.matches(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/.*)?|/.*)$")))"#;
+/// Message for [`CEL_REPORT_URI`].
+pub const MSG_REPORT_URI: &str = "report-uri takes one or more URLs: https://host/path, http://host/path or a path starting with /";
+/// CEL for a directives map: `report-to` names exactly one reporting endpoint (a token).
+pub const CEL_REPORT_TO: &str = r#"!('report-to' in self) || (size(self['report-to']) == 1 && self['report-to'][0].matches(r"^[A-Za-z0-9_-]+$"))"#;
+/// Message for [`CEL_REPORT_TO`].
+pub const MSG_REPORT_TO: &str =
+    "report-to takes exactly one reporting endpoint name: letters, digits, '-' and '_'";
+
 /// The longest header name accepted for `spec.header.key`.
 pub const MAX_HEADER_NAME_LEN: usize = 128;
 /// CEL for `spec.header.key`: an HTTP header name (a token) that is also a ConfigMap key
@@ -112,6 +123,7 @@ pub fn parse(value: &str) -> Result<Policy, HeaderError> {
             return Err(HeaderError::Spacing { index: start });
         }
         check_name(name)?;
+        check_reporting(name, &sources)?;
         if policy.iter().any(|(seen, _)| seen == name) {
             return Err(HeaderError::DuplicateDirective {
                 name: name.to_owned(),
@@ -140,6 +152,62 @@ pub fn check_name(name: &str) -> Result<(), HeaderError> {
     }
 }
 
+/// The reporting directives' own grammar (what [`CEL_REPORT_URI`] and [`CEL_REPORT_TO`]
+/// admit): `report-uri` takes URLs, `report-to` one endpoint name. Other directives pass.
+pub fn check_reporting(name: &str, sources: &[String]) -> Result<(), HeaderError> {
+    let invalid = |detail: &str| HeaderError::InvalidReporting {
+        directive: name.to_owned(),
+        detail: detail.to_owned(),
+    };
+    match name {
+        "report-uri" if sources.is_empty() => Err(invalid("it needs at least one URL")),
+        "report-uri" => match sources.iter().find(|s| !is_report_url(s)) {
+            Some(_) => Err(invalid(
+                "each source must be https://host/path, http://host/path or a path starting with /",
+            )),
+            None => Ok(()),
+        },
+        "report-to" => match sources {
+            [endpoint]
+                if endpoint
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Ok(())
+            }
+            _ => Err(invalid(
+                "it takes exactly one endpoint name of letters, digits, '-' and '_'",
+            )),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// `https?://host[:port][/path]` or `/path`, as [`CEL_REPORT_URI`] reads it.
+fn is_report_url(source: &str) -> bool {
+    if source.starts_with('/') {
+        return true;
+    }
+    let Some(rest) = source
+        .strip_prefix("https://")
+        .or_else(|| source.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (authority, _path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
 /// The `source` production, for a source given on its own (a base directive's).
 pub fn check_source(directive: &str, source: &str) -> Result<(), HeaderError> {
     if !source.is_empty() && source.chars().all(is_source_char) {
@@ -155,6 +223,28 @@ pub fn check_source(directive: &str, source: &str) -> Result<(), HeaderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_uri_takes_urls_and_report_to_one_endpoint_name() {
+        assert!(parse("default-src 'self'; report-uri https://csp.example.com/r /local").is_ok());
+        assert!(parse("default-src 'self'; report-uri http://127.0.0.1:8080/r").is_ok());
+        assert!(parse("default-src 'self'; report-to csp-endpoint").is_ok());
+        for bad in [
+            "report-uri",
+            "report-uri javascript:alert(1)",
+            "report-uri https://",
+            "report-uri https://a.example:port/r",
+            "report-to",
+            "report-to a b",
+            "report-to https://a.example",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(HeaderError::InvalidReporting { .. })),
+                "{bad}: {:?}",
+                parse(bad)
+            );
+        }
+    }
 
     fn names(policy: &Policy) -> Vec<&str> {
         policy.iter().map(|(n, _)| n.as_str()).collect()

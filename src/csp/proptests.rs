@@ -96,7 +96,7 @@ fn base() -> impl Strategy<Value = BaseDirectives> {
         "script-src",
         "connect-src",
         "upgrade-insecure-requests",
-        "report-uri",
+        "base-uri",
     ]);
     let source = prop_oneof![
         prop::sample::select(vec![

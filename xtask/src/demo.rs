@@ -171,23 +171,19 @@ async fn show(client: &Client) -> Result<(), String> {
         );
     }
 
-    let header_spec = tenant
+    let config_map_name = tenant
         .spec
         .header
         .clone()
-        .ok_or("the example tenant publishes no header")?;
+        .and_then(|h| h.config_map_name)
+        .ok_or("the example tenant publishes no header ConfigMap")?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let config_map = eventually("the header ConfigMap", || async {
-        config_maps
-            .get_opt(&header_spec.config_map_name)
-            .await
-            .ok()
-            .flatten()
+        config_maps.get_opt(&config_map_name).await.ok().flatten()
     })
     .await?;
     step(&format!(
-        "ConfigMap {namespace}/{}: the header ingress-nginx serves",
-        header_spec.config_map_name
+        "ConfigMap {namespace}/{config_map_name}: the header ingress-nginx serves"
     ));
     for (key, value) in config_map.data.unwrap_or_default() {
         println!("    {key}: {value}");

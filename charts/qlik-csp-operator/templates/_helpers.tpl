@@ -82,6 +82,15 @@ either direction, with `rbac.rolloutTargets` on and off.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["list", "watch", "patch"]
+# Header targets (spec.header.targets) that opted in: HTTPRoutes get the header as a
+# ResponseHeaderModifier entry (JSON patch), Traefik Middlewares in their CSP fields
+# (server-side apply). Never listed or watched; harmless where the CRDs are not installed.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "patch"]
+- apiGroups: ["traefik.io"]
+  resources: ["middlewares"]
+  verbs: ["get", "patch"]
 # Tenant credentials (read) and rotated credentials (server-side applied). No list/watch:
 # the operator reads only the Secrets its resources name.
 - apiGroups: [""]

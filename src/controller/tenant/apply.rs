@@ -1,6 +1,7 @@
-//! The apply step of the `tenant` controller: writing a validated header where the edge reads it: the ConfigMap (only one the tenant
-//! may write, see [`claim`](super::claim)), then the Ingresses that serve it. Does I/O
-//! (apiserver).
+//! The apply step of the `tenant` controller: writing a validated header where the edge
+//! reads it: the ConfigMap (only one the tenant may write, see [`claim`](super::claim)),
+//! the Ingresses that serve it, then the HTTPRoutes and Middlewares of
+//! `spec.header.targets` ([`edge`]). Does I/O (apiserver).
 //!
 //! - A missing ConfigMap is created with `create` (never with an apply, which would merge
 //!   into a ConfigMap someone created a moment earlier and give it an owner reference).
@@ -18,28 +19,34 @@ use kube::{Resource, ResourceExt};
 
 use super::claim::{self, Claim, Claimant};
 use super::context::{CONTROLLER_NAME, Context};
+use super::edge;
 use super::error::Error;
+use super::publication::{Facts, Publication};
 use super::publish;
 use crate::api::QlikTenant;
-use crate::api::tenant::HeaderSpec;
-use crate::csp::header::Header;
+use crate::api::header::{HeaderSpec, TargetStatus};
 
 /// What publishing did.
 pub struct Published {
-    pub sha256: String,
-    pub length: u32,
-    pub origins: u32,
+    /// The current policy's header.
+    pub current: Facts,
+    /// With `mode: Both`, the candidate policy's.
+    pub candidate: Option<Facts>,
+    /// The ConfigMap, when one is configured.
+    pub config_map: Option<String>,
     pub config_map_written: bool,
     pub ingresses_bumped: Vec<String>,
+    /// Each target of `spec.header.targets`, in order.
+    pub targets: Vec<TargetStatus>,
 }
 
-/// Writes `header` into the ConfigMap if the tenant may and it differs, then bumps the
-/// Ingresses serving it.
+/// Writes the publication into the ConfigMap (if configured, the tenant may, and it
+/// differs), bumps the Ingresses serving it, then writes the header targets.
 pub async fn publish_header(
     ctx: &Context,
     tenant: &QlikTenant,
     spec: &HeaderSpec,
-    header: Result<Header, Error>,
+    publication: Result<Publication, Error>,
 ) -> Result<Published, Error> {
     let namespace = tenant.namespace().ok_or(Error::InvalidObject)?;
     let namespace = namespace.as_str();
@@ -47,13 +54,39 @@ pub async fn publish_header(
     if !crate::csp::policy::is_header_name(&spec.key) {
         return Err(Error::InvalidHeaderKey);
     }
-    let header = header?;
-    let value = header.as_str();
-    let sha256 = publish::header_sha256(value);
-    let name = &spec.config_map_name;
+    let publication = publication?;
+    let current = publication.current().ok_or(Error::InvalidObject)?;
+    let metrics = &ctx.shared.runtime.metrics;
+    metrics.set_header_bytes(namespace, &tenant.name_any(), current.as_str().len());
 
-    let config_map_written = write_config_map(ctx, tenant, namespace, spec, value).await?;
+    let (config_map_written, ingresses_bumped) = match &spec.config_map_name {
+        Some(name) => {
+            let written =
+                write_config_map(ctx, tenant, namespace, name, spec, &publication).await?;
+            let bumped = bump_ingresses(ctx, namespace, name, &publication.sha256()).await?;
+            (written, bumped)
+        }
+        None => (false, Vec::new()),
+    };
+    let targets = edge::publish(ctx, tenant, spec, &publication).await;
 
+    Ok(Published {
+        current: Facts::of(current),
+        candidate: publication.candidate().map(Facts::of),
+        config_map: spec.config_map_name.clone(),
+        config_map_written,
+        ingresses_bumped,
+        targets,
+    })
+}
+
+/// Annotates the Ingresses that serve ConfigMap `name` and lack `sha256`; their names.
+async fn bump_ingresses(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    sha256: &str,
+) -> Result<Vec<String>, Error> {
     let ingresses: Api<Ingress> = Api::namespaced(ctx.shared.kube.clone(), namespace);
     // Metadata only: the annotations are all that is read.
     let listed = ingresses
@@ -63,13 +96,11 @@ pub async fn publish_header(
             namespace: namespace.to_owned(),
             source,
         })?;
-    let metrics = &ctx.shared.runtime.metrics;
-    metrics.set_header_bytes(namespace, &tenant.name_any(), value.len());
     let served = listed.items.iter().map(|ingress| &ingress.metadata);
-    let to_bump = publish::ingresses_to_bump(served, namespace, name, &sha256);
+    let to_bump = publish::ingresses_to_bump(served, namespace, name, sha256);
     let apply = PatchParams::apply(CONTROLLER_NAME).force();
     for ingress in &to_bump {
-        let patch = publish::ingress_annotation_patch(namespace, ingress, &sha256);
+        let patch = publish::ingress_annotation_patch(namespace, ingress, sha256);
         ingresses
             .patch(ingress, &apply, &Patch::Apply(&patch))
             .await
@@ -79,14 +110,7 @@ pub async fn publish_header(
                 source,
             })?;
     }
-
-    Ok(Published {
-        length: u32::try_from(value.chars().count()).unwrap_or(u32::MAX),
-        origins: u32::try_from(header.origins()).unwrap_or(u32::MAX),
-        sha256,
-        config_map_written,
-        ingresses_bumped: to_bump,
-    })
+    Ok(to_bump)
 }
 
 /// Writes the ConfigMap if the tenant may and it differs; whether it wrote. Fails with
@@ -95,15 +119,15 @@ async fn write_config_map(
     ctx: &Context,
     tenant: &QlikTenant,
     namespace: &str,
+    name: &str,
     spec: &HeaderSpec,
-    value: &str,
+    publication: &Publication,
 ) -> Result<bool, Error> {
-    let name = &spec.config_map_name;
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.shared.kube.clone(), namespace);
     let me = claimant(tenant).ok_or(Error::InvalidObject)?;
     let claimants = claimants(ctx, namespace, name);
-    let key = publish::config_map_key(spec);
-    let located = |source| (namespace.to_owned(), name.clone(), source);
+    let owned = spec.owned_names();
+    let located = |source| (namespace.to_owned(), name.to_owned(), source);
     // Twice at most: a create that finds the ConfigMap created meanwhile decides again.
     for _ in 0..2 {
         let existing = config_maps.get_opt(name).await.map_err(|source| {
@@ -115,13 +139,13 @@ async fn write_config_map(
             }
         })?;
         let decision = claim::decide(existing.as_ref().map(|c| &c.metadata), &me, &claimants);
-        let needs_write = publish::config_map_needs_write(existing.as_ref(), key, value);
+        let needs_write = publish::config_map_needs_write(existing.as_ref(), publication, &owned);
         match decision {
             Claim::Create => {
                 let owner = tenant
                     .controller_owner_ref(&())
                     .ok_or(Error::InvalidObject)?;
-                let desired = publish::build_config_map(namespace, spec, value, Some(owner));
+                let desired = publish::build_config_map(namespace, name, publication, Some(owner));
                 let params = PostParams {
                     field_manager: Some(CONTROLLER_NAME.to_owned()),
                     ..PostParams::default()
@@ -143,7 +167,7 @@ async fn write_config_map(
                 let owner = tenant
                     .controller_owner_ref(&())
                     .ok_or(Error::InvalidObject)?;
-                let desired = publish::build_config_map(namespace, spec, value, Some(owner));
+                let desired = publish::build_config_map(namespace, name, publication, Some(owner));
                 let apply = PatchParams::apply(CONTROLLER_NAME).force();
                 config_maps
                     .patch(name, &apply, &Patch::Apply(&desired))
@@ -159,7 +183,7 @@ async fn write_config_map(
                 return Ok(true);
             }
             Claim::OptedIn if needs_write => {
-                let desired = publish::build_config_map(namespace, spec, value, None);
+                let desired = publish::build_config_map(namespace, name, publication, None);
                 let apply = PatchParams::apply(CONTROLLER_NAME);
                 return match config_maps
                     .patch(name, &apply, &Patch::Apply(&desired))
@@ -169,8 +193,12 @@ async fn write_config_map(
                     Err(kube::Error::Api(status)) if status.code == 409 => {
                         Err(Error::ConfigMapKeyConflict {
                             namespace: namespace.to_owned(),
-                            name: name.clone(),
-                            key: key.to_owned(),
+                            name: name.to_owned(),
+                            key: publication
+                                .values()
+                                .map(|(k, _)| k)
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             detail: status.message.clone(),
                         })
                     }
@@ -188,14 +216,14 @@ async fn write_config_map(
             Claim::NotOwned { why } => {
                 return Err(Error::ConfigMapNotOwned {
                     namespace: namespace.to_owned(),
-                    name: name.clone(),
+                    name: name.to_owned(),
                     why,
                 });
             }
             Claim::Conflict { holder } => {
                 return Err(Error::ConfigMapConflict {
                     namespace: namespace.to_owned(),
-                    name: name.clone(),
+                    name: name.to_owned(),
                     holder,
                 });
             }
@@ -203,7 +231,7 @@ async fn write_config_map(
     }
     Err(Error::ConfigMapRace {
         namespace: namespace.to_owned(),
-        name: name.clone(),
+        name: name.to_owned(),
     })
 }
 
@@ -235,5 +263,5 @@ pub fn names_config_map(tenant: &QlikTenant, namespace: &str, name: &str) -> boo
             .spec
             .header
             .as_ref()
-            .is_some_and(|h| h.config_map_name == name)
+            .is_some_and(|h| h.config_map_name.as_deref() == Some(name))
 }

@@ -111,6 +111,21 @@ pub enum Error {
     /// The object lacks a namespace or uid (never from the apiserver).
     #[error("the QlikTenant has no namespace or uid")]
     InvalidObject,
+    /// `mode: Both` without a candidate policy (stored before the CRD refused it).
+    #[error(
+        "header.mode is Both but there is no candidate policy (source: Local and candidateDirectives), so nothing was written"
+    )]
+    MissingCandidate,
+    /// A header target did not take the header (the first such target; each is in
+    /// `status.targets`).
+    #[error("{kind} {name}: {message}")]
+    Target {
+        kind: crate::api::header::TargetKind,
+        name: String,
+        reason: &'static str,
+        message: String,
+        transient: bool,
+    },
     /// `header.key` is not an HTTP header name (stored before the CRD refused it).
     #[error(
         "header.key is not an HTTP header name (letters, digits, - and _), so nothing was written"
@@ -136,7 +151,8 @@ impl Error {
             Error::AnnotateIngress { .. } => "IngressAnnotateFailed",
             Error::PatchStatus { .. } => "StatusWriteFailed",
             Error::InvalidObject => "InvalidObject",
-            Error::InvalidHeaderKey => "InvalidSpec",
+            Error::InvalidHeaderKey | Error::MissingCandidate => "InvalidSpec",
+            Error::Target { reason, .. } => reason,
         }
     }
 
@@ -149,10 +165,12 @@ impl Error {
             Error::InvalidHeader(_)
             | Error::InvalidObject
             | Error::InvalidHeaderKey
+            | Error::MissingCandidate
             | Error::ConfigMapNotOwned { .. }
             | Error::ConfigMapConflict { .. }
             | Error::ConfigMapKeyConflict { .. } => false,
             Error::ConfigMapRace { .. } | Error::EntriesUnavailable => true,
+            Error::Target { transient, .. } => *transient,
             Error::ReadConfigMap { source, .. }
             | Error::CreateConfigMap { source, .. }
             | Error::ApplyConfigMap { source, .. }

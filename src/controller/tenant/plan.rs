@@ -20,8 +20,10 @@ use super::apply::Published;
 use super::error::Error;
 use super::observe::Seen;
 use super::pacing;
+use super::publication::Publication;
 use super::status::{self, Connection, HeaderState};
 use crate::api::QlikTenant;
+use crate::api::header::{HeaderMode, HeaderSpec, TargetStatus};
 use crate::api::tenant::{HeaderSource, QlikTenantStatus};
 use crate::csp::header::{self, BaseDirectives, Header};
 
@@ -106,12 +108,40 @@ pub fn header(
     }
 }
 
+/// With `mode: Both` (and `source: Local`, which the CRD requires for it): the candidate
+/// policy, compiled from `candidateDirectives` and the same entries. `None` otherwise.
+pub fn candidate(tenant: &QlikTenant, seen: &Seen) -> Option<Result<Header, Error>> {
+    let spec = tenant.spec.header.as_ref()?;
+    if spec.effective_mode() != HeaderMode::Both {
+        return None;
+    }
+    let entries = seen.entries.as_ref()?;
+    let name = tenant.name_any();
+    let grants = super::grants::local_grants(entries.iter().map(AsRef::as_ref), &name);
+    let base: BaseDirectives = spec.candidate_directives.clone().unwrap_or_default();
+    Some(header::compile(&base, &grants).map_err(Error::InvalidHeader))
+}
+
+/// The header names with their values; the candidate is needed (and given) only with
+/// `mode: Both`.
+pub fn publication(
+    spec: &HeaderSpec,
+    current: Result<Header, Error>,
+    candidate: Option<Result<Header, Error>>,
+) -> Result<Publication, Error> {
+    let current = current?;
+    let candidate = candidate.transpose()?;
+    Publication::new(spec, current, candidate).ok_or(Error::MissingCandidate)
+}
+
 /// The status after a reconcile that connected (or not) and published (or not: `None`
-/// when nothing was to be published).
+/// when nothing was to be published). `withdrawing`: targets removed from the spec that
+/// still hold the operator's header.
 pub fn status(
     tenant: &QlikTenant,
     connection: Result<&str, &Error>,
     published: Option<Result<&Published, &Error>>,
+    withdrawing: Vec<TargetStatus>,
     now: Timestamp,
 ) -> QlikTenantStatus {
     let connection = match connection {
@@ -127,11 +157,11 @@ pub fn status(
     let header = match (&tenant.spec.header, published) {
         (None, _) => HeaderState::NotConfigured,
         (Some(_), None) => HeaderState::NotChecked,
-        (Some(spec), Some(Ok(published))) => HeaderState::Published {
-            sha256: published.sha256.clone(),
-            length: published.length,
-            origins: published.origins,
-            config_map: spec.config_map_name.clone(),
+        (Some(_), Some(Ok(published))) => HeaderState::Published {
+            current: published.current.clone(),
+            candidate: published.candidate.clone(),
+            destinations: destinations(published),
+            targets: published.targets.clone(),
         },
         (Some(_), Some(Err(e))) => HeaderState::Failed {
             reason: e.reason(),
@@ -139,13 +169,36 @@ pub fn status(
             transient: e.is_transient(),
         },
     };
-    status::build(
+    let mut next = status::build(
         tenant.status.as_ref(),
         tenant.metadata.generation,
         &connection,
         &header,
         Time(now),
-    )
+    );
+    // Targets that left the spec leave the status once their header is out of them.
+    let targets = tenant.spec.header.as_ref().map(|h| h.targets.as_slice());
+    next.targets.retain(|t| {
+        targets
+            .unwrap_or_default()
+            .iter()
+            .any(|x| x.kind == t.kind && x.name == t.name)
+    });
+    next.targets.extend(withdrawing);
+    next
+}
+
+/// `ConfigMap csp, HTTPRoute web, Middleware csp`: where a publish went.
+fn destinations(published: &Published) -> String {
+    let config_map = published
+        .config_map
+        .iter()
+        .map(|name| format!("ConfigMap {name}"));
+    let targets = published
+        .targets
+        .iter()
+        .map(|t| format!("{} {}", t.kind, t.name));
+    config_map.chain(targets).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -355,13 +408,18 @@ mod tests {
         let tenant = tenant("Local", 2, Some(1));
         let now = Timestamp::UNIX_EPOCH;
         let published = Published {
-            sha256: "abc".into(),
-            length: 10,
-            origins: 1,
+            current: crate::controller::tenant::publication::Facts {
+                sha256: "abc".into(),
+                length: 10,
+                origins: 1,
+            },
+            candidate: None,
+            config_map: Some("csp".into()),
             config_map_written: true,
             ingresses_bumped: vec![],
+            targets: vec![],
         };
-        let next = status(&tenant, Ok("t-1"), Some(Ok(&published)), now);
+        let next = status(&tenant, Ok("t-1"), Some(Ok(&published)), Vec::new(), now);
         assert_eq!(next.observed_generation, Some(2));
         assert_eq!(next.tenant_id.as_deref(), Some("t-1"));
         let ready = status::condition(Some(&next), crate::controller::conditions::READY);
@@ -374,6 +432,7 @@ mod tests {
             &tenant,
             Err(&Error::EntriesUnavailable),
             Some(Err(&failed)),
+            Vec::new(),
             now,
         );
         let ready = status::condition(Some(&next), crate::controller::conditions::READY);

@@ -12,60 +12,60 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sha2::{Digest, Sha256};
 
+use super::publication::Publication;
 use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
-use crate::api::tenant::HeaderSpec;
 
 /// Annotation on the ConfigMap and on the Ingresses serving it: SHA-256 (hex) of the header.
 pub const HEADER_SHA256: &str = "qlikops.io/header-sha256";
 /// The ingress-nginx annotation that names a ConfigMap of extra response headers.
 pub const NGINX_CUSTOM_HEADERS: &str = "nginx.ingress.kubernetes.io/custom-headers";
-/// The header name browsers read for a policy they only report on.
-pub const REPORT_ONLY_KEY: &str = "Content-Security-Policy-Report-Only";
-const ENFORCING_KEY: &str = "Content-Security-Policy";
-
 /// Hex SHA-256 of a header value.
 pub fn header_sha256(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-/// The ConfigMap key the header goes under: `reportOnly` turns the default key into the
-/// report-only header; an explicit key is kept as written.
-pub fn config_map_key(spec: &HeaderSpec) -> &str {
-    if spec.report_only && spec.key == ENFORCING_KEY {
-        REPORT_ONLY_KEY
-    } else {
-        &spec.key
-    }
-}
-
-/// Whether the ConfigMap must be written: it is missing, or its value or annotation is not
-/// the header's (also when someone edited it by hand).
-pub fn config_map_needs_write(existing: Option<&ConfigMap>, key: &str, value: &str) -> bool {
+/// Whether the ConfigMap must be written: it is missing, a published value or the
+/// annotation differs (also when someone edited it by hand), or it still holds a header
+/// name of `owned` that is no longer published (after a mode change).
+pub fn config_map_needs_write(
+    existing: Option<&ConfigMap>,
+    publication: &Publication,
+    owned: &[&str],
+) -> bool {
     let Some(existing) = existing else {
         return true;
     };
-    let data_matches = existing
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .is_some_and(|v| v == value);
+    let data = existing.data.as_ref();
+    let value_of = |key: &str| data.and_then(|d| d.get(key)).map(String::as_str);
+    let values_match = publication
+        .values()
+        .all(|(name, value)| value_of(name) == Some(value));
+    let no_stale = owned
+        .iter()
+        .filter(|name| {
+            !publication
+                .values()
+                .any(|(published, _)| published == **name)
+        })
+        .all(|name| value_of(name).is_none());
     let annotation_matches = existing
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(HEADER_SHA256))
-        .is_some_and(|sha| *sha == header_sha256(value));
-    !(data_matches && annotation_matches)
+        .is_some_and(|sha| *sha == publication.sha256());
+    !(values_match && no_stale && annotation_matches)
 }
 
-/// The ConfigMap fields this operator owns: `key` and the annotation, so other keys and
-/// annotations (someone else's) are left alone; and, for a ConfigMap the operator creates
-/// (`owner`: the tenant), the managed-by label and the controller owner reference. A
-/// ConfigMap the user opted in (`owner` is `None`) never gets either.
+/// The ConfigMap fields this operator owns: one key per published header and the
+/// annotation, so other keys and annotations (someone else's) are left alone; and, for a
+/// ConfigMap the operator creates (`owner`: the tenant), the managed-by label and the
+/// controller owner reference. A ConfigMap the user opted in (`owner` is `None`) never
+/// gets either.
 pub fn build_config_map(
     namespace: &str,
-    spec: &HeaderSpec,
-    value: &str,
+    name: &str,
+    publication: &Publication,
     owner: Option<OwnerReference>,
 ) -> ConfigMap {
     let labels = owner
@@ -73,20 +73,22 @@ pub fn build_config_map(
         .then(|| BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned())]));
     ConfigMap {
         metadata: ObjectMeta {
-            name: Some(spec.config_map_name.clone()),
+            name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
             labels,
             annotations: Some(BTreeMap::from([(
                 HEADER_SHA256.to_owned(),
-                header_sha256(value),
+                publication.sha256(),
             )])),
             owner_references: owner.map(|owner| vec![owner]),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([(
-            config_map_key(spec).to_owned(),
-            value.to_owned(),
-        )])),
+        data: Some(
+            publication
+                .values()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        ),
         ..ConfigMap::default()
     }
 }
@@ -150,26 +152,34 @@ mod tests {
     use k8s_openapi::api::networking::v1::Ingress;
 
     use super::*;
-    use crate::api::tenant::HeaderSource;
+    use crate::api::header::{ENFORCING_HEADER, HeaderSpec, REPORT_ONLY_HEADER};
+    use crate::csp::header::validate;
 
-    fn spec(key: &str, report_only: bool) -> HeaderSpec {
-        HeaderSpec {
-            config_map_name: "csp".into(),
-            key: key.into(),
-            source: HeaderSource::Local,
-            report_only,
-            base_directives: None,
-        }
+    fn spec(mode: &str) -> HeaderSpec {
+        serde_json::from_value(serde_json::json!({ "configMapName": "csp", "mode": mode }))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn config_map(key: &str, value: &str, sha: Option<&str>) -> ConfigMap {
+    fn publication(mode: &str, value: &str) -> Publication {
+        let candidate = (mode == "Both").then(|| validate("default-src 'none'").unwrap());
+        Publication::new(&spec(mode), validate(value).unwrap(), candidate).unwrap()
+    }
+
+    const OWNED: [&str; 2] = [ENFORCING_HEADER, REPORT_ONLY_HEADER];
+
+    fn config_map(pairs: &[(&str, &str)], sha: Option<&str>) -> ConfigMap {
         ConfigMap {
             metadata: ObjectMeta {
                 annotations: sha
                     .map(|s| BTreeMap::from([(HEADER_SHA256.to_owned(), s.to_owned())])),
                 ..ObjectMeta::default()
             },
-            data: Some(BTreeMap::from([(key.to_owned(), value.to_owned())])),
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             ..ConfigMap::default()
         }
     }
@@ -206,49 +216,65 @@ mod tests {
     }
 
     #[test]
-    fn report_only_moves_only_the_default_key() {
-        assert_eq!(config_map_key(&spec(ENFORCING_KEY, false)), ENFORCING_KEY);
-        assert_eq!(config_map_key(&spec(ENFORCING_KEY, true)), REPORT_ONLY_KEY);
-        assert_eq!(config_map_key(&spec("X-Custom-CSP", true)), "X-Custom-CSP");
-    }
-
-    #[test]
-    fn the_config_map_is_written_only_when_value_or_annotation_differ() {
+    fn the_config_map_is_written_only_when_a_value_a_stale_key_or_the_annotation_differ() {
         let value = "default-src 'self'";
-        let sha = header_sha256(value);
-        assert!(config_map_needs_write(None, ENFORCING_KEY, value));
+        let enforce = publication("Enforce", value);
+        let sha = enforce.sha256();
+        assert!(config_map_needs_write(None, &enforce, &OWNED));
         assert!(!config_map_needs_write(
-            Some(&config_map(ENFORCING_KEY, value, Some(&sha))),
-            ENFORCING_KEY,
-            value
+            Some(&config_map(
+                &[(ENFORCING_HEADER, value), ("other", "x")],
+                Some(&sha)
+            )),
+            &enforce,
+            &OWNED
         ));
         assert!(config_map_needs_write(
-            Some(&config_map(ENFORCING_KEY, "edited by hand", Some(&sha))),
-            ENFORCING_KEY,
-            value
+            Some(&config_map(
+                &[(ENFORCING_HEADER, "edited by hand")],
+                Some(&sha)
+            )),
+            &enforce,
+            &OWNED
         ));
         assert!(config_map_needs_write(
-            Some(&config_map(ENFORCING_KEY, value, None)),
-            ENFORCING_KEY,
-            value
+            Some(&config_map(&[(ENFORCING_HEADER, value)], None)),
+            &enforce,
+            &OWNED
         ));
+        // After a switch to ReportOnly the old enforcing key must go.
+        let report = publication("ReportOnly", value);
         assert!(config_map_needs_write(
-            Some(&config_map("other-key", value, Some(&sha))),
-            ENFORCING_KEY,
-            value
+            Some(&config_map(
+                &[(ENFORCING_HEADER, value), (REPORT_ONLY_HEADER, value)],
+                Some(&report.sha256())
+            )),
+            &report,
+            &OWNED
         ));
     }
 
     #[test]
-    fn an_opted_in_config_map_gets_only_the_key_and_the_annotation() {
-        let built = build_config_map("web", &spec(ENFORCING_KEY, false), "img-src 'self'", None);
+    fn an_opted_in_config_map_gets_only_the_keys_and_the_annotation() {
+        let both = publication("Both", "img-src 'self'");
+        let built = build_config_map("web", "csp", &both, None);
         assert!(built.metadata.owner_references.is_none());
         assert!(built.metadata.labels.is_none());
         assert_eq!(
             built.metadata.annotations.as_ref().map(|a| a.len()),
             Some(1)
         );
-        assert_eq!(built.data.as_ref().map(|d| d.len()), Some(1));
+        assert_eq!(
+            built
+                .data
+                .as_ref()
+                .map(|d| d.keys().cloned().collect::<Vec<_>>()),
+            Some(vec![
+                ENFORCING_HEADER.to_owned(),
+                REPORT_ONLY_HEADER.to_owned()
+            ])
+        );
+        assert!(!config_map_needs_write(Some(&built), &both, &OWNED));
     }
 
     #[test]
@@ -259,12 +285,8 @@ mod tests {
             kind: "QlikTenant".into(),
             ..OwnerReference::default()
         };
-        let built = build_config_map(
-            "web",
-            &spec(ENFORCING_KEY, true),
-            "img-src 'self'",
-            Some(owner),
-        );
+        let report = publication("ReportOnly", "img-src 'self'");
+        let built = build_config_map("web", "csp", &report, Some(owner));
         assert_eq!(
             built
                 .metadata
@@ -279,15 +301,10 @@ mod tests {
             built
                 .data
                 .as_ref()
-                .and_then(|d| d.get(REPORT_ONLY_KEY))
+                .and_then(|d| d.get(REPORT_ONLY_HEADER))
                 .map(String::as_str),
             Some("img-src 'self'")
         );
-        assert!(!config_map_needs_write(
-            Some(&built),
-            REPORT_ONLY_KEY,
-            "img-src 'self'"
-        ));
         assert_eq!(
             built
                 .metadata

@@ -35,9 +35,8 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::apply::publish_header;
 use super::context::{Context, Now};
-use super::departures;
 use super::plan::{self, HeaderPlan, Pace};
-use super::{observe, record};
+use super::{departures, edge, observe, record, status};
 use crate::api::QlikTenant;
 use crate::controller::tenant_clients::key_of;
 use crate::csp::header;
@@ -85,25 +84,42 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (HeaderPlan::Fetch { .. }, Err(_)) => None,
     };
     let published = match (value, &tenant.spec.header) {
-        (Some(value), Some(spec)) => Some(publish_header(&ctx, &tenant, spec, value).await),
+        (Some(value), Some(spec)) => {
+            let candidate = plan::candidate(&tenant, &seen);
+            let publication = plan::publication(spec, value, candidate);
+            Some(publish_header(&ctx, &tenant, spec, publication).await)
+        }
         _ => None,
     };
     if let Some(Ok(_)) = &published {
         ctx.pacer
             .published(&ObjectRef::from_obj(tenant.as_ref()), now.instant);
     }
+    let withdrawing = edge::withdraw(&ctx, &tenant).await;
 
     let next = plan::status(
         &tenant,
         connection.as_ref().map(|c| c.tenant_id.as_str()),
         published.as_ref().map(Result::as_ref),
+        withdrawing,
         now.wall,
     );
     let published_ok = published.as_ref().and_then(|p| p.as_ref().ok());
     record::record(&ctx, &tenant, &next, published_ok).await?;
+    let target_failure = published_ok.and_then(|p| p.targets.iter().find(|t| !t.published));
+    let target_failure = target_failure.map(|t| Error::Target {
+        kind: t.kind,
+        name: t.name.clone(),
+        reason: status::target_reason(&t.reason),
+        message: t.message.clone(),
+        transient: status::target_failure_is_transient(&t.reason),
+    });
 
     let paused = connection.as_ref().ok().and_then(|c| c.paused);
-    let failure = connection.err().or(published.and_then(Result::err));
+    let failure = connection
+        .err()
+        .or(published.and_then(Result::err))
+        .or(target_failure);
     match failure {
         None => {
             ctx.backoff.succeeded(&tenant);
@@ -122,6 +138,9 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
     }
 }
 
+/// How soon a target that waits for a person is looked at again.
+const TARGET_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The requeue after a failed reconcile (whose condition is already recorded).
 pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -> Action {
     let drift = ctx.drift_interval(&tenant);
@@ -132,6 +151,14 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
         "reconcile failed"
     );
     let pause = error.tenant_pause();
+    // A target that is missing, not opted in or refused the header waits for a person,
+    // whose fix (an annotation, a route) is not watched: look again within a minute.
+    if let Error::Target {
+        transient: false, ..
+    } = error
+    {
+        return Action::requeue(drift.min(TARGET_RECHECK));
+    }
     if !error.is_transient() && pause.is_none() {
         return Action::requeue(drift);
     }

@@ -72,13 +72,14 @@ async fn record_events(
             secondary: None,
         });
     }
-    if let (Some(published), Some(spec)) = (published, &tenant.spec.header)
+    if let Some(published) = published
+        && let Some(config_map) = &published.config_map
         && (published.config_map_written || !published.ingresses_bumped.is_empty())
     {
         events.push(Event {
             type_: EventType::Normal,
             reason: "Published".to_owned(),
-            note: Some(published_note(published, &spec.config_map_name)),
+            note: Some(published_note(published, config_map)),
             action: "PublishHeader".to_owned(),
             secondary: None,
         });
@@ -93,7 +94,8 @@ async fn record_events(
 
 /// The note of a `Published` event: public facts about the header, never its sources.
 fn published_note(published: &Published, config_map: &str) -> String {
-    let short = published.sha256.get(..12).unwrap_or(&published.sha256);
+    let sha256 = &published.current.sha256;
+    let short = sha256.get(..12).unwrap_or(sha256);
     let written = if published.config_map_written {
         ""
     } else {
@@ -107,7 +109,7 @@ fn published_note(published: &Published, config_map: &str) -> String {
     truncate(
         &format!(
             "published the header ({} characters, sha256 {short}…) to ConfigMap {config_map}{written}; annotated Ingresses: {ingresses}",
-            published.length,
+            published.current.length,
         ),
         MAX_MESSAGE_CHARS,
     )

@@ -143,14 +143,19 @@ fn tenants_naming(
 /// The tenants left naming the ConfigMap of a tenant that is gone: one of them may take it
 /// now.
 fn rivals_of(tenants: &Store<QlikTenant>, gone: &QlikTenant) -> Vec<ObjectRef<QlikTenant>> {
-    let (Some(namespace), Some(header)) = (gone.namespace(), &gone.spec.header) else {
+    let Some((namespace, config_map)) = gone.namespace().zip(
+        gone.spec
+            .header
+            .as_ref()
+            .and_then(|h| h.config_map_name.clone()),
+    ) else {
         return Vec::new();
     };
     tenants
         .state()
         .iter()
         .filter(|tenant| tenant.uid() != gone.uid())
-        .filter(|tenant| names_config_map(tenant, &namespace, &header.config_map_name))
+        .filter(|tenant| names_config_map(tenant, &namespace, &config_map))
         .map(|tenant| ObjectRef::from_obj(tenant.as_ref()))
         .collect()
 }
@@ -164,10 +169,15 @@ fn tenants_served_by(
         .state()
         .iter()
         .filter(|tenant| {
-            let (Some(namespace), Some(header)) = (tenant.namespace(), &tenant.spec.header) else {
+            let config_map = tenant
+                .spec
+                .header
+                .as_ref()
+                .and_then(|h| h.config_map_name.as_deref());
+            let (Some(namespace), Some(config_map)) = (tenant.namespace(), config_map) else {
                 return false;
             };
-            publish::ingress_serves(ingress, &namespace, &header.config_map_name)
+            publish::ingress_serves(ingress, &namespace, config_map)
         })
         .map(|tenant| ObjectRef::from_obj(tenant.as_ref()))
         .collect()

@@ -12,6 +12,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::publication::Facts;
+use crate::api::header::TargetStatus;
 use crate::api::tenant::{PublishedHeader, QlikTenantStatus};
 use crate::controller::conditions::{self, Desired, Progress, READY};
 
@@ -39,12 +41,14 @@ pub enum HeaderState {
     NotConfigured,
     /// The header comes from the tenant, which is not ready: nothing was checked.
     NotChecked,
-    /// The header is in the ConfigMap (written now or already there).
+    /// The header is in the ConfigMap (written now or already there) and was offered to
+    /// every target; `targets` says what each holds.
     Published {
-        sha256: String,
-        length: u32,
-        origins: u32,
-        config_map: String,
+        current: Facts,
+        candidate: Option<Facts>,
+        /// Where it went, for the condition message, e.g. `ConfigMap csp`.
+        destinations: String,
+        targets: Vec<TargetStatus>,
     },
     /// The header could not be had, was invalid, or could not be written.
     Failed {
@@ -105,28 +109,35 @@ pub fn build(
             })
         }
         HeaderState::Published {
-            sha256,
-            length,
-            origins,
-            config_map,
+            current,
+            candidate,
+            destinations,
+            targets,
         } => {
-            let published_at = previous
-                .and_then(|p| p.header.as_ref())
-                .filter(|h| h.sha256 == *sha256)
-                .map_or_else(|| now.clone(), |h| h.published_at.clone());
-            status.header = Some(PublishedHeader {
-                sha256: sha256.clone(),
-                length: *length,
-                origins: *origins,
-                published_at,
-            });
-            Some(Desired {
-                type_: HEADER_PUBLISHED,
-                status: true,
-                reason: "Published",
-                message: format!(
-                    "the header ({length} characters, {origins} origins) is in ConfigMap {config_map}"
-                ),
+            let before = previous.and_then(|p| p.header.as_ref());
+            status.header = Some(published_header(before, current, &now));
+            let before = previous.and_then(|p| p.candidate_header.as_ref());
+            status.candidate_header = candidate
+                .as_ref()
+                .map(|facts| published_header(before, facts, &now));
+            status.targets = targets.clone();
+            let failed = targets.iter().find(|t| !t.published);
+            Some(match failed {
+                None => Desired {
+                    type_: HEADER_PUBLISHED,
+                    status: true,
+                    reason: "Published",
+                    message: format!(
+                        "the header ({} characters, {} origins) is in {destinations}",
+                        current.length, current.origins
+                    ),
+                },
+                Some(target) => Desired {
+                    type_: HEADER_PUBLISHED,
+                    status: false,
+                    reason: target_reason(&target.reason),
+                    message: format!("{} {}: {}", target.kind, target.name, target.message),
+                },
             })
         }
         HeaderState::Failed {
@@ -146,8 +157,58 @@ pub fn build(
     status
 }
 
+/// `status.header` for `facts`: `publishedAt` moves only when the SHA-256 does.
+fn published_header(
+    before: Option<&PublishedHeader>,
+    facts: &Facts,
+    now: &Time,
+) -> PublishedHeader {
+    let published_at = before
+        .filter(|h| h.sha256 == facts.sha256)
+        .map_or_else(|| now.clone(), |h| h.published_at.clone());
+    PublishedHeader {
+        sha256: facts.sha256.clone(),
+        length: facts.length,
+        origins: facts.origins,
+        published_at,
+    }
+}
+
+/// The bounded reason of a target's failure, as a `&'static str` for the condition.
+pub fn target_reason(reason: &str) -> &'static str {
+    use super::edge::reasons::*;
+    [
+        NOT_FOUND,
+        NOT_OPTED_IN,
+        CONFLICT,
+        TOO_LONG,
+        RULE_NOT_FOUND,
+        TOO_MANY_HEADERS,
+        REMOVED,
+    ]
+    .into_iter()
+    .find(|r| *r == reason)
+    .unwrap_or(WRITE_FAILED)
+}
+
+/// Whether a target's failure clears without a person (a failed write, retried).
+pub fn target_failure_is_transient(reason: &str) -> bool {
+    target_reason(reason) == super::edge::reasons::WRITE_FAILED
+}
+
 /// `Reconciling` or `Stalled` for the first failure (the connection's, then the header's).
 fn progress<'a>(connection: &'a Connection, header: &'a HeaderState) -> (Progress<'a>, &'a str) {
+    if let HeaderState::Published { targets, .. } = header
+        && !matches!(connection, Connection::Failed { .. })
+        && let Some(target) = targets.iter().find(|t| !t.published)
+    {
+        let reason = target_reason(&target.reason);
+        return if target_failure_is_transient(reason) {
+            (Progress::Reconciling(reason), target.message.as_str())
+        } else {
+            (Progress::Stalled(reason), target.message.as_str())
+        };
+    }
     let failure = match (connection, header) {
         (
             Connection::Failed {
@@ -182,7 +243,9 @@ pub fn changed(previous: Option<&QlikTenantStatus>, next: &QlikTenantStatus) -> 
     !(conditions::same_ignoring_time(&previous.conditions, &next.conditions)
         && previous.observed_generation == next.observed_generation
         && previous.tenant_id == next.tenant_id
-        && previous.header == next.header)
+        && previous.header == next.header
+        && previous.candidate_header == next.candidate_header
+        && previous.targets == next.targets)
 }
 
 /// The condition of `type_`, if any.
@@ -216,12 +279,69 @@ mod tests {
     }
 
     fn published(sha: &str) -> HeaderState {
+        published_with(sha, Vec::new())
+    }
+
+    fn published_with(sha: &str, targets: Vec<TargetStatus>) -> HeaderState {
         HeaderState::Published {
-            sha256: sha.into(),
-            length: 20,
-            origins: 2,
-            config_map: "csp".into(),
+            current: Facts {
+                sha256: sha.into(),
+                length: 20,
+                origins: 2,
+            },
+            candidate: None,
+            destinations: "ConfigMap csp".into(),
+            targets,
         }
+    }
+
+    fn target(published: bool, reason: &str) -> TargetStatus {
+        TargetStatus {
+            kind: crate::api::header::TargetKind::HttpRoute,
+            name: "web".into(),
+            published,
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn a_target_that_refused_the_header_fails_header_published_and_stalls() {
+        let next = build(
+            None,
+            Some(1),
+            &connected(),
+            &published_with(
+                "abc",
+                vec![
+                    target(true, "Published"),
+                    target(false, "HeaderTooLongForTarget"),
+                ],
+            ),
+            at(100),
+        );
+        let c = condition(Some(&next), HEADER_PUBLISHED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "HeaderTooLongForTarget")
+        );
+        assert!(c.message.starts_with("HTTPRoute web: "));
+        // The ConfigMap holds the new header even though a target could not.
+        assert_eq!(next.header.as_ref().map(|h| h.sha256.as_str()), Some("abc"));
+        assert_eq!(next.targets.len(), 2);
+        let stalled = condition(Some(&next), "Stalled").unwrap();
+        assert_eq!(stalled.reason, "HeaderTooLongForTarget");
+        // A failed write is retried on its own: Reconciling, not Stalled.
+        let retrying = build(
+            None,
+            Some(1),
+            &connected(),
+            &published_with("abc", vec![target(false, "TargetWriteFailed")]),
+            at(100),
+        );
+        assert!(condition(Some(&retrying), "Reconciling").is_some());
+        assert!(condition(Some(&retrying), "Stalled").is_none());
     }
 
     fn failed(reason: &'static str) -> HeaderState {
