@@ -6,10 +6,12 @@
 //! ```
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
 pub mod control_plane;
 pub mod emulator;
 pub mod operator;
 pub mod secret_scan;
+pub mod site;
 pub mod tenant_rig;
 
 use std::future::Future;
