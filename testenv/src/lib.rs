@@ -19,21 +19,24 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
-
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 mod certs;
+mod crds;
 mod processes;
 
-pub use processes::die_with_parent;
-use processes::{spawn_keeper, tail};
+pub use crds::read_crds;
+use processes::spawn_keeper;
+pub use processes::{die_with_parent, tail};
 
 /// The variable `cargo xtask test` sets to the directory holding etcd, kube-apiserver,
 /// kube-controller-manager and helm.
 pub const BIN_DIR_VAR: &str = "QLIKOPS_ENVTEST_BIN";
+/// The variable `cargo xtask test` sets to the directory holding the edges' CRDs (Gateway
+/// API's standard channel and Traefik's), copied from their Go modules by `cargo xtask
+/// envtest`: for the tests that run a proxy against the control plane.
+pub const EDGE_CRDS_VAR: &str = "QLIKOPS_ENVTEST_EDGE_CRDS";
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A running control plane. Its files stay in `run_dir` for post-mortems.
@@ -43,6 +46,11 @@ pub struct ControlPlane {
     /// A kubeconfig for the static admin identity (member of `system:masters`).
     pub kubeconfig: PathBuf,
     pub run_dir: PathBuf,
+    /// The CA that signed the apiserver's serving certificate (PEM).
+    pub ca_file: PathBuf,
+    /// The admin's bearer token, alone in a file, for a process configured by a token
+    /// rather than a kubeconfig (such as traefik).
+    pub admin_token_file: PathBuf,
     /// Directory holding the envtest tools (`helm` for the chart tests).
     pub bin_dir: PathBuf,
     /// Process ids of etcd, kube-apiserver and kube-controller-manager.
@@ -60,11 +68,24 @@ pub fn bin_dir_from_env() -> Result<PathBuf, String> {
     })
 }
 
+/// The edges' CRD directory named by [`EDGE_CRDS_VAR`].
+pub fn edge_crds_dir_from_env() -> Result<PathBuf, String> {
+    std::env::var_os(EDGE_CRDS_VAR).map(PathBuf::from).ok_or_else(|| {
+        format!("{EDGE_CRDS_VAR} is not set: run the tests with `cargo xtask test`, which copies the Gateway API and Traefik CRDs from their Go modules and sets it")
+    })
+}
+
 impl ControlPlane {
     /// Starts etcd and kube-apiserver from `bin_dir` and installs the CRDs in `crds_dir`.
     /// Blocks until the apiserver is ready; call it from a plain thread or outside a runtime.
     pub fn start(bin_dir: &Path, crds_dir: &Path) -> Result<ControlPlane, String> {
-        start(bin_dir.to_path_buf(), crds_dir)
+        start(bin_dir.to_path_buf(), &[crds_dir])
+    }
+
+    /// [`ControlPlane::start`] with the CRDs of several directories (see [`read_crds`]),
+    /// e.g. the project's and the edges' ([`edge_crds_dir_from_env`]).
+    pub fn start_with_crds(bin_dir: &Path, crd_dirs: &[&Path]) -> Result<ControlPlane, String> {
+        start(bin_dir.to_path_buf(), crd_dirs)
     }
 
     /// Whether the apiserver has exited, and how.
@@ -112,7 +133,7 @@ pub async fn client_from_kubeconfig(
     Client::try_from(config).map_err(|e| format!("failed to build a client: {e}"))
 }
 
-fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
+fn start(bin_dir: PathBuf, crd_dirs: &[&Path]) -> Result<ControlPlane, String> {
     let runs = std::env::temp_dir().join("qlikops-envtest");
     sweep_stale_runs(&runs);
     let run_dir = runs.join(std::process::id().to_string());
@@ -130,6 +151,7 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
         Ok(path)
     };
     let ca = write("ca.crt", &pki.ca_pem)?;
+    let admin_token_file = write("admin.token", &admin_token)?;
     let serving_cert = write("apiserver.crt", &pki.serving_cert_pem)?;
     let serving_key = write("apiserver.key", &pki.serving_key_pem)?;
     let sa_key = write("service-account.key", &pki.service_account_key_pem)?;
@@ -222,7 +244,10 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
 
     // The caller may be inside a test's runtime, where blocking on another runtime is not
     // allowed; a plain thread with its own runtime is.
-    let crds = read_crds(crds_dir)?;
+    let mut crds = Vec::new();
+    for dir in crd_dirs {
+        crds.extend(read_crds(dir)?);
+    }
     let ready = {
         let kubeconfig = kubeconfig.clone();
         let exited = exited.clone();
@@ -262,6 +287,8 @@ fn start(bin_dir: PathBuf, crds_dir: &Path) -> Result<ControlPlane, String> {
         url,
         kubeconfig,
         run_dir,
+        ca_file: ca,
+        admin_token_file,
         bin_dir,
         pids,
         exited,
@@ -331,42 +358,7 @@ async fn wait_ready_and_install_crds(
         }
     }
 
-    let api: Api<CustomResourceDefinition> = Api::all(client);
-    for crd in crds {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(
-            &name,
-            &PatchParams::apply("qlikops-envtest").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .map_err(|e| format!("failed to install CRD {name}: {e}"))?;
-        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
-        tokio::time::timeout(Duration::from_secs(30), established)
-            .await
-            .map_err(|_| format!("CRD {name} was not established within 30s"))?
-            .map_err(|e| format!("failed to watch CRD {name}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// The CRDs in `dir` (every `.yaml` file, one CRD each).
-pub fn read_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>, String> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("failed to read {}: {e}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-            serde_norway::from_str(&text)
-                .map_err(|e| format!("failed to parse {}: {e}", path.display()))
-        })
-        .collect()
+    crds::install(client, crds).await
 }
 
 fn free_port() -> Result<u16, String> {

@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod control_plane;
+pub mod edge_proxy;
 pub mod emulator;
 pub mod operator;
 pub mod secret_scan;
@@ -37,8 +38,18 @@ pub struct TestEnv {
 impl TestEnv {
     /// Starts the control plane if needed and creates a fresh namespace.
     pub async fn new() -> TestEnv {
+        TestEnv::on(control_plane::shared()).await
+    }
+
+    /// [`TestEnv::new`] on the control plane with the edges' CRDs (Gateway API, Traefik):
+    /// see [`control_plane::with_edge_crds`].
+    pub async fn with_edge_crds() -> TestEnv {
+        TestEnv::on(control_plane::with_edge_crds()).await
+    }
+
+    /// A fresh namespace on `control_plane`.
+    async fn on(control_plane: &'static ControlPlane) -> TestEnv {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let control_plane = control_plane::shared();
         let client = client_from_kubeconfig(&control_plane.kubeconfig, None)
             .await
             .unwrap_or_else(|e| panic!("failed to build the admin client: {e}"));

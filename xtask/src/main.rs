@@ -19,8 +19,9 @@ usage: cargo xtask <command> [args]
 
 commands:
   crds             write the CRDs generated from src/api to crds/ and the Helm chart
-  envtest          build etcd, kube-apiserver and helm from tests/envtest (cached under target/)
-                   and print the directory holding them
+  envtest          build etcd, kube-apiserver, kube-controller-manager, helm and traefik from
+                   tests/envtest (cached under target/), copy the Gateway API and Traefik CRDs
+                   beside them, and print the directory holding the tools
   {image}
   manifests        render the Helm chart (default values, CRDs included) into
                    deploy/qlik-csp-operator.yaml for `kubectl apply`
@@ -43,9 +44,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("crds") => crds::write(&workspace_root()),
-        Some("envtest") => {
-            envtest::ensure(&workspace_root()).map(|dir| println!("{}", dir.display()))
-        }
+        Some("envtest") => envtest::ensure(&workspace_root()).map(|dir| {
+            eprintln!(
+                "envtest: the edges' CRDs are in {} (for {})",
+                envtest::edge_crds_dir(&dir).display(),
+                envtest::EDGE_CRDS_VAR
+            );
+            println!("{}", dir.display());
+        }),
         Some("manifests") => {
             let root = workspace_root();
             envtest::ensure(&root).and_then(|bin| manifests::write(&bin.join("helm"), &root))
@@ -123,7 +129,8 @@ fn test(args: &[String]) -> Result<(), String> {
         .current_dir(&root)
         .args(["test", "--workspace", "--locked"])
         .args(extra)
-        .env(envtest::BIN_DIR_VAR, &bin);
+        .env(envtest::BIN_DIR_VAR, &bin)
+        .env(envtest::EDGE_CRDS_VAR, envtest::edge_crds_dir(&bin));
     // Only the flag may allow skipping, never a variable left in the developer's shell.
     if skip {
         command.env(WITHOUT_DEFINITIONS_VAR, "1");
