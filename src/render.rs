@@ -153,7 +153,15 @@ pub fn render_documents(documents: &[(String, String)]) -> Result<Vec<Rendered>,
                             .header
                             .and_then(|h| h.base_directives)
                             .unwrap_or_default();
-                        bases.insert(key, base);
+                        if bases.insert(key.clone(), base).is_some() {
+                            problems.push(Problem {
+                                location,
+                                message: format!(
+                                    "QlikTenant {}/{} appears more than once in the input; render one setup at a time",
+                                    key.0, key.1
+                                ),
+                            });
+                        }
                     }
                     Err(e) => problems.push(invalid("QlikTenant", location, e)),
                 },

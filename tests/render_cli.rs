@@ -15,7 +15,14 @@ fn render(args: &[&str]) -> Output {
 #[test]
 fn the_examples_render_to_the_expected_header() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let output = render(&["-f", &examples.display().to_string()]);
+    let file = |name: &str| examples.join(name).display().to_string();
+    // The ingress-nginx setup; examples/gateway-api and examples/traefik hold alternatives.
+    let output = render(&[
+        "-f",
+        &file("qlik-tenant.yaml"),
+        "-f",
+        &file("csp-entries.yaml"),
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(
@@ -28,6 +35,18 @@ fn the_examples_render_to_the_expected_header() {
     assert!(
         stderr.is_empty(),
         "the examples' tenant is in the input: {stderr}"
+    );
+}
+
+#[test]
+fn a_tenant_given_twice_is_a_problem() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let output = render(&["-f", &examples.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("QlikTenant web/acme appears more than once"),
+        "{stderr}"
     );
 }
 

@@ -270,36 +270,41 @@ impl Backend {
         Backend { port, task }
     }
 
-    /// Makes Service `name` (type ExternalName, `127.0.0.1`, port [`Backend::port`]) and
-    /// TraefikService `name` (all weight on that Service) in `env`'s namespace: an
-    /// IngressRoute routes to the Service, an HTTPRoute to the TraefikService (see the
-    /// module's documentation for why).
+    /// Exposes the backend as `name`: see [`expose_port`].
     pub async fn expose(&self, env: &TestEnv, name: &str) {
-        let service = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name},
-            "spec": {
-                "type": "ExternalName",
-                "externalName": "127.0.0.1",
-                // traefik dials the Service's port of an ExternalName Service.
-                "ports": [{"name": "http", "port": self.port}],
-            },
-        });
-        Api::<Service>::namespaced(env.client.clone(), &env.namespace)
-            .patch(
-                name,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Apply(&service),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("failed to create Service {name}: {e}"));
-        let traefik_service = json!({
-            "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
-            "metadata": {"name": name},
-            "spec": {"weighted": {"services": [{"name": name, "port": self.port}]}},
-        });
-        apply(env, &traefik_service, true).await;
+        expose_port(env, name, self.port).await;
     }
+}
+
+/// Makes Service `name` (type ExternalName, `127.0.0.1`, port `port`) and TraefikService
+/// `name` (all weight on that Service) in `env`'s namespace, for a server of the test on
+/// 127.0.0.1:`port`: an IngressRoute routes to the Service (at `port`), an HTTPRoute to the
+/// TraefikService (see the module's documentation for why).
+pub async fn expose_port(env: &TestEnv, name: &str, port: u16) {
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "ExternalName",
+            "externalName": "127.0.0.1",
+            // traefik dials the Service's port of an ExternalName Service.
+            "ports": [{"name": "http", "port": port}],
+        },
+    });
+    Api::<Service>::namespaced(env.client.clone(), &env.namespace)
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&service),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("failed to create Service {name}: {e}"));
+    let traefik_service = json!({
+        "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
+        "metadata": {"name": name},
+        "spec": {"weighted": {"services": [{"name": name, "port": port}]}},
+    });
+    apply(env, &traefik_service, true).await;
 }
 
 /// An API for a kind that has no Rust type here (Traefik's, Gateway API's), in `env`'s

@@ -1,4 +1,4 @@
-//! Tiny web sites on loopback ports for the browser rig (`tests/browser_csp.rs`): a page
+//! Tiny web sites on loopback ports for the browser rig (`tests/edge_e2e.rs`): a page
 //! that carries the policy under test in its response header, an allowed and a forbidden
 //! origin that each serve a probe script and a probe image, and a collector of CSP violation
 //! reports. Network I/O on 127.0.0.1 only: plain HTTP/1 on hyper (already a dependency; a
@@ -228,6 +228,11 @@ impl PageServer {
     /// The page's URL, `http://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         format!("{}/", self.server.origin())
+    }
+
+    /// Its port on 127.0.0.1, for a proxy in front of it.
+    pub fn port(&self) -> u16 {
+        self.server.addr.port()
     }
 }
 

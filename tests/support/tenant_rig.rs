@@ -60,9 +60,16 @@ pub struct TenantRigBuilder {
     allowed_hosts: AllowedHosts,
     tweak: Option<SharedTweak>,
     controllers: Vec<Controller>,
+    edge_crds: bool,
 }
 
 impl TenantRigBuilder {
+    /// Runs on the control plane that also has the edges' CRDs (Gateway API, Traefik).
+    pub fn edge_crds(mut self) -> Self {
+        self.edge_crds = true;
+        self
+    }
+
     /// Adjusts the emulator's configuration (it already accepts [`ADMIN_KEY`]).
     pub fn emulator(mut self, tweak: impl FnOnce(&mut EmulatorConfig)) -> Self {
         tweak(&mut self.emulator);
@@ -101,7 +108,11 @@ impl TenantRigBuilder {
 
     /// A namespace, the emulator and the controllers asked for. Creates no object.
     pub async fn start(self) -> TenantRig {
-        let env = TestEnv::new().await;
+        let env = if self.edge_crds {
+            TestEnv::with_edge_crds().await
+        } else {
+            TestEnv::new().await
+        };
         let emulator = emulator::start(self.emulator).await;
         let control = EmulatorControl::new(&emulator);
         let shared = super::controller_shared_with_hosts(&env, self.debounce, self.allowed_hosts);
@@ -158,6 +169,7 @@ impl TenantRig {
             allowed_hosts: super::test_allowed_hosts(),
             tweak: None,
             controllers: Vec::new(),
+            edge_crds: false,
         }
     }
 

@@ -402,12 +402,19 @@ fn examples(dir: &Path) -> Result<Vec<Value>, String> {
     Ok(objects)
 }
 
+/// The example folders of the other edges: they need the Gateway API's or Traefik's CRDs,
+/// which the demo's control plane does not have, and repeat the QlikTenant for their edge.
+const OTHER_EDGES: [&str; 2] = ["gateway-api", "traefik"];
+
 fn collect_yaml(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), String> {
     for entry in
         std::fs::read_dir(dir).map_err(|e| format!("failed to read {}: {e}", dir.display()))?
     {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if path.is_dir() {
+        let other_edge = path
+            .file_name()
+            .is_some_and(|n| OTHER_EDGES.iter().any(|edge| n == *edge));
+        if path.is_dir() && !other_edge {
             collect_yaml(&path, into)?;
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             into.push(path);

@@ -180,7 +180,10 @@ pub fn decide(
     if carries {
         return Decision::Current;
     }
-    let wrote_this = previous.is_some_and(|p| p.published && p.sha256.as_deref() == Some(sha));
+    // Written by the operator: published, or already found removed (which must stay so).
+    let wrote_this = previous.is_some_and(|p| {
+        p.sha256.as_deref() == Some(sha) && (p.published || p.reason == reasons::REMOVED)
+    });
     if wrote_this && carries_none {
         return Decision::Refuse {
             reason: reasons::REMOVED,
@@ -523,6 +526,22 @@ mod tests {
         assert_eq!(reason, reasons::REMOVED);
         assert!(message.contains("argocd-controller"), "{message}");
         assert!(!message.contains(CONTROLLER_NAME), "{message}");
+        // And on every later reconcile, from the status that refusal recorded.
+        let refused = TargetStatus {
+            published: false,
+            reason: reasons::REMOVED.into(),
+            ..written(SHA)
+        };
+        assert!(matches!(
+            decide(
+                &route_target(),
+                &route_with(None),
+                &desired,
+                SHA,
+                Some(&refused)
+            ),
+            Decision::Refuse { .. }
+        ));
         // A new header is written again.
         assert_eq!(
             decide(
