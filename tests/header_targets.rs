@@ -291,7 +291,29 @@ async fn a_git_reapply_that_drops_the_header_is_not_fought_and_a_new_header_is_w
     rig.wait_target(TargetKind::HttpRoute, ROUTE, "Published")
         .await;
 
-    // Git re-applies its manifest, which has no CSP entry: the atomic rules list is Git's again.
+    // Without force, Git's server-side apply conflicts with the operator's share of the
+    // rules instead of dropping the header silently.
+    let unforced = rig
+        .dynamic(TargetKind::HttpRoute)
+        .patch(
+            ROUTE,
+            &PatchParams::apply("argocd-controller"),
+            &Patch::Apply(&manifest),
+        )
+        .await;
+    match unforced {
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            assert!(
+                status.message.contains("qlik-csp-operator/tenant"),
+                "{}",
+                status.message
+            );
+            assert!(status.message.contains(".spec.rules"), "{}", status.message);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Git re-applies its manifest with force, which has no CSP entry: the atomic rules list
+    // is Git's again.
     let reverted = rig.git_apply(TargetKind::HttpRoute, &manifest).await;
     assert!(header_of(&reverted, 0, CSP).is_none());
     let tenant = rig
