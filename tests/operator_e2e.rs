@@ -258,8 +258,11 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         );
     }
 
+    // The files applied above (the ingress-nginx setup; the other edges' folders repeat the
+    // tenant).
     let examples_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let preview = qlik_csp_operator::render::render_paths(&[examples_dir]).unwrap();
+    let files = ["qlik-tenant.yaml", "csp-entries.yaml"].map(|f| examples_dir.join(f));
+    let preview = qlik_csp_operator::render::render_paths(&files).unwrap();
     let expected = preview[0].header.clone();
     let config_maps: Api<ConfigMap> = run.api();
     eventually("the header in the ConfigMap", DEADLINE, || async {
