@@ -135,12 +135,7 @@ impl TenantRig {
 }
 
 fn sha(tenant: &QlikTenant) -> String {
-    tenant
-        .status
-        .as_ref()
-        .and_then(|s| s.header.as_ref())
-        .map(|h| h.sha256.clone())
-        .unwrap_or_default()
+    tenant.published_sha256().unwrap_or_default().to_owned()
 }
 
 fn local_header(targets: Value, mode: &str, base: Value) -> Value {

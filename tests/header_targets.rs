@@ -109,6 +109,15 @@ impl TenantRig {
         serde_json::to_value(object).unwrap_or_default()
     }
 
+    /// The admin Secret, and the route and the Middleware as Git holds them, opted in.
+    async fn opted_in_route_and_middleware(&self) {
+        self.create_admin_secret().await;
+        self.git_apply(TargetKind::HttpRoute, &route_manifest(self.ns(), true))
+            .await;
+        self.git_apply(TargetKind::Middleware, &middleware_manifest(self.ns()))
+            .await;
+    }
+
     /// Waits until the tenant reports `reason` for the target; returns the tenant.
     async fn wait_target(&self, kind: TargetKind, name: &str, reason: &str) -> QlikTenant {
         self.wait_tenant(TENANT, &format!("{kind} {name} to report {reason}"), |t| {
@@ -136,12 +145,7 @@ fn target_status<'a>(
     kind: TargetKind,
     name: &str,
 ) -> Option<&'a TargetStatus> {
-    tenant
-        .status
-        .as_ref()?
-        .targets
-        .iter()
-        .find(|t| t.kind == kind && t.name == name)
+    tenant.status.as_ref()?.target(kind, name)
 }
 
 /// The `set` entries of rule `index` of a route, as `(name, value)`.
@@ -171,22 +175,13 @@ fn header_of(route: &Value, index: usize, name: &str) -> Option<String> {
 }
 
 fn published_sha(tenant: &QlikTenant) -> String {
-    tenant
-        .status
-        .as_ref()
-        .and_then(|s| s.header.as_ref())
-        .map(|h| h.sha256.clone())
-        .unwrap_or_default()
+    tenant.published_sha256().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
 async fn an_opted_in_route_and_middleware_carry_the_header_and_nothing_else_changes() {
     let rig = start().await;
-    rig.create_admin_secret().await;
-    rig.git_apply(TargetKind::HttpRoute, &route_manifest(rig.ns(), true))
-        .await;
-    rig.git_apply(TargetKind::Middleware, &middleware_manifest(rig.ns()))
-        .await;
+    rig.opted_in_route_and_middleware().await;
     rig.create(&rig.qlik_tenant(TENANT, base_spec(both_targets())))
         .await;
 
@@ -352,11 +347,7 @@ async fn a_git_reapply_that_drops_the_header_is_not_fought_and_a_new_header_is_w
 #[tokio::test]
 async fn a_header_too_long_for_gateway_api_stays_out_of_the_route_and_reaches_the_middleware() {
     let rig = start().await;
-    rig.create_admin_secret().await;
-    rig.git_apply(TargetKind::HttpRoute, &route_manifest(rig.ns(), true))
-        .await;
-    rig.git_apply(TargetKind::Middleware, &middleware_manifest(rig.ns()))
-        .await;
+    rig.opted_in_route_and_middleware().await;
     rig.create(&rig.qlik_tenant(TENANT, base_spec(both_targets())))
         .await;
     rig.wait_target(TargetKind::HttpRoute, ROUTE, "Published")
@@ -407,11 +398,7 @@ async fn a_header_too_long_for_gateway_api_stays_out_of_the_route_and_reaches_th
 #[tokio::test]
 async fn removing_targets_takes_out_only_what_the_operator_added() {
     let rig = start().await;
-    rig.create_admin_secret().await;
-    rig.git_apply(TargetKind::HttpRoute, &route_manifest(rig.ns(), true))
-        .await;
-    rig.git_apply(TargetKind::Middleware, &middleware_manifest(rig.ns()))
-        .await;
+    rig.opted_in_route_and_middleware().await;
     rig.create(&rig.qlik_tenant(TENANT, base_spec(both_targets())))
         .await;
     rig.wait_target(TargetKind::HttpRoute, ROUTE, "Published")
@@ -445,11 +432,7 @@ async fn removing_targets_takes_out_only_what_the_operator_added() {
 #[tokio::test]
 async fn mode_both_publishes_the_candidate_policy_as_report_only_everywhere() {
     let rig = start().await;
-    rig.create_admin_secret().await;
-    rig.git_apply(TargetKind::HttpRoute, &route_manifest(rig.ns(), true))
-        .await;
-    rig.git_apply(TargetKind::Middleware, &middleware_manifest(rig.ns()))
-        .await;
+    rig.opted_in_route_and_middleware().await;
     let mut spec = base_spec(both_targets());
     spec["header"]["configMapName"] = json!("acme-csp");
     spec["header"]["mode"] = json!("Both");

@@ -189,8 +189,7 @@ async fn what_admission_lets_through_is_refused_or_adds_exactly_its_own_origin()
     // Every valid entry Ready; every refused one Ready=False, InvalidSpec; for the current
     // generation. On timeout, the entries not there yet are named with their Ready.
     let typed: Api<CspEntry> = Api::namespaced(env.client.clone(), &ns);
-    let until = std::time::Instant::now() + DEADLINE;
-    loop {
+    support::eventually_explained("every entry to settle", DEADLINE, || async {
         let listed = typed
             .list(&Default::default())
             .await
@@ -218,15 +217,12 @@ async fn what_admission_lets_through_is_refused_or_adds_exactly_its_own_origin()
             })
             .collect();
         if pending.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(pending.join("\n"))
         }
-        assert!(
-            std::time::Instant::now() < until,
-            "not settled after {DEADLINE:?}:\n{}",
-            pending.join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 
     // The tenant holds exactly the valid entries; the refused ones were never sent.
     let mut config = ClientConfig::new(emulator.base_url());

@@ -174,6 +174,22 @@ pub struct QlikTenantStatus {
     pub targets: Vec<TargetStatus>,
 }
 
+impl QlikTenantStatus {
+    /// What the status says of header target `kind`/`name`.
+    pub fn target(&self, kind: TargetKind, name: &str) -> Option<&TargetStatus> {
+        self.targets
+            .iter()
+            .find(|t| t.kind == kind && t.name == name)
+    }
+}
+
+impl QlikTenant {
+    /// The SHA-256 of the header last published (the current policy's), if any.
+    pub fn published_sha256(&self) -> Option<&str> {
+        Some(self.status.as_ref()?.header.as_ref()?.sha256.as_str())
+    }
+}
+
 /// A summary of the published header (never the credential, only public CSP text facts).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]

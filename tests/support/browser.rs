@@ -133,11 +133,15 @@ impl Browser {
             url,
             stderr: &stderr_path,
         };
-        let outcome = tokio::select! {
-            received = observed.recv() => Outcome::Observed(received),
-            exited = process.0.wait() => Outcome::Exited(exited),
-            () = tokio::time::sleep(VISIT_DEADLINE) => Outcome::TimedOut,
+        let first = async {
+            tokio::select! {
+                received = observed.recv() => Outcome::Observed(received),
+                exited = process.0.wait() => Outcome::Exited(exited),
+            }
         };
+        let outcome = tokio::time::timeout(VISIT_DEADLINE, first)
+            .await
+            .unwrap_or(Outcome::TimedOut);
         let text = match outcome {
             Outcome::Observed(Some(text)) => text,
             Outcome::Observed(None) => launch.fail("the report endpoint closed"),

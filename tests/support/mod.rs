@@ -146,6 +146,27 @@ where
     }
 }
 
+/// [`eventually`] for a probe that says what it still waits for: `Err(pending)` until done;
+/// the timeout names the last `pending`.
+pub async fn eventually_explained<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let until = Instant::now() + deadline;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        match probe().await {
+            Ok(value) => return value,
+            Err(pending) => assert!(
+                Instant::now() < until,
+                "timed out after {deadline:?} waiting for {what}; still pending:\n{pending}"
+            ),
+        }
+    }
+}
+
 /// Whether `status` (of any kind) has a `Ready` condition that is `True`.
 pub fn is_ready(status: Option<&serde_json::Value>) -> bool {
     status

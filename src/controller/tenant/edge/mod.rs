@@ -66,7 +66,10 @@ pub async fn publish(
         .unwrap_or_default();
     let mut statuses = Vec::with_capacity(spec.targets.len());
     for target in &spec.targets {
-        let previous = previous_status(tenant, target.kind, &target.name);
+        let previous = tenant
+            .status
+            .as_ref()
+            .and_then(|s| s.target(target.kind, &target.name));
         let status = publish_one(ctx, tenant, spec, target, &desired, &sha, previous).await;
         statuses.push(status);
     }
@@ -107,19 +110,6 @@ pub async fn withdraw(ctx: &Context, tenant: &QlikTenant) -> Vec<TargetStatus> {
         }
     }
     pending
-}
-
-fn previous_status<'a>(
-    tenant: &'a QlikTenant,
-    kind: TargetKind,
-    name: &str,
-) -> Option<&'a TargetStatus> {
-    tenant
-        .status
-        .as_ref()?
-        .targets
-        .iter()
-        .find(|t| t.kind == kind && t.name == name)
 }
 
 fn api(ctx: &Context, namespace: &str, kind: TargetKind) -> Api<DynamicObject> {
