@@ -5,13 +5,15 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
-use qlik_csp_operator::controller::csp_entry;
+use qlik_csp_operator::controller::tenant_turns::TURNS_PER_TENANT;
+use qlik_csp_operator::controller::{Shared, csp_entry};
 use qlik_csp_operator::csp::{Directive, Origin};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::wire::{CspOrigin, CspOriginContent};
@@ -28,6 +30,8 @@ struct Setup {
     _emulator: Emulator,
     tenant: TenantClient,
     entries: Api<CspEntry>,
+    /// What the running controller shares: its tenants' turns are read by the tests.
+    shared: Arc<Shared>,
 }
 
 impl Setup {
@@ -77,7 +81,7 @@ impl Setup {
         set_tenant_ready(&env.client, &ns, true).await;
 
         let shared = support::controller_shared(&env, Duration::from_millis(50));
-        tokio::spawn(csp_entry::run(shared));
+        tokio::spawn(csp_entry::run(shared.clone()));
 
         let mut config = ClientConfig::new(emulator.base_url());
         config.ca_bundle = Some(emulator.ca_pem().to_owned());
@@ -89,6 +93,7 @@ impl Setup {
             _emulator: emulator,
             tenant,
             entries,
+            shared,
         }
     }
 
@@ -223,6 +228,40 @@ async fn an_entry_is_created_updated_and_deleted_on_the_tenant() {
         setup.remote().await.is_empty(),
         "the tenant's entry is deleted with the resource"
     );
+}
+
+/// A burst for one tenant is worked on a few entries at a time (see `tenant_turns`); the
+/// rest wait in line and are woken as turns come free. If a wake were lost, the entries
+/// behind it would never sync: nothing else reconciles them in this test.
+#[tokio::test]
+async fn a_burst_larger_than_the_tenants_turns_syncs_every_entry_once() {
+    let setup = Setup::start(EmulatorConfig::default()).await;
+    let names: Vec<String> = (0..3 * TURNS_PER_TENANT)
+        .map(|i| format!("burst-{i}"))
+        .collect();
+    futures::future::join_all(names.iter().enumerate().map(|(i, name)| {
+        setup.apply(
+            name,
+            spec(&format!("https://burst{i}.example.com"), &["img-src"]),
+        )
+    }))
+    .await;
+    for name in &names {
+        setup.wait_ready(name, "True", "Created").await;
+    }
+    let remote = setup.remote().await;
+    let mut origins: Vec<&str> = remote.iter().map(|r| r.content.origin.as_str()).collect();
+    origins.sort_unstable();
+    origins.dedup();
+    assert_eq!(
+        (remote.len(), origins.len()),
+        (names.len(), names.len()),
+        "one tenant entry per CspEntry"
+    );
+    eventually("every turn given back", DEADLINE, || async {
+        (setup.shared.turns.busy_tenants() == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -82,6 +82,7 @@ impl Running {
             tenants: TenantClients::new(template, Duration::from_secs(3600))
                 .with_allowed_hosts(support::test_allowed_hosts()),
             remote: RemoteCache::default(),
+            turns: Default::default(),
             entries: Default::default(),
             clock: std::sync::Arc::new(qlik_csp_operator::controller::clock::SystemClock),
             settings: Settings {

@@ -16,6 +16,14 @@ use crate::csp::{Directive, Grant};
 pub type TenantKey = (String, String);
 
 impl CspEntry {
+    /// The QlikTenant this entry belongs to: `spec.tenantRef` in the entry's namespace.
+    pub fn tenant_key(&self) -> TenantKey {
+        (
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.spec.tenant_ref.name.clone(),
+        )
+    }
+
     /// Whether the csp-entry controller has finished this entry's latest change: not being
     /// deleted, its status describes this generation, and `Ready` is not under way
     /// (`Pending`, `Deleting`). The tenant controller publishes once every entry of the

@@ -4,6 +4,7 @@
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
 //! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
+//! - [`tenant_turns`]: how many reconciles work on one tenant at once.
 //! - [`entry_feed`]: one watch and store of the CspEntries, for the csp-entry and tenant
 //!   controllers.
 //! - [`conditions`]: kstatus-style conditions without churn.
@@ -30,6 +31,7 @@ pub mod rbac;
 pub mod secret_rotation;
 pub mod tenant;
 pub mod tenant_clients;
+pub mod tenant_turns;
 
 use std::future::Future;
 use std::hash::Hash;
@@ -50,6 +52,7 @@ use self::clock::{Clock, SystemClock};
 use self::csp_entry::remote_cache::RemoteCache;
 use self::entry_feed::EntryFeed;
 use self::tenant_clients::TenantClients;
+use self::tenant_turns::TenantTurns;
 
 pub use self::process::{Options, RunError, run_until_signal};
 
@@ -61,6 +64,8 @@ pub struct Shared {
     pub kube: Client,
     pub tenants: TenantClients,
     pub remote: RemoteCache,
+    /// A few csp-entry reconciles per tenant at once; the rest wait in line.
+    pub turns: TenantTurns,
     /// The CspEntries, watched once for the csp-entry and tenant controllers.
     pub entries: EntryFeed,
     /// Where every controller reads the time (once per reconcile).
@@ -245,6 +250,7 @@ pub async fn run(kube: Client, settings: Settings, runtime: Runtime) {
         tenants: TenantClients::new(template, SECRET_MAX_AGE)
             .with_allowed_hosts(settings.allowed_tenant_hosts.clone()),
         remote: RemoteCache::default(),
+        turns: TenantTurns::default(),
         entries: EntryFeed::default(),
         clock: Arc::new(SystemClock),
         settings,

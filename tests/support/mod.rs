@@ -227,6 +227,7 @@ pub fn controller_shared_with_hosts(
         tenants: TenantClients::new(template, Duration::from_secs(1))
             .with_allowed_hosts(allowed_hosts.clone()),
         remote: RemoteCache::default(),
+        turns: Default::default(),
         entries: Default::default(),
         clock: std::sync::Arc::new(qlik_csp_operator::controller::clock::SystemClock),
         settings: Settings {

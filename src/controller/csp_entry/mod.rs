@@ -14,9 +14,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use self::plan::Requeue as Next;
@@ -46,13 +46,10 @@ pub const METRICS_NAME: &str = "csp-entry";
 /// Why a reconcile failed; each variant is one failed step.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The entry's `QlikTenant` could not be read.
-    #[error("failed to read QlikTenant {name}")]
-    ReadTenant {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// The QlikTenant watch has not listed the tenants yet (the first seconds after start):
+    /// an entry must not be told its tenant is missing before the list says so.
+    #[error("the QlikTenants have not been listed yet")]
+    TenantsNotListed,
     /// No client for the tenant (credential Secret missing or unusable).
     #[error("failed to reach the tenant")]
     Access(#[from] AccessError),
@@ -80,7 +77,7 @@ impl Error {
     /// The condition and event reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Read(_) | Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => {
+            Error::Read(_) | Error::TenantsNotListed | Error::Finalizer(_) | Error::Status(_) => {
                 "KubernetesApiError"
             }
             Error::Access(e) => e.reason(),
@@ -115,7 +112,7 @@ impl Error {
     /// Whether retrying soon can help.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Read(_) | Error::ReadTenant { .. } | Error::Finalizer(_) | Error::Status(_) => {
+            Error::Read(_) | Error::TenantsNotListed | Error::Finalizer(_) | Error::Status(_) => {
                 true
             }
             Error::Access(e) => e.is_transient(),
@@ -134,9 +131,25 @@ impl Error {
 struct Context {
     shared: Arc<Shared>,
     store: Store<CspEntry>,
+    /// The QlikTenants, watched: an entry's reconcile reads its tenant here, not from the
+    /// apiserver (one round trip less per edit, 10,000 fewer GETs per burst).
+    tenants: Store<QlikTenant>,
+    /// Publishes warnings: kube's recorder remembers each event for six minutes, so a
+    /// failure repeated by every retry becomes one event with a count.
     recorder: Recorder,
+    reporter: Reporter,
     /// Consecutive failures per entry: the requeue after a transient error.
     backoff: Backoff<CspEntry>,
+}
+
+impl Context {
+    /// A recorder for an event that never repeats (one per tenant write). The shared one
+    /// would remember it for six minutes to count repeats that never come: about 4.5 KB
+    /// per event, 45 MB in a burst of 10,000 entries (the largest item of the heap profile
+    /// at scale).
+    fn recorder_for_one_event(&self) -> Recorder {
+        Recorder::new(self.shared.kube.clone(), self.reporter.clone())
+    }
 }
 
 /// Runs the controller until its watch streams end, or until `shared.runtime.shutdown`
@@ -158,23 +171,31 @@ pub async fn run(shared: Arc<Shared>) {
                 EntryChange::Deleted(_) => None,
             }
         });
-    let controller = Controller::for_shared_stream(trigger, store.clone()).with_config(config);
+    let controller = Controller::for_shared_stream(trigger, store.clone())
+        .with_config(config)
+        .reconcile_on(shared.turns.woken_entries(store.clone()));
     let entries = store.clone();
     let ready = runtime.ready_when_synced(METRICS_NAME, store.clone());
     // A tenant that appears, becomes ready (or not) or goes changes what every entry of it
     // should say: an entry naming a missing tenant (`TenantNotFound`) recovers from here.
-    let controller = controller.watches(
+    let (tenants, tenant_writer) = reflector::store::<QlikTenant>();
+    let tenant_events = watcher(
         shared.settings.api::<QlikTenant>(&kube),
         watcher::Config::default(),
-        move |tenant| {
-            super::naming_tenant(&entries, &tenant, |e: &CspEntry| &e.spec.tenant_ref.name)
-        },
-    );
+    )
+    .default_backoff()
+    .reflect(tenant_writer)
+    .touched_objects();
+    let controller = controller.watches_stream(tenant_events, move |tenant| {
+        super::naming_tenant(&entries, &tenant, |e: &CspEntry| &e.spec.tenant_ref.name)
+    });
     let reporter = super::event_reporter(CONTROLLER_NAME);
     let context = Arc::new(Context {
         shared,
         store,
-        recorder: Recorder::new(kube, reporter),
+        tenants,
+        recorder: Recorder::new(kube, reporter.clone()),
+        reporter,
         backoff: Backoff::new(backoff::DEFAULT),
     });
     let controller = controller
@@ -188,8 +209,19 @@ pub async fn run(shared: Arc<Shared>) {
     futures::join!(controller, ready);
 }
 
-#[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = stored.namespace(), name = stored.name_any()))]
+/// Reconciles with a turn on the entry's tenant (see [`tenant_turns`](super::tenant_turns));
+/// without one, the entry joins the tenant's line and is woken when its turn comes. A
+/// burst's thousands of waiting entries each hold a place in line, not a reconcile.
 async fn reconcile(stored: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
+    let me = ObjectRef::from_obj(stored.as_ref());
+    let Some(_turn) = context.shared.turns.take(&stored.tenant_key(), &me) else {
+        return Ok(Requeue::await_change());
+    };
+    reconcile_in_turn(stored, context).await
+}
+
+#[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = stored.namespace(), name = stored.name_any()))]
+async fn reconcile_in_turn(stored: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
     // The store can lag behind this controller's own last write (its watch event is still
     // on the way); planning from that copy would repeat the step (re-add the finalizer: a
     // conflict) or misread it (take the entry just created for someone else's: "Adopted").
@@ -230,13 +262,17 @@ async fn read_fresh(context: &Context, stored: &CspEntry) -> Result<Option<CspEn
 async fn sync(entry: &CspEntry, context: &Context) -> Result<Requeue, Error> {
     let shared = &context.shared;
     let now = shared.clock.now();
-    let observation = observe::observe(shared, &context.store, entry).await?;
+    let observation = observe::observe(shared, &context.store, &context.tenants, entry).await?;
     let plan = plan::plan(&observation.observed, now);
     let outcome = apply::apply(shared, entry, &observation, &plan.action).await?;
-    record::event_for(&context.recorder, entry, &plan.action).await;
-    if let Some(desired) = &plan.status {
-        record::record(shared, entry, desired, &outcome, now).await?;
-    }
+    // The status first: its write tells the tenant controller that the entry settled (see
+    // `entry_feed`), and the event would only delay that by a round trip.
+    let recorded = match &plan.status {
+        Some(desired) => record::record(shared, entry, desired, &outcome, now).await,
+        None => Ok(()),
+    };
+    record::event_for(&context.recorder_for_one_event(), entry, &plan.action).await;
+    recorded?;
     Ok(match plan.requeue {
         // The step just written changes the entry, and that change's watch event runs the
         // next step with the new version; the short requeue is only a backstop. Requeueing

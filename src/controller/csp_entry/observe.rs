@@ -1,28 +1,31 @@
-//! Observe: reads the entry's tenant (apiserver), the tenant's entries (through the shared
-//! [`RemoteCache`](super::remote_cache::RemoteCache)) and rival entries (the controller's
-//! store). Reads only.
+//! Observe: reads the entry's tenant (the controller's QlikTenant store), the tenant's
+//! entries (through the shared [`RemoteCache`](super::remote_cache::RemoteCache)) and rival
+//! entries (the CspEntry store). Reads only.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::Api;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use super::Error;
 use super::plan::{Claimant, EntryState, Observed, TENANT_ENTRY_LIMIT, TenantState};
-use crate::api::{CspEntry, QlikTenant};
+use crate::api::{CspEntry, QlikTenant, TenantKey};
 use crate::controller::Shared;
 use crate::controller::conditions::READY;
 use crate::controller::tenant_clients::key_of;
 use crate::tenant::TenantClient;
+
+/// How long a reconcile waits for the QlikTenant store's first list before it fails (and is
+/// retried with backoff).
+const TENANTS_LIST_WAIT: Duration = Duration::from_secs(10);
 
 /// The observation, plus what apply needs to act on it.
 pub struct Observation {
     pub observed: Observed,
     /// Present when the tenant is usable.
     pub client: Option<TenantClient>,
-    pub tenant_key: (String, String),
+    pub tenant_key: TenantKey,
     /// The tenant's drift interval.
     pub drift: Duration,
 }
@@ -30,25 +33,23 @@ pub struct Observation {
 pub async fn observe(
     shared: &Shared,
     store: &Store<CspEntry>,
+    tenants: &Store<QlikTenant>,
     entry: &CspEntry,
 ) -> Result<Observation, Error> {
     let namespace = entry.namespace().unwrap_or_default();
     let tenant_name = entry.spec.tenant_ref.name.clone();
-    let tenant_key = (namespace.clone(), tenant_name.clone());
-    let tenants: Api<QlikTenant> = Api::namespaced(shared.kube.clone(), &namespace);
-    let tenant = tenants
-        .get_opt(&tenant_name)
-        .await
-        .map_err(|source| Error::ReadTenant {
-            name: tenant_name.clone(),
-            source,
-        })?;
+    let tenant_key = entry.tenant_key();
+    let listed = tokio::time::timeout(TENANTS_LIST_WAIT, tenants.wait_until_ready()).await;
+    if !matches!(listed, Ok(Ok(()))) {
+        return Err(Error::TenantsNotListed);
+    }
+    let tenant = tenants.get(&ObjectRef::new(&tenant_name).within(&namespace));
 
     let configured = tenant.as_ref().map(|t| t.spec.sync_interval.into());
     let drift = shared
         .settings
         .drift_interval(configured.unwrap_or(Duration::from_secs(600)));
-    let state = tenant_state(tenant.as_ref());
+    let state = tenant_state(tenant.as_deref());
     let tracked = entry.status.as_ref().and_then(|s| s.id.as_deref());
     let (client, remote_count, remote) = match (&state, &tenant) {
         (TenantState::Ready, Some(tenant)) => {
