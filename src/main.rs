@@ -82,6 +82,15 @@ struct RunArgs {
     #[arg(long, env = "LEADER_ELECTION_LEASE_SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(2..=3600))]
     leader_election_lease_seconds: u64,
+    /// The namespace the operator runs in, where it keeps its own Secret (the SecretPush
+    /// digest key). Default: `POD_NAMESPACE`, else the ServiceAccount's namespace.
+    #[arg(long, env = "OPERATOR_NAMESPACE")]
+    operator_namespace: Option<String>,
+    /// Watch the metadata of Secrets labelled `qlikops.io/push-source=true`, so a
+    /// SecretPush pushes within seconds of its Secret changing instead of at its next poll.
+    /// Needs list/watch on Secrets (chart value `secretPush.watchSecrets`).
+    #[arg(long, env = "WATCH_PUSH_SECRETS", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    watch_push_secrets: bool,
     /// Replaces every SecretRotation's `gracePeriod` (e.g. `1s`). For the project's tests and
     /// benchmarks only: it shortens how long a replaced credential keeps working.
     #[arg(long, env = "QLIKOPS_GRACE_PERIOD_OVERRIDE", hide = true)]
@@ -144,13 +153,16 @@ fn configure(args: RunArgs) -> Result<(controller::Settings, controller::Options
     let allowed_tenant_hosts = AllowedHosts::parse(&args.allowed_tenant_hosts)
         .map_err(|e| format!("--allowed-tenant-hosts: {e}"))?;
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let operator_namespace = args
+        .operator_namespace
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
+        .map(|ns| ns.trim().to_owned())
+        .filter(|ns| !ns.is_empty());
     let leader_election = if args.leader_election.unwrap_or(in_cluster) {
         let namespace = args
             .leader_election_namespace
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
-            .map(|ns| ns.trim().to_owned())
-            .filter(|ns| !ns.is_empty())
+            .or_else(|| operator_namespace.clone())
             .ok_or("leader election needs a namespace for its Lease: set --leader-election-namespace (or POD_NAMESPACE)")?;
         let pod =
             std::env::var("POD_NAME").unwrap_or_else(|_| controller::OPERATOR_NAME.to_owned());
@@ -174,6 +186,8 @@ fn configure(args: RunArgs) -> Result<(controller::Settings, controller::Options
         watch_namespace: args.namespace.filter(|ns| !ns.is_empty()),
         allowed_tenant_hosts,
         grace_period_override,
+        operator_namespace,
+        watch_push_secrets: args.watch_push_secrets,
         ..Default::default()
     };
     let options = controller::Options {

@@ -7,6 +7,7 @@ pub mod entry_rules;
 pub mod header;
 pub mod ownership;
 pub mod reasons;
+pub mod secret_push;
 pub mod secret_rotation;
 pub mod tenant;
 
@@ -16,6 +17,7 @@ use kube::CustomResourceExt;
 pub use common::{GROUP, SecretKeyRef, TenantRef, VERSION};
 pub use csp_entry::{CspEntry, CspEntrySpec, CspEntryStatus, DeletionPolicy, DirectiveName};
 pub use entry_rules::TenantKey;
+pub use secret_push::{SecretPush, SecretPushSpec, SecretPushStatus};
 pub use secret_rotation::{SecretRotation, SecretRotationSpec, SecretRotationStatus};
 pub use tenant::{QlikTenant, QlikTenantSpec, QlikTenantStatus};
 
@@ -25,6 +27,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("qliktenants", QlikTenant::crd()),
         ("cspentries", CspEntry::crd()),
         ("secretrotations", SecretRotation::crd()),
+        ("secretpushes", SecretPush::crd()),
     ]
 }
 

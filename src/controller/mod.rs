@@ -3,6 +3,7 @@
 //! - [`tenant`]: `QlikTenant` connection check and header publishing.
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
 //! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
+//! - [`secret_push`]: `SecretPush`, values from Secrets pushed into the tenant.
 //! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
 //! - [`tenant_turns`]: how many reconciles work on one tenant at once.
 //! - [`entry_feed`]: one watch and store of the CspEntries, for the csp-entry and tenant
@@ -28,6 +29,7 @@ pub mod own_writes;
 pub mod process;
 pub mod profile;
 pub mod rbac;
+// pub mod secret_push; (enabled once the tenant client has its operations)
 pub mod secret_rotation;
 pub mod tenant;
 pub mod tenant_clients;
@@ -163,6 +165,13 @@ pub struct Settings {
     /// The hosts a `QlikTenant` may point at; others get `Ready=False HostNotAllowed` and
     /// their Secret is never read. Defaults to Qlik's cloud domains only.
     pub allowed_tenant_hosts: AllowedHosts,
+    /// The namespace the operator runs in (`POD_NAMESPACE`): where it keeps its own
+    /// Secret (the SecretPush digest key). `None` outside a cluster.
+    pub operator_namespace: Option<String>,
+    /// Watch the metadata of Secrets labelled `qlikops.io/push-source=true`, so that a
+    /// SecretPush pushes within seconds of its Secret changing (needs list/watch on
+    /// Secrets: off by default, chart value `secretPush.watchSecrets`).
+    pub watch_push_secrets: bool,
 }
 
 impl Default for Settings {
@@ -173,6 +182,8 @@ impl Default for Settings {
             debounce: Duration::ZERO,
             watch_namespace: None,
             allowed_tenant_hosts: AllowedHosts::default(),
+            operator_namespace: None,
+            watch_push_secrets: false,
         }
     }
 }

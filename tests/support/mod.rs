@@ -236,6 +236,9 @@ pub fn controller_shared_with_hosts(
             debounce,
             watch_namespace: Some(env.namespace.clone()),
             allowed_tenant_hosts: allowed_hosts,
+            // The test's namespace stands in for the operator's (the digest key's Secret).
+            operator_namespace: Some(env.namespace.clone()),
+            watch_push_secrets: false,
         },
         runtime: Runtime::default(),
     })
