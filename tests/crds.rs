@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Resource, ResourceExt};
-use qlik_csp_operator::api::{self, CspEntry, QlikTenant, SecretRotation};
+use qlik_csp_operator::api::{self, CspEntry, QlikTenant, SecretPush, SecretRotation};
 use qlik_csp_operator::csp::origin::{self, ADMISSION_CASES, OriginError};
 use serde_json::{Value, json};
 use support::TestEnv;
@@ -435,6 +435,75 @@ async fn rotations_need_exactly_one_credential_and_a_schedule_for_oauth_secrets(
         create(&rotations, rotation("short", short)).await,
         "spec.credential.apiKey.expiry",
         "from 10m to 8760h",
+    );
+}
+
+fn push(name: &str, target: Value) -> Value {
+    json!({
+        "apiVersion": "qlikops.io/v1alpha1", "kind": "SecretPush",
+        "metadata": { "name": name },
+        "spec": { "tenantRef": { "name": "acme" }, "secretName": "source", "target": target },
+    })
+}
+
+#[tokio::test]
+async fn a_push_names_exactly_one_target_and_only_fields_that_target_has() {
+    let env = TestEnv::new().await;
+    let pushes = dynamic::<SecretPush>(&env);
+    let email = json!({ "fields": { "emailPassword": "smtp-password" } });
+    let created = create(
+        &pushes,
+        push("email", json!({ "tenantEmail": email.clone() })),
+    )
+    .await;
+    let created = created.unwrap_or_else(|status| panic!("a valid SecretPush: {status:?}"));
+    assert_eq!(created.data["spec"]["pollEvery"], "60s");
+    assert_eq!(created.data["spec"]["resyncEvery"], "86400s");
+    let two = json!({ "tenantEmail": email, "automationConnection": { "id": "c1", "fields": { "token": "t" } } });
+    assert_invalid(
+        create(&pushes, push("two", two)).await,
+        "spec.target",
+        "exactly one of dataConnection, automationConnection or tenantEmail",
+    );
+    assert_invalid(
+        create(&pushes, push("none", json!({}))).await,
+        "spec.target",
+        "exactly one of",
+    );
+    let both_ids =
+        json!({ "dataConnection": { "id": "a", "name": "b", "fields": { "qPassword": "p" } } });
+    assert_invalid(
+        create(&pushes, push("both", both_ids)).await,
+        "spec.target.dataConnection",
+        "exactly one of id or name",
+    );
+    let unknown_field = json!({ "dataConnection": { "name": "dwh", "fields": { "qName": "p" } } });
+    assert_invalid(
+        create(&pushes, push("field", unknown_field)).await,
+        "spec.target.dataConnection.fields",
+        "fields may be qUsername, qPassword and qConnectionSecret",
+    );
+    let no_password = json!({ "tenantEmail": { "fields": { "username": "user" } } });
+    assert_invalid(
+        create(&pushes, push("nopw", no_password)).await,
+        "spec.target.tenantEmail.fields",
+        "must map emailPassword",
+    );
+    let bad_key = json!({ "tenantEmail": { "fields": { "emailPassword": "a/b" } } });
+    assert_invalid(
+        create(&pushes, push("key", bad_key)).await,
+        "spec.target.tenantEmail.fields",
+        "maps to a Secret key",
+    );
+    let mut fast = push(
+        "fast",
+        json!({ "tenantEmail": { "fields": { "emailPassword": "p" } } }),
+    );
+    fast["spec"]["resyncEvery"] = json!("1m");
+    assert_invalid(
+        create(&pushes, fast).await,
+        "spec.resyncEvery",
+        "from 5m to 720h",
     );
 }
 
