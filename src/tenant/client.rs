@@ -11,10 +11,11 @@
 //!   wait, so that no caller sleeps for minutes and controllers requeue for the pause's
 //!   end instead.
 //! - `5xx`, timeouts and dropped connections: idempotent requests (`GET`, `PUT`,
-//!   `DELETE`) are retried with capped, jittered exponential backoff. A `POST` is not:
-//!   it may have been applied, so it fails with [`Error::OutcomeUnknown`] and the caller
-//!   looks the object up first. Connection failures before anything was sent are retried
-//!   for every method.
+//!   `PATCH`, `DELETE`, and `POST` actions marked safe to repeat, such as enabling an
+//!   automation or checking a connection) are retried with capped, jittered exponential
+//!   backoff. Any other `POST` is not: it may have been applied, so it fails with
+//!   [`Error::OutcomeUnknown`] and the caller looks the object up first. Connection
+//!   failures before anything was sent are retried for every method.
 //! - `401`: retried once with a fresh access token (OAuth), or with the new credential if
 //!   it was swapped while the request was in flight.
 
@@ -23,7 +24,8 @@ use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
+use secrecy::zeroize::Zeroize;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
@@ -146,7 +148,8 @@ pub enum Deleted {
 /// pool, the credential, the token cache and the rate limiter.
 ///
 /// Operations are in [`super::csp_origins`], [`super::api_keys`],
-/// [`super::oauth_clients`] and [`super::identity`].
+/// [`super::oauth_clients`], [`super::identity`], [`super::data_connections`],
+/// [`super::automation_connections`], [`super::email_config`] and [`super::automations`].
 #[derive(Clone)]
 pub struct TenantClient {
     inner: Arc<Inner>,
@@ -171,6 +174,12 @@ impl std::fmt::Debug for TenantClient {
 }
 
 /// One logical request.
+///
+/// Not `Debug`, and its body is never logged: a body may carry a credential the operator
+/// pushes into the tenant (a password in a JSON Patch, a connection parameter). Such
+/// values are also named in [`Call::redacting`], so that a tenant echoing one in its error
+/// answer does not put it into an [`Error`]; the body bytes are zeroed when the call is
+/// dropped.
 pub(crate) struct Call {
     pub(crate) operation: &'static str,
     pub(crate) method: Method,
@@ -181,6 +190,17 @@ pub(crate) struct Call {
     pub(crate) authenticated: bool,
     /// Whether a 3xx is the answer (the `*/me` endpoints redirect).
     pub(crate) redirect: bool,
+    /// Secrets the body carries, scrubbed from the tenant's error answers like the
+    /// client's own credential.
+    pub(crate) secrets: Vec<SecretString>,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let Some((_, body)) = &mut self.body {
+            body.zeroize();
+        }
+    }
 }
 
 impl Call {
@@ -194,7 +214,26 @@ impl Call {
             idempotent,
             authenticated: true,
             redirect: false,
+            secrets: Vec::new(),
         }
+    }
+
+    /// Declares secrets the body carries: they are replaced by `[REDACTED]` in anything
+    /// the tenant answers that ends up in an [`Error`].
+    pub(crate) fn redacting<'a>(
+        mut self,
+        secrets: impl IntoIterator<Item = &'a SecretString>,
+    ) -> Call {
+        self.secrets.extend(secrets.into_iter().cloned());
+        self
+    }
+
+    /// Marks a `POST` that is safe to send twice (an action that sets a state or only
+    /// checks one), so that 5xx and timeouts are retried instead of reported as
+    /// [`Error::OutcomeUnknown`].
+    pub(crate) fn retry_safe(mut self) -> Call {
+        self.idempotent = true;
+        self
     }
 
     pub(crate) fn json<B: serde::Serialize>(mut self, body: &B) -> Result<Call, Error> {
@@ -387,6 +426,11 @@ impl TenantClient {
     }
 
     /// GETs every page of a list, following `links.next.href` from `first`.
+    ///
+    /// A page that answers 200 but says, in an `errors` array beside its `data`, that some
+    /// items were left out (the `data-connections` list does when a dependency fails)
+    /// fails the list with [`Error::IncompleteList`]: a list with holes would let a caller
+    /// conclude that something is absent.
     pub(crate) async fn list_all<T: DeserializeOwned>(
         &self,
         operation: &'static str,
@@ -397,6 +441,13 @@ impl TenantClient {
         let mut seen = std::collections::HashSet::new();
         loop {
             let page: Page<T> = self.get_json(operation, url).await?;
+            if page.left_items_out() {
+                let body = serde_json::json!({ "errors": page.errors }).to_string();
+                return Err(Error::IncompleteList {
+                    operation,
+                    detail: self.scrubbed_errors(body.as_bytes(), &[]),
+                });
+            }
             items.extend(page.data);
             let Some(next) = next_page(&self.inner.base, &page.links) else {
                 return Ok(items);
@@ -555,7 +606,7 @@ impl TenantClient {
                 }
                 Next::Backoff => {
                     if attempt >= max_attempts {
-                        return Err(self.status_error(op, &answer));
+                        return Err(self.status_error(call, &answer));
                     }
                     let delay = policy.backoff(attempt, jitter());
                     tracing::warn!(
@@ -570,10 +621,10 @@ impl TenantClient {
                 Next::Unknown => {
                     return Err(Error::OutcomeUnknown {
                         operation: op,
-                        source: Box::new(self.status_error(op, &answer)),
+                        source: Box::new(self.status_error(call, &answer)),
                     });
                 }
-                Next::Fail => return Err(self.status_error(op, &answer)),
+                Next::Fail => return Err(self.status_error(call, &answer)),
             }
         }
     }
@@ -626,16 +677,25 @@ impl TenantClient {
         bearer.token_id.is_some() || bearer.generation != self.inner.auth.generation()
     }
 
-    fn status_error(&self, operation: &'static str, answer: &Answer) -> Error {
-        let secrets = self.inner.auth.secrets();
-        let secrets: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
-        let detail = ApiErrors::decode(&answer.body, &secrets);
+    fn status_error(&self, call: &Call, answer: &Answer) -> Error {
+        let detail = self.scrubbed_errors(&answer.body, &call.secrets);
         Error::from_status(
-            operation,
+            call.operation,
             answer.status.as_u16(),
             detail,
             &self.inner.auth.source(),
         )
+    }
+
+    /// The errors in `body`, scrubbed of the client's credentials and of `extra`.
+    fn scrubbed_errors(&self, body: &[u8], extra: &[SecretString]) -> ApiErrors {
+        let held = self.inner.auth.secrets();
+        let secrets: Vec<&str> = held
+            .iter()
+            .chain(extra)
+            .map(|s| s.expose_secret())
+            .collect();
+        ApiErrors::decode(body, &secrets)
     }
 
     /// The `Location` of a redirect answer, resolved against the tenant.
@@ -695,6 +755,43 @@ mod tests {
             USER_AGENT,
             format!("qlik-csp-operator/{}", env!("CARGO_PKG_VERSION"))
         );
+    }
+
+    #[test]
+    fn a_secret_the_request_carries_is_scrubbed_from_the_tenants_error_answer() {
+        let client = TenantClient::new(
+            ClientConfig::new("https://tenant.example"),
+            Credential::api_key("api-key-value"),
+            CredentialSource::Described("test".into()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let password = SecretString::from("smtp-pa55");
+        let call = Call::new(
+            "email-config.patch",
+            Method::PATCH,
+            client.url(&["api", "v1", "transports", "email-config"]),
+        )
+        .redacting([&password]);
+        let answer = Answer {
+            status: StatusCode::BAD_REQUEST,
+            headers: HeaderMap::new(),
+            body: br#"{"errors":[{"code":"INPUTCHECK-1","title":"smtp-pa55 is not valid for api-key-value"}]}"#
+                .to_vec(),
+        };
+        let err = client.status_error(&call, &answer);
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("smtp-pa55"), "{shown}");
+        assert!(!shown.contains("api-key-value"), "{shown}");
+        assert!(shown.contains("INPUTCHECK-1"), "{shown}");
+        assert_eq!(err.reason(), "BadRequest");
+    }
+
+    #[test]
+    fn patch_is_idempotent_and_post_only_when_marked_safe_to_repeat() {
+        let url = Url::parse("https://tenant.example/x").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Call::new("x", Method::PATCH, url.clone()).idempotent);
+        assert!(!Call::new("x", Method::POST, url.clone()).idempotent);
+        assert!(Call::new("x", Method::POST, url).retry_safe().idempotent);
     }
 
     #[test]

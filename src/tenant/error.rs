@@ -162,6 +162,15 @@ pub enum Error {
         /// misplaced field could be a credential.
         problem: String,
     },
+    /// A list answered 200 but said that it left some items out (its `errors` array).
+    /// The tenant could not load them; asking again later may give the whole list.
+    #[error("failed to {operation}: the tenant left items out of the list{detail}")]
+    IncompleteList {
+        /// The operation.
+        operation: &'static str,
+        /// What the tenant said about the missing items.
+        detail: ApiErrors,
+    },
     /// A non-idempotent request (`POST`) may or may not have been applied: the connection
     /// dropped or timed out after it was sent, or the tenant answered 5xx. Look the object
     /// up (e.g. [`TenantClient::find_csp_origins_by_origin`]) before trying again.
@@ -198,6 +207,7 @@ impl Error {
             Error::Transport { .. } => "Transport",
             Error::InvalidResponse { .. } => "InvalidResponse",
             Error::ResponseTooLarge { .. } => "ResponseTooLarge",
+            Error::IncompleteList { .. } => "IncompleteList",
             Error::OutcomeUnknown { .. } => "OutcomeUnknown",
         }
     }
@@ -209,6 +219,7 @@ impl Error {
             Error::RateLimited { .. }
                 | Error::TenantUnavailable { .. }
                 | Error::Transport { .. }
+                | Error::IncompleteList { .. }
                 | Error::OutcomeUnknown { .. }
         )
     }
@@ -383,6 +394,23 @@ mod tests {
         assert_eq!(
             Error::decode("oauth.token", &err).reason(),
             "InvalidResponse"
+        );
+    }
+
+    #[test]
+    fn an_incomplete_list_is_transient_and_says_what_the_tenant_said() {
+        let err = Error::IncompleteList {
+            operation: "data-connections.list",
+            detail: ApiErrors::decode(
+                br#"{"errors":[{"code":"DCERROR-0010","title":"Bad gateway"}]}"#,
+                &[],
+            ),
+        };
+        assert_eq!(err.reason(), "IncompleteList");
+        assert!(err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "failed to data-connections.list: the tenant left items out of the list: Bad gateway (DCERROR-0010)"
         );
     }
 

@@ -60,6 +60,8 @@ impl TenantClient {
             idempotent: true,
             authenticated: false,
             redirect: false,
+            // The client secret is one of the credentials the client scrubs anyway.
+            secrets: Vec::new(),
         };
         let obtained = Instant::now();
         // Boxed: `execute` calls this function, so the future would otherwise contain itself.
