@@ -750,6 +750,7 @@ async fn the_examples_are_accepted_by_the_apiserver() {
                 "CspEntry" => dynamic::<CspEntry>(&env),
                 "QlikTenant" => dynamic::<QlikTenant>(&env),
                 "SecretRotation" => dynamic::<SecretRotation>(&env),
+                "SecretPush" => dynamic::<SecretPush>(&env),
                 _ => continue,
             };
             if let Err(status) = create(&api, object).await {

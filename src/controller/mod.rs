@@ -29,7 +29,7 @@ pub mod own_writes;
 pub mod process;
 pub mod profile;
 pub mod rbac;
-// pub mod secret_push; (enabled once the tenant client has its operations)
+pub mod secret_push;
 pub mod secret_rotation;
 pub mod tenant;
 pub mod tenant_clients;
@@ -270,6 +270,7 @@ pub async fn run(kube: Client, settings: Settings, runtime: Runtime) {
     tokio::join!(
         tenant::run::run(shared.clone()),
         csp_entry::run(shared.clone()),
-        secret_rotation::run(shared)
+        secret_rotation::run(shared.clone()),
+        secret_push::run(shared)
     );
 }

@@ -24,7 +24,7 @@ use qlik_csp_operator::api::csp_entry::{CspEntrySpec, DeletionPolicy, DirectiveN
 use qlik_csp_operator::api::{CspEntry, QlikTenant, TenantRef};
 use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
 use qlik_csp_operator::controller::tenant::publish::NGINX_CUSTOM_HEADERS;
-use qlik_csp_operator::controller::{Shared, csp_entry, tenant};
+use qlik_csp_operator::controller::{Shared, csp_entry, secret_push, tenant};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
 use serde_json::{Value, json};
@@ -47,6 +47,7 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub enum Controller {
     Tenant,
     CspEntry,
+    SecretPush,
 }
 
 /// A change to the controllers' shared state before they start.
@@ -179,6 +180,7 @@ impl TenantRig {
         self.tasks.push(match controller {
             Controller::Tenant => tokio::spawn(tenant::run::run(shared)),
             Controller::CspEntry => tokio::spawn(csp_entry::run(shared)),
+            Controller::SecretPush => tokio::spawn(secret_push::run(shared)),
         });
     }
 
