@@ -11,6 +11,9 @@ pub const ENV: &str = "QLIKOPS_FAILPOINT";
 pub mod rotation {
     /// The intent (phase `Creating`, revision, marker) is persisted; nothing created yet.
     pub const AFTER_INTENT: &str = "rotation.after-intent";
+    /// Automation tokens: the copy exists on the tenant; nothing records it yet (neither
+    /// status nor memory: only its name marker finds it again).
+    pub const AFTER_COPY: &str = "rotation.after-copy";
     /// The credential exists on the tenant; its value is only in memory.
     pub const AFTER_CREATE: &str = "rotation.after-create";
     /// The Secret write after a create failed: the credential's id is recorded in status
@@ -25,9 +28,10 @@ pub mod rotation {
     /// The previous credential is revoked; the status still says `Revoking`.
     pub const AFTER_REVOKE: &str = "rotation.after-revoke";
 
-    /// Every rotation fail point.
-    pub const ALL: [&str; 7] = [
+    /// Every rotation fail point (`AFTER_COPY` is reached by automation tokens only).
+    pub const ALL: [&str; 8] = [
         AFTER_INTENT,
+        AFTER_COPY,
         AFTER_CREATE,
         HELD_UNWRITTEN,
         AFTER_SECRET_WRITE,

@@ -403,7 +403,7 @@ async fn a_header_spec_is_checked_at_admission() {
 }
 
 #[tokio::test]
-async fn rotations_need_exactly_one_credential_and_a_schedule_for_oauth_secrets() {
+async fn rotations_need_exactly_one_credential_and_a_schedule_for_secrets_that_never_expire() {
     let env = TestEnv::new().await;
     let rotations = dynamic::<SecretRotation>(&env);
     let both = json!({
@@ -414,8 +414,74 @@ async fn rotations_need_exactly_one_credential_and_a_schedule_for_oauth_secrets(
     assert_invalid(
         create(&rotations, rotation("both", both)).await,
         "spec.credential",
-        "exactly one of apiKey or oauthClientSecret",
+        "exactly one of apiKey, oauthClientSecret or automationExecutionToken",
     );
+    let none = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": {},
+        "secret": { "name": "s", "key": "k" },
+    });
+    assert_invalid(
+        create(&rotations, rotation("none", none)).await,
+        "spec.credential",
+        "exactly one of",
+    );
+    let token_and_key = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "apiKey": {}, "automationExecutionToken": { "automationId": "a1" } },
+        "secret": { "name": "s", "key": "k" },
+        "rotateEvery": "24h",
+    });
+    assert_invalid(
+        create(&rotations, rotation("token-and-key", token_and_key)).await,
+        "spec.credential",
+        "exactly one of",
+    );
+    let unscheduled_token = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "automationExecutionToken": { "automationId": "a1" } },
+        "secret": { "name": "s", "key": "k" },
+    });
+    assert_invalid(
+        create(&rotations, rotation("token", unscheduled_token)).await,
+        "spec",
+        "rotateEvery is required",
+    );
+    let bad_id = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "automationExecutionToken": { "automationId": "a/../b" } },
+        "secret": { "name": "s", "key": "k" },
+        "rotateEvery": "24h",
+    });
+    assert_invalid(
+        create(&rotations, rotation("bad-id", bad_id)).await,
+        "spec.credential.automationExecutionToken.automationId",
+        "letters, digits, '-' and '_'",
+    );
+    let renewing_token = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "automationExecutionToken": { "automationId": "a1" } },
+        "secret": { "name": "s", "key": "k" },
+        "rotateEvery": "24h",
+        "renewBefore": "1h",
+    });
+    assert_invalid(
+        create(&rotations, rotation("renewing", renewing_token)).await,
+        "spec",
+        "renewBefore applies only to apiKey",
+    );
+    let token = json!({
+        "tenantRef": { "name": "acme" },
+        "credential": { "automationExecutionToken": { "automationId": "e0e720d0-4947-11ec" } },
+        "secret": { "name": "s", "key": "k" },
+        "rotateEvery": "24h",
+    });
+    if let Err(status) = create(&rotations, rotation("token-ok", token)).await {
+        panic!(
+            "an automation token rotation was rejected: {}",
+            status.message
+        );
+    }
     let unscheduled = json!({
         "tenantRef": { "name": "acme" },
         "credential": { "oauthClientSecret": { "clientId": "abc" } },

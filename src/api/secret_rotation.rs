@@ -24,8 +24,8 @@ pub const SECRET_ROTATION_LABEL: &str = "qlikops.io/secret-rotation";
 /// Annotation on a rotated Secret (and on rollout targets' pod templates): the revision of
 /// the credential under `key`.
 pub const CREDENTIAL_REVISION: &str = "qlikops.io/credential-revision";
-/// Annotation on a rotated Secret: the API key id or OAuth secret hint of the credential
-/// under `key` (identifiers only, never the value).
+/// Annotation on a rotated Secret: the API key id, OAuth secret hint or automation id of the
+/// credential under `key` (identifiers only, never the value).
 pub const CREDENTIAL_ID: &str = "qlikops.io/credential-id";
 
 /// The value of [`SECRET_ROTATION_LABEL`] for the SecretRotation `name`: the name itself when
@@ -45,7 +45,8 @@ pub fn secret_rotation_label_value(name: &str) -> String {
     format!("{prefix}-{}", &digest[..10])
 }
 
-/// Rotates an API key or an OAuth client secret and keeps the current one in a Secret.
+/// Rotates an API key, an OAuth client secret or an automation's execution token and keeps
+/// the current one in a Secret.
 // clippy reads the repeated `printcolumn(type_ = ...)` arguments as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -57,7 +58,7 @@ pub fn secret_rotation_label_value(name: &str) -> String {
     status = "SecretRotationStatus",
     shortname = "srot",
     category = "qlik",
-    doc = "A tenant-issued credential (API key or OAuth client secret) rotated with zero downtime into a Secret.",
+    doc = "A tenant-issued credential (API key, OAuth client secret or automation execution token) rotated with zero downtime into a Secret.",
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secret.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     // A `date` column is printed as an age, and an age in the future as `<invalid>`: the
@@ -87,7 +88,7 @@ pub fn secret_rotation_label_value(name: &str) -> String {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.credential.apiKey) || has(self.rotateEvery)").message("rotateEvery is required for oauthClientSecret: OAuth client secrets never expire"),
+    validation = Rule::new("has(self.credential.apiKey) || has(self.rotateEvery)").message("rotateEvery is required for oauthClientSecret and automationExecutionToken: they never expire"),
     validation = Rule::new("!has(self.renewBefore) || has(self.credential.apiKey)").message("renewBefore applies only to apiKey credentials, which expire"),
     validation = Rule::new("!has(self.rotateEvery) || duration(self.gracePeriod) < duration(self.rotateEvery)").message("gracePeriod must be shorter than rotateEvery"),
     validation = Rule::new("!has(self.renewBefore) || !has(self.credential.apiKey) || !has(self.credential.apiKey.expiry) || duration(self.renewBefore) < duration(self.credential.apiKey.expiry)").message("renewBefore must be shorter than the key's expiry")
@@ -102,7 +103,9 @@ pub struct SecretRotationSpec {
     pub credential: RotatedCredential,
 
     /// The Secret (same namespace) and key the current credential is written to. During the
-    /// grace period the previous value stays under `<key>.previous`.
+    /// grace period the previous value stays under `<key>.previous`. Automation execution
+    /// tokens also write the automation's execution URL under `<key>.url` (the previous
+    /// one under `<key>.url.previous`).
     pub secret: SecretTarget,
 
     /// API keys: rotate this long before expiry (Go duration, 1m to 8760h, shorter than
@@ -112,7 +115,8 @@ pub struct SecretRotationSpec {
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('8760h')").message("renewBefore must be a duration from 1m to 8760h"))]
     pub renew_before: Option<Duration>,
 
-    /// Rotate on this schedule (Go duration, 5m to 8760h); required for OAuth client secrets.
+    /// Rotate on this schedule (Go duration, 5m to 8760h); required for OAuth client secrets
+    /// and automation execution tokens, which never expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('5m') && duration(self) <= duration('8760h')").message("rotateEvery must be a duration from 5m to 8760h"))]
@@ -138,9 +142,9 @@ fn default_grace_period() -> Duration {
 }
 
 /// Exactly one credential kind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.apiKey) != has(self.oauthClientSecret)").message("exactly one of apiKey or oauthClientSecret must be set"))]
+#[x_kube(validation = Rule::new("[has(self.apiKey), has(self.oauthClientSecret), has(self.automationExecutionToken)].filter(x, x).size() == 1").message("exactly one of apiKey, oauthClientSecret or automationExecutionToken must be set"))]
 pub struct RotatedCredential {
     /// An API key of the tenant identity the operator authenticates as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +152,13 @@ pub struct RotatedCredential {
     /// A secret of an OAuth client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_client_secret: Option<OAuthClientSecretRotation>,
+    /// The execution token of an automation. Opt-in, and it changes more than the token:
+    /// Qlik cannot renew a token, so every rotation copies the automation (the copy has a
+    /// new id and a new token) and, after the grace period, deletes the one before it,
+    /// starting with the automation named here. Run history, schedules and anything that
+    /// points at the old id do not carry over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automation_execution_token: Option<AutomationTokenRotation>,
 }
 
 /// API key parameters.
@@ -175,6 +186,23 @@ pub struct OAuthClientSecretRotation {
     #[x_kube(validation = Rule::new(CEL_CLIENT_ID).message(MSG_CLIENT_ID))]
     pub client_id: String,
 }
+
+/// Automation execution token parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomationTokenRotation {
+    /// The automation whose token is rotated, as it is when the SecretRotation is created.
+    /// By choosing this kind you ask the operator to delete this automation once the first
+    /// rotation's grace period is over: after the first rotation the current automation
+    /// is a copy with another id, recorded in `status.current.id` (this field is
+    /// immutable and keeps naming the original).
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new(CEL_CLIENT_ID).message(MSG_AUTOMATION_ID))]
+    pub automation_id: String,
+}
+
+/// Message for an `automationId` that fails [`CEL_CLIENT_ID`].
+const MSG_AUTOMATION_ID: &str = "automationId must consist of letters, digits, '-' and '_'";
 
 /// The Secret a rotated credential is written to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
@@ -239,10 +267,12 @@ pub struct SecretRotationStatus {
     /// Where the rotation stands.
     #[serde(default)]
     pub phase: Phase,
-    /// The credential in the Secret's `key`.
+    /// The credential in the Secret's `key`. For an automation execution token, `id` is the
+    /// id of the automation whose token it is: the automation to call, and the one the next
+    /// rotation copies (it changes with every rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<CredentialRef>,
-    /// The credential under `<key>.previous`, until it is revoked.
+    /// The credential under `<key>.previous`, until it is revoked (an automation: deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<CredentialRef>,
     /// When the next rotation is due.
@@ -264,7 +294,8 @@ pub struct SecretRotationStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingRotation {
-    /// The revision the new credential gets (and its API key description marker).
+    /// The revision the new credential gets (and its API key description marker, or the
+    /// automation copy's name marker).
     pub revision: i64,
     /// Why it rotates: `Initial`, `Scheduled`, `RotationRequested`, `SecretMissing`,
     /// `CredentialRevoked`.
@@ -285,7 +316,8 @@ pub struct PendingRotation {
     /// (identifiers only). While the operator holds its value in memory it retries the
     /// write, with backoff, and never creates another credential for this revision; after
     /// a restart the value is lost, so it is revoked (when provably the operator's) and a
-    /// new one created.
+    /// new one created; an automation copy is adopted instead (its token can be read
+    /// again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<CredentialRef>,
     /// OAuth: secrets that appeared while this rotation's answer was lost and that the
@@ -313,7 +345,7 @@ pub struct AmbiguousSecrets {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialRef {
-    /// API key id.
+    /// API key id, or the automation id (automation execution tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// OAuth client secret hint (the last characters Qlik shows).

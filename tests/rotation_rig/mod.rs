@@ -287,6 +287,7 @@ pub fn api_key_rotation(name: &str, secret: &str, grace: Duration) -> SecretRota
                     expiry: None,
                 }),
                 oauth_client_secret: None,
+                automation_execution_token: None,
             },
             secret: SecretTarget {
                 name: secret.to_owned(),
@@ -308,6 +309,7 @@ pub fn oauth_rotation(name: &str, secret: &str, grace: Duration) -> SecretRotati
         oauth_client_secret: Some(OAuthClientSecretRotation {
             client_id: CLIENT_ID.to_owned(),
         }),
+        automation_execution_token: None,
     };
     rotation.spec.secret.key = "client-secret".to_owned();
     rotation.spec.rotate_every = Some(Duration::from_secs(24 * 3600).into());

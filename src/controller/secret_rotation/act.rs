@@ -1,39 +1,25 @@
-//! Act: the decision's one side effect on the tenant, the Secret or the rollout targets.
-//! Every step is idempotent or recovered by the next observation (see [`super::step`]).
-//! A new credential's value exists only in memory ([`Held`]) between its creation and a
-//! successful Secret write; it is never logged.
-//!
-//! The Secret is written only when the step found it the operator's to write: a missing
-//! one is created (never applied, so one that appears meanwhile is not taken over), with
-//! the managed-by label and a controller owner reference; an existing one is applied with
-//! its observed `resourceVersion` as a precondition, so an opt-in removed in the meantime
-//! fails the write instead of being ignored, and it never gets an owner reference unless
-//! the operator created it.
+//! Act: the decision's one side effect on the tenant, the Secret ([`super::secret`]) or
+//! the rollout targets. Every step is idempotent or recovered by the next observation (see
+//! [`super::step`]). A new credential's value exists only in memory ([`Held`]) between its
+//! creation and a successful Secret write; it is never logged.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 
 use super::CONTROLLER_NAME;
+use super::automation;
 use super::failure;
 use super::held::Held;
 use super::marker;
 use super::observe::Observation;
-use super::observed::{Action, Failure, FailureKind, Outcome, RemoteCredential};
+use super::observed::{Action, Failure, FailureKind, Kind, Outcome, RemoteCredential};
+use super::secret;
 use crate::api::SecretRotation;
-use crate::api::ownership::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::api::reasons::TENANT_NOT_READY;
-use crate::api::secret_rotation::{
-    CREDENTIAL_ID, CREDENTIAL_REVISION, SECRET_ROTATION_LABEL, WorkloadKind,
-    secret_rotation_label_value,
-};
+use crate::api::secret_rotation::{CREDENTIAL_REVISION, WorkloadKind};
 use crate::controller::Shared;
 use crate::failpoint::{self, rotation as point};
 use crate::tenant::{NewApiKey, TenantClient, wire};
@@ -45,7 +31,7 @@ pub async fn act(
     action: &Action,
 ) -> Result<Outcome, Failure> {
     let object = &observation.object;
-    let api_key = object.spec.credential.api_key.is_some();
+    let kind = Kind::of(&object.spec);
     let client = || {
         observation.client.as_ref().ok_or_else(|| Failure {
             reason: TENANT_NOT_READY,
@@ -54,7 +40,7 @@ pub async fn act(
             retry_after: None,
         })
     };
-    let tenant_failed = |e: crate::tenant::Error| failure::from_tenant(&e, api_key);
+    let tenant_failed = |e: crate::tenant::Error| failure::from_tenant(&e, kind);
     match action {
         Action::Nothing => Ok(Outcome::default()),
         Action::DeleteStrays(ids) => {
@@ -64,11 +50,25 @@ pub async fn act(
             Ok(Outcome::default())
         }
         Action::Create { revision, expiry } => {
-            let (created, value) = create(client()?, object, *revision, *expiry)
+            let status = &observation.observed.status;
+            let (created, value) = match kind {
+                Kind::AutomationToken => automation::copy(client()?, object, status, *revision)
+                    .await
+                    .map_err(tenant_failed)?,
+                _ => create(client()?, object, *revision, *expiry)
+                    .await
+                    .map_err(tenant_failed)?,
+            };
+            held.keep(&uid(object), *revision, created, value);
+            failpoint::hit(point::AFTER_CREATE);
+            publish_held(shared, held, observation, *revision).await
+        }
+        Action::AdoptCopy { revision, id } => {
+            let status = &observation.observed.status;
+            let (created, value) = automation::adopt(client()?, object, status, id)
                 .await
                 .map_err(tenant_failed)?;
             held.keep(&uid(object), *revision, created, value);
-            failpoint::hit(point::AFTER_CREATE);
             publish_held(shared, held, observation, *revision).await
         }
         Action::WriteSecret { revision } => {
@@ -84,9 +84,11 @@ pub async fn act(
         }
         Action::Revoke { credential } => {
             failpoint::hit(point::BEFORE_REVOKE);
-            remove_previous(shared, observation).await.map_err(|e| {
-                failure::from_kube("remove the previous value from the Secret", &e, true)
-            })?;
+            secret::remove_previous(shared, observation)
+                .await
+                .map_err(|e| {
+                    failure::from_kube("remove the previous value from the Secret", &e, true)
+                })?;
             if let Some(id) = credential {
                 revoke(client()?, object, id).await.map_err(tenant_failed)?;
             }
@@ -119,9 +121,24 @@ async fn publish_held(
             retry_after: None,
         });
     };
-    write_secret(shared, observation, &value, revision, &created.id)
-        .await
-        .map_err(|e| failure::from_kube("write the Secret", &e, false))?;
+    // An automation's token runs only through its own URL: both go in.
+    let url = match Kind::of(&observation.object.spec) {
+        Kind::AutomationToken => observation
+            .client
+            .as_ref()
+            .map(|c| c.automation_execution_url(&created.id)),
+        _ => None,
+    };
+    secret::write(
+        shared,
+        observation,
+        &value,
+        url.as_ref(),
+        revision,
+        &created.id,
+    )
+    .await
+    .map_err(|e| failure::from_kube("write the Secret", &e, false))?;
     held.forget(&uid);
     failpoint::hit(point::AFTER_SECRET_WRITE);
     Ok(Outcome {
@@ -179,152 +196,24 @@ async fn create(
     Ok((credential, created.token))
 }
 
-async fn revoke(
+/// Revokes the credential `id`: deletes the API key, the OAuth client secret, or the
+/// automation.
+pub async fn revoke(
     client: &TenantClient,
     object: &SecretRotation,
     id: &str,
 ) -> Result<(), crate::tenant::Error> {
-    match &object.spec.credential.oauth_client_secret {
-        Some(oauth) => {
-            client
-                .delete_oauth_client_secret(&oauth.client_id, id)
-                .await?
-        }
-        None => client.delete_api_key(id).await?,
-    };
-    Ok(())
-}
-
-/// Writes the new value under `key`, the old one under `<key>.previous`, and the label and
-/// annotations naming the SecretRotation and revision. A missing Secret is created, owned
-/// by the SecretRotation; of an existing one (the operator's, or opted in) only these
-/// fields are touched, by server-side apply guarded by the observed `resourceVersion`.
-/// Then has the tenant clients re-read the Secret (self-rotation).
-async fn write_secret(
-    shared: &Shared,
-    observation: &Observation,
-    value: &SecretString,
-    revision: i64,
-    id: &str,
-) -> Result<(), kube::Error> {
-    let object = &observation.object;
-    let namespace = object.namespace().unwrap_or_default();
-    let target = &object.spec.secret;
-    let mut data = BTreeMap::from([(
-        target.key.clone(),
-        ByteString(value.expose_secret().as_bytes().to_vec()),
-    )]);
-    let old = observation
-        .secret
-        .as_ref()
-        .and_then(|s| s.data.as_ref())
-        .and_then(|d| d.get(&target.key))
-        .filter(|v| !v.0.iter().all(u8::is_ascii_whitespace));
-    if let Some(old) = old {
-        data.insert(previous_key(&target.key), old.clone());
-    }
-    // Ownership only on a Secret the operator creates, kept in every later apply (a field
-    // left out of an apply is removed); never on one it found.
-    let ours = match &observation.secret {
-        None => true,
-        Some(_) => observation.observed.secret.created_for_us,
-    };
-    let mut labels = BTreeMap::from([(
-        SECRET_ROTATION_LABEL.to_owned(),
-        secret_rotation_label_value(&object.name_any()),
-    )]);
-    if ours {
-        labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
-    }
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(target.name.clone()),
-            namespace: Some(namespace.clone()),
-            resource_version: observation
-                .secret
-                .as_ref()
-                .and_then(|s| s.metadata.resource_version.clone()),
-            labels: Some(labels),
-            annotations: Some(BTreeMap::from([
-                (CREDENTIAL_REVISION.to_owned(), revision.to_string()),
-                (CREDENTIAL_ID.to_owned(), id.to_owned()),
-            ])),
-            owner_references: if ours {
-                owner_reference(object).map(|r| vec![r])
-            } else {
-                None
-            },
-            ..ObjectMeta::default()
-        },
-        data: Some(data),
-        ..Secret::default()
-    };
-    let api: Api<Secret> = Api::namespaced(shared.kube.clone(), &namespace);
-    if observation.secret.is_none() {
-        let params = PostParams {
-            field_manager: Some(CONTROLLER_NAME.to_owned()),
-            ..PostParams::default()
-        };
-        api.create(&params, &secret).await?;
-    } else {
-        let params = PatchParams::apply(CONTROLLER_NAME).force();
-        api.patch(&target.name, &params, &Patch::Apply(&secret))
+    let credential = &object.spec.credential;
+    if let Some(oauth) = &credential.oauth_client_secret {
+        client
+            .delete_oauth_client_secret(&oauth.client_id, id)
             .await?;
+    } else if credential.automation_execution_token.is_some() {
+        automation::delete(client, id).await?;
+    } else {
+        client.delete_api_key(id).await?;
     }
-    shared.tenants.secret_written(&namespace, &target.name);
     Ok(())
-}
-
-fn owner_reference(object: &SecretRotation) -> Option<OwnerReference> {
-    Some(OwnerReference {
-        api_version: SecretRotation::api_version(&()).into_owned(),
-        kind: SecretRotation::kind(&()).into_owned(),
-        name: object.name_any(),
-        uid: object.meta().uid.clone()?,
-        controller: Some(true),
-        block_owner_deletion: None,
-    })
-}
-
-/// `<key>.previous`.
-pub fn previous_key(key: &str) -> String {
-    format!("{key}.previous")
-}
-
-/// Drops `<key>.previous` (a missing Secret is left missing, one without the key left
-/// alone), guarded by the observed `resourceVersion`.
-async fn remove_previous(shared: &Shared, observation: &Observation) -> Result<(), kube::Error> {
-    let object = &observation.object;
-    let target = &object.spec.secret;
-    let previous = previous_key(&target.key);
-    let Some(secret) = &observation.secret else {
-        return Ok(());
-    };
-    if !secret
-        .data
-        .as_ref()
-        .is_some_and(|d| d.contains_key(&previous))
-    {
-        return Ok(());
-    }
-    let namespace = object.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(shared.kube.clone(), &namespace);
-    let patch = json!({
-        "metadata": { "resourceVersion": secret.metadata.resource_version },
-        "data": { previous: null },
-    });
-    let params = PatchParams {
-        field_manager: Some(CONTROLLER_NAME.to_owned()),
-        ..PatchParams::default()
-    };
-    match api
-        .patch(&target.name, &params, &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Annotates each rollout target's pod template with the revision, so workloads that read

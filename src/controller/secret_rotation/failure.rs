@@ -2,7 +2,7 @@
 //! errors name the operation and the object, never a credential; the Secret write's error
 //! is reduced to its status code, as its request carried the value.
 
-use super::observed::{Failure, FailureKind};
+use super::observed::{Failure, FailureKind, Kind};
 use crate::api::ownership::ALLOW_ROTATION_BY;
 use crate::api::reasons::{TENANT_NOT_FOUND, tenant_not_found_message};
 use crate::controller::tenant_clients::AccessError;
@@ -18,6 +18,9 @@ pub const AMBIGUOUS_SECRET: &str = "AmbiguousSecret";
 /// A credential named by status (or found by its marker) is not provably the operator's,
 /// so it was left alone (event reason).
 pub const CREDENTIAL_NOT_OWNED: &str = "CredentialNotOwned";
+/// The automation to copy (the current one, or the spec's before the first rotation) does
+/// not exist (condition reason).
+pub const AUTOMATION_NOT_FOUND: &str = "AutomationNotFound";
 /// The apiserver refused a write for good (a 4xx other than 401, 403, 409 and 429).
 pub const KUBERNETES_REJECTED: &str = "KubernetesRejected";
 
@@ -66,18 +69,26 @@ impl Error {
 
 use crate::error_chain::error_chain;
 
-/// A tenant error as a failure; `api_key` says which credential kind was being handled.
-pub fn from_tenant(error: &tenant::Error, api_key: bool) -> Failure {
-    let (reason, kind) = match error {
-        tenant::Error::LimitReached { .. } if api_key => {
+/// A tenant error as a failure, while handling a credential of kind `credential`.
+pub fn from_tenant(error: &tenant::Error, credential: Kind) -> Failure {
+    let (reason, kind) = match (error, credential) {
+        (tenant::Error::LimitReached { .. }, Kind::ApiKey) => {
             ("KeyLimitReached", FailureKind::LimitReached)
         }
-        tenant::Error::LimitReached { .. } => ("SecretLimitReached", FailureKind::LimitReached),
-        tenant::Error::NotFound { .. } if !api_key => {
+        (tenant::Error::LimitReached { .. }, Kind::OAuthClientSecret) => {
+            ("SecretLimitReached", FailureKind::LimitReached)
+        }
+        (tenant::Error::LimitReached { .. }, Kind::AutomationToken) => {
+            ("AutomationLimitReached", FailureKind::LimitReached)
+        }
+        (tenant::Error::NotFound { .. }, Kind::OAuthClientSecret) => {
             ("OAuthClientNotFound", FailureKind::Permanent)
         }
-        e if e.is_transient() => (e.reason(), FailureKind::Transient),
-        e => (e.reason(), FailureKind::Permanent),
+        (tenant::Error::NotFound { .. }, Kind::AutomationToken) => {
+            (AUTOMATION_NOT_FOUND, FailureKind::Permanent)
+        }
+        (e, _) if e.is_transient() => (e.reason(), FailureKind::Transient),
+        (e, _) => (e.reason(), FailureKind::Permanent),
     };
     let retry_after = match error {
         tenant::Error::RateLimited { retry_after, .. } => *retry_after,
@@ -195,6 +206,25 @@ pub fn ambiguous_secrets(client_id: &str, hints: &[String]) -> Failure {
     }
 }
 
+/// The automation `id` to copy is gone from the tenant (deleted outside the operator):
+/// nothing can be copied, and the Secret's token no longer runs anything.
+pub fn automation_gone(id: &str, current: bool) -> Failure {
+    let which = if current {
+        "the current automation"
+    } else {
+        "the automation named in spec.credential.automationExecutionToken"
+    };
+    Failure {
+        reason: AUTOMATION_NOT_FOUND,
+        message: format!(
+            "{which} ({id}) does not exist on the tenant: there is nothing to copy and its \
+             token runs nothing; create a new SecretRotation naming an automation that exists"
+        ),
+        kind: FailureKind::Permanent,
+        retry_after: None,
+    }
+}
+
 /// The SecretRotation's QlikTenant `namespace/name` does not exist (worded as every kind
 /// words it).
 pub fn tenant_not_found(namespace: &str, name: &str) -> Failure {
@@ -219,19 +249,35 @@ mod tests {
             operation: "create",
             detail: ApiErrors::default(),
         };
-        let key_limit = from_tenant(&limit(), true);
+        let key_limit = from_tenant(&limit(), Kind::ApiKey);
         assert_eq!(
             (key_limit.reason, key_limit.kind),
             ("KeyLimitReached", FailureKind::LimitReached)
         );
-        let secret_limit = from_tenant(&limit(), false);
+        let secret_limit = from_tenant(&limit(), Kind::OAuthClientSecret);
         assert_eq!(secret_limit.reason, "SecretLimitReached");
+        let automation_limit = from_tenant(&limit(), Kind::AutomationToken);
+        assert_eq!(
+            (automation_limit.reason, automation_limit.kind),
+            ("AutomationLimitReached", FailureKind::LimitReached)
+        );
+        let missing_automation = from_tenant(
+            &tenant::Error::NotFound {
+                operation: "automations.copy",
+                detail: ApiErrors::default(),
+            },
+            Kind::AutomationToken,
+        );
+        assert_eq!(
+            (missing_automation.reason, missing_automation.kind),
+            (AUTOMATION_NOT_FOUND, FailureKind::Permanent)
+        );
         let missing_client = from_tenant(
             &tenant::Error::NotFound {
                 operation: "oauth-clients.get",
                 detail: ApiErrors::default(),
             },
-            false,
+            Kind::OAuthClientSecret,
         );
         assert_eq!(
             (missing_client.reason, missing_client.kind),
@@ -242,7 +288,7 @@ mod tests {
                 operation: "api-keys.list",
                 retry_after: Some(Duration::from_secs(9)),
             },
-            true,
+            Kind::ApiKey,
         );
         assert_eq!(throttled.kind, FailureKind::Transient);
         assert_eq!(throttled.retry_after, Some(Duration::from_secs(9)));
@@ -256,7 +302,7 @@ mod tests {
                 },
                 detail: ApiErrors::default(),
             },
-            true,
+            Kind::ApiKey,
         );
         assert_eq!(
             (refused.reason, refused.kind),

@@ -2,23 +2,26 @@
 //! credentials it created and nobody can use any more are revoked (an OAuth client secret
 //! never expires and a client holds only 5): the previous one once its `revokeAfter` has
 //! passed (consumers still cutting across keep working until then), a created credential
-//! whose Secret write never succeeded, stray API keys of this SecretRotation, and the
-//! current one only when its Secret goes too (owned by the SecretRotation) or is gone
-//! already: a Secret of the user's (the QlikTenant's own, for a self-rotation) keeps a
-//! working credential. Each is revoked only when provably the operator's
-//! ([`super::proof`]). A tenant that is gone or refuses the operator does not hold the
-//! deletion forever.
+//! whose Secret write never succeeded, stray API keys (or automation copies) of this
+//! SecretRotation, and the current one only when its Secret goes too (owned by the
+//! SecretRotation) or is gone already: a Secret of the user's (the QlikTenant's own, for a
+//! self-rotation) keeps a working credential. The current automation is never deleted,
+//! whatever happens to the Secret: it is the user's workload. Each is revoked only when
+//! provably the operator's ([`super::proof`]). A tenant that is gone or refuses the
+//! operator does not hold the deletion forever.
 
 use jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::events::Recorder;
 use kube::{Resource, ResourceExt};
 
+use super::act;
+use super::automation;
 use super::failure::{self, Error};
 use super::held::Held;
 use super::observe;
-use super::observed::{FailureKind, Note, Remote, RemoteCredential};
-use super::proof::provably_ours;
+use super::observed::{FailureKind, Kind, Note, Remote, RemoteCredential};
+use super::proof::{automation_deletable, provably_ours};
 use super::record;
 use super::step::handle;
 use crate::api::secret_rotation::{CredentialRef, SecretRotationStatus};
@@ -63,23 +66,31 @@ pub fn to_revoke(
     Ok(refs)
 }
 
-/// Of `named` (and, for API keys, every key carrying this SecretRotation's marker except
-/// the current one when its Secret stays), what is provably ours and still active: the
-/// ids to revoke, and those left alone because they are not provably ours.
+/// Of `named` (and, for API keys and automations, every one carrying this
+/// SecretRotation's marker except the current one when it stays), what is provably ours
+/// and still active: the ids to revoke, and those left alone because they are not provably
+/// ours. `original` is the automation the spec names.
 pub fn select(
-    api_key: bool,
+    kind: Kind,
+    original: &str,
     named: &[CredentialRef],
     current_stays: Option<&str>,
     remote: &Remote,
     identity: &str,
 ) -> (Vec<String>, Vec<String>) {
+    let proven = |credential: &RemoteCredential, recorded: Option<&CredentialRef>| match kind {
+        Kind::AutomationToken => {
+            automation_deletable(credential, Some(identity), original, current_stays)
+        }
+        kind => provably_ours(kind == Kind::ApiKey, credential, Some(identity), recorded),
+    };
     let (mut revoke, mut refused) = (Vec::new(), Vec::new());
     let mut consider = |credential: &RemoteCredential, recorded: Option<&CredentialRef>| {
         if !credential.active || revoke.contains(&credential.id) || refused.contains(&credential.id)
         {
             return;
         }
-        if provably_ours(api_key, credential, Some(identity), recorded) {
+        if proven(credential, recorded) {
             revoke.push(credential.id.clone());
         } else {
             refused.push(credential.id.clone());
@@ -90,10 +101,11 @@ pub fn select(
             consider(found, Some(recorded));
         }
     }
-    if api_key {
+    if kind != Kind::OAuthClientSecret {
         for credential in &remote.credentials {
             let stays = current_stays == Some(credential.id.as_str());
-            if !stays && provably_ours(true, credential, Some(identity), None) {
+            let marked = credential.revision.is_some();
+            if !stays && marked && proven(credential, None) {
                 consider(credential, None);
             }
         }
@@ -126,7 +138,10 @@ pub async fn finalize(
             name: object.spec.secret.name.clone(),
             source,
         })?;
-    let secret_stays = secret.as_ref().is_some_and(|s| !super::owned_by(s, object));
+    let kind = Kind::of(&object.spec);
+    // The current automation is the user's workload: it stays, whatever the Secret does.
+    let secret_stays = kind == Kind::AutomationToken
+        || secret.as_ref().is_some_and(|s| !super::owned_by(s, object));
     let mut status = object.status.clone().unwrap_or_default();
     let uid = object.meta().uid.clone().unwrap_or_default();
     // A credential whose status write failed too is known only here.
@@ -135,10 +150,10 @@ pub async fn finalize(
         .as_ref()
         .and_then(|p| held.facts(&uid, p.revision));
     if let (Some(pending), Some(held_now)) = (status.pending.as_mut(), held_now) {
-        let api_key = object.spec.credential.api_key.is_some();
+        let by_id = kind.named_by_id();
         pending.created.get_or_insert(CredentialRef {
-            id: api_key.then(|| held_now.id.clone()),
-            hint: (!api_key).then(|| held_now.id.clone()),
+            id: by_id.then(|| held_now.id.clone()),
+            hint: (!by_id).then(|| held_now.id.clone()),
             created_at: held_now.created_at.map(Time),
             expires_at: None,
             revoke_after: None,
@@ -153,11 +168,11 @@ pub async fn finalize(
         .as_ref()
         .and_then(handle)
         .filter(|_| secret_stays);
-    // API keys: stray keys with the marker are looked for too, once anything may have been
-    // created.
-    let api_key = object.spec.credential.api_key.is_some();
+    // API keys and automations: strays with the marker are looked for too, once anything
+    // may have been created.
+    let marked = kind != Kind::OAuthClientSecret;
     let started = status.revision > 0 || status.pending.is_some();
-    if !named.is_empty() || (api_key && started) {
+    if !named.is_empty() || (marked && started) {
         let note = match revoke_all(shared, object, &named, current_stays).await {
             Ok(None) => None,
             Ok(Some(note)) => Some(note),
@@ -188,7 +203,7 @@ async fn revoke_all(
     current_stays: Option<&str>,
 ) -> Result<Option<Note>, super::observed::Failure> {
     let namespace = object.namespace().unwrap_or_default();
-    let api_key = object.spec.credential.api_key.is_some();
+    let kind = Kind::of(&object.spec);
     let tenants: Api<QlikTenant> = Api::namespaced(shared.kube.clone(), &namespace);
     let tenant = tenants
         .get_opt(&object.spec.tenant_ref.name)
@@ -201,17 +216,12 @@ async fn revoke_all(
         .await
         .map_err(|e| failure::from_access(&e))?;
     let (remote, me) = observe::remote_and_identity(&client, object).await?;
-    let (revoke, refused) = select(api_key, named, current_stays, &remote, &me);
+    let original = automation::original(object);
+    let (revoke, refused) = select(kind, original, named, current_stays, &remote, &me);
     for id in &revoke {
-        let result = match &object.spec.credential.oauth_client_secret {
-            Some(oauth) => {
-                client
-                    .delete_oauth_client_secret(&oauth.client_id, id)
-                    .await
-            }
-            None => client.delete_api_key(id).await,
-        };
-        result.map_err(|e| failure::from_tenant(&e, api_key))?;
+        act::revoke(&client, object, id)
+            .await
+            .map_err(|e| failure::from_tenant(&e, kind))?;
     }
     let note = if !refused.is_empty() {
         Some(Note {
@@ -351,8 +361,59 @@ mod tests {
         };
         // Status names k1 and the forged key; k2 stays in a Secret that stays.
         let named = [reference("k1"), reference("forged"), reference("gone")];
-        let (revoke, refused) = select(true, &named, Some("k2"), &remote, "op");
+        let (revoke, refused) = select(Kind::ApiKey, "", &named, Some("k2"), &remote, "op");
         assert_eq!(revoke, vec!["k1".to_owned(), "stray".to_owned()]);
         assert_eq!(refused, vec!["forged".to_owned()]);
+    }
+
+    #[test]
+    fn a_deleted_automation_rotation_never_deletes_the_current_automation() {
+        let automation = |id: &str, revision: Option<i64>, owner: &str| RemoteCredential {
+            subject: None,
+            expires_at: None,
+            ..key(id, revision, owner, true)
+        };
+        let remote = Remote {
+            credentials: vec![
+                automation("orig", None, "alice"),
+                automation("c1", Some(1), "op"),
+                automation("c2", Some(2), "op"),
+                automation("unpublished", Some(3), "op"),
+                automation("theirs", Some(1), "alice"),
+            ],
+            max_expiry: None,
+        };
+        // The first rotation's grace: the original is previous. The current copy (c2 here,
+        // as if status were behind) stays; marked copies of the operator's go.
+        let status = SecretRotationStatus {
+            current: Some(reference("c2")),
+            previous: Some(reference("orig")),
+            ..SecretRotationStatus::default()
+        };
+        let named = to_revoke(&status, true, at(0)).unwrap();
+        assert_eq!(ids(&named), vec!["orig"]);
+        let (revoke, refused) = select(
+            Kind::AutomationToken,
+            "orig",
+            &named,
+            Some("c2"),
+            &remote,
+            "op",
+        );
+        assert_eq!(
+            revoke,
+            vec!["orig".to_owned(), "c1".to_owned(), "unpublished".to_owned()]
+        );
+        assert!(refused.is_empty(), "{refused:?}");
+        // Status naming the current one, however edited, changes nothing.
+        let (revoke, _) = select(
+            Kind::AutomationToken,
+            "orig",
+            &[reference("c2")],
+            Some("c2"),
+            &remote,
+            "op",
+        );
+        assert!(!revoke.contains(&"c2".to_owned()), "{revoke:?}");
     }
 }

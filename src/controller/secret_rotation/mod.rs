@@ -12,6 +12,7 @@
 //! [`backoff`](crate::controller::backoff).
 
 pub mod act;
+pub mod automation;
 pub mod failure;
 pub mod finalize;
 pub mod health;
@@ -21,8 +22,8 @@ pub mod observe;
 pub mod observed;
 pub mod proof;
 pub mod record;
-
 pub mod schedule;
+pub mod secret;
 pub mod step;
 
 use std::sync::Arc;

@@ -12,14 +12,17 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
+use super::automation;
 use super::failure::{self, Error};
 use super::held::Held;
 use super::marker;
-use super::observed::{Failure, Observed, Remote, RemoteCredential, SecretFacts};
+use super::observed::{Failure, Kind, Observed, Remote, RemoteCredential, SecretFacts};
 use super::schedule;
 use super::step;
 use crate::api::ownership::ALLOW_ROTATION_BY;
-use crate::api::secret_rotation::{CREDENTIAL_ID, CREDENTIAL_REVISION, Phase, ROTATE_REQUESTED_AT};
+use crate::api::secret_rotation::{
+    CREDENTIAL_ID, CREDENTIAL_REVISION, Phase, ROTATE_REQUESTED_AT, SecretRotationStatus,
+};
 use crate::api::{QlikTenant, SecretRotation};
 use crate::controller::Shared;
 use crate::tenant::{ApiKeyStatus, TenantClient};
@@ -87,7 +90,7 @@ pub async fn observe(
             source,
         })?;
 
-    let api_key = object.spec.credential.api_key.is_some();
+    let kind = Kind::of(&object.spec);
     let (client, remote) = match &tenant {
         None => (
             None,
@@ -97,9 +100,9 @@ pub async fn observe(
             Err(e) => (None, Err(failure::from_access(&e))),
             Ok(client) => {
                 let uid = object.meta().uid.clone().unwrap_or_default();
-                let remote = remote(&client, &object, &uid, status.phase)
+                let remote = remote(&client, &object, &uid, &status, false)
                     .await
-                    .map_err(|e| failure::from_tenant(&e, api_key));
+                    .map_err(|e| failure::from_tenant(&e, kind));
                 (Some(client), remote)
             }
         },
@@ -136,7 +139,7 @@ pub async fn observe(
     {
         match identity(client).await {
             Ok(me) => observed.identity = Some(me),
-            Err(e) => observed.remote = Err(failure::from_tenant(&e, api_key)),
+            Err(e) => observed.remote = Err(failure::from_tenant(&e, kind)),
         }
     }
     Ok(Observation {
@@ -186,23 +189,33 @@ pub async fn remote_and_identity(
     client: &TenantClient,
     object: &SecretRotation,
 ) -> Result<(Remote, String), Failure> {
-    let api_key = object.spec.credential.api_key.is_some();
+    let kind = Kind::of(&object.spec);
     let uid = object.meta().uid.clone().unwrap_or_default();
-    let found = remote(client, object, &uid, Phase::Idle)
+    let status = object.status.clone().unwrap_or_default();
+    let found = remote(client, object, &uid, &status, true)
         .await
-        .map_err(|e| failure::from_tenant(&e, api_key))?;
+        .map_err(|e| failure::from_tenant(&e, kind))?;
     let me = identity(client)
         .await
-        .map_err(|e| failure::from_tenant(&e, api_key))?;
+        .map_err(|e| failure::from_tenant(&e, kind))?;
     Ok((found, me))
 }
 
+/// The tenant's credentials of `object`; `deleting`: for the finalizer, which looks for
+/// automation copies by their marker whatever the phase.
 async fn remote(
     client: &TenantClient,
     object: &SecretRotation,
     uid: &str,
-    phase: Phase,
+    status: &SecretRotationStatus,
+    deleting: bool,
 ) -> Result<Remote, crate::tenant::Error> {
+    let phase = if deleting { Phase::Idle } else { status.phase };
+    if object.spec.credential.automation_execution_token.is_some() {
+        // A copy status does not name can exist only once a rotation is under way.
+        let scan = deleting || phase == Phase::Creating;
+        return automation::remote(client, object, status, scan).await;
+    }
     if let Some(oauth) = &object.spec.credential.oauth_client_secret {
         let found = client.get_oauth_client(&oauth.client_id).await?;
         let credentials = found

@@ -7,6 +7,34 @@ use jiff::Timestamp;
 
 use crate::api::{SecretRotationSpec, SecretRotationStatus};
 
+/// The credential kind a SecretRotation rotates (its spec's one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ApiKey,
+    OAuthClientSecret,
+    /// An automation's execution token, renewed by copying the automation.
+    AutomationToken,
+}
+
+impl Kind {
+    pub fn of(spec: &SecretRotationSpec) -> Kind {
+        let credential = &spec.credential;
+        if credential.api_key.is_some() {
+            Kind::ApiKey
+        } else if credential.automation_execution_token.is_some() {
+            Kind::AutomationToken
+        } else {
+            Kind::OAuthClientSecret
+        }
+    }
+
+    /// Whether status names its credentials by `id` (API key, automation) rather than by
+    /// `hint` (OAuth client secret).
+    pub fn named_by_id(self) -> bool {
+        self != Kind::OAuthClientSecret
+    }
+}
+
 /// Everything the decision depends on, including the time.
 #[derive(Clone, Debug)]
 pub struct Observed {
@@ -70,6 +98,9 @@ impl SecretFacts {
 pub struct Remote {
     /// API keys: those carrying this SecretRotation's marker. OAuth: every secret of the
     /// client (there is no marker; the pending rotation's `knownHints` tell them apart).
+    /// Automations: the current one (the spec's before the first rotation), the previous
+    /// one and a recorded copy, as far as they exist, and while `Creating` every
+    /// automation whose name carries this SecretRotation's marker.
     pub credentials: Vec<RemoteCredential>,
     /// API keys: the tenant's longest key lifetime, read while `Creating`.
     pub max_expiry: Option<Duration>,
@@ -84,16 +115,16 @@ impl Remote {
 /// One credential on the tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteCredential {
-    /// API key id, or OAuth secret hint.
+    /// API key id, OAuth secret hint, or automation id.
     pub id: String,
-    /// The revision in the API key's marker.
+    /// The revision in the API key's (or the automation name's) marker.
     pub revision: Option<i64>,
-    /// Accepted by the tenant (not expired or revoked).
+    /// Accepted by the tenant (not expired or revoked); an automation: it exists.
     pub active: bool,
     pub created_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
-    /// Who created it (API key `createdByUser`, OAuth secret `createdBy`), if the tenant
-    /// says.
+    /// Who created it (API key `createdByUser`, OAuth secret `createdBy`, automation
+    /// `ownerId`), if the tenant says.
     pub created_by: Option<String>,
     /// API keys: the user it authenticates as (`sub`).
     pub subject: Option<String>,
@@ -115,7 +146,8 @@ pub struct Failure {
 pub enum FailureKind {
     /// Retrying soon can help (429, 5xx, timeouts, an unknown outcome, a conflict).
     Transient,
-    /// A tenant limit (keys per user, 5 client secrets): someone must make room.
+    /// A tenant limit (keys per user, 5 client secrets, automations per user): someone
+    /// must make room.
     LimitReached,
     /// Retrying without a change cannot help (unauthorized, forbidden, no such client).
     Permanent,
@@ -150,6 +182,13 @@ pub enum Action {
     /// (its value held in memory) to the Secret: a retry that creates nothing.
     WriteSecret {
         revision: i64,
+    },
+    /// Automations: finish the copy `id` made for `revision` before an interruption (found
+    /// by its name marker): give it the current automation's state, read its token and
+    /// write it to the Secret. Nothing is copied again.
+    AdoptCopy {
+        revision: i64,
+        id: String,
     },
     /// Annotate the rollout targets' pod templates with `revision`.
     Rollout {

@@ -8,6 +8,10 @@
 //! - an OAuth client secret needs the operator's identity as its creator (`createdBy`);
 //!   when the tenant does not say who created it, the creation time recorded from the
 //!   create response must match the tenant's.
+//! - an automation (deleting it is its "revoke") is never the current one (the user's
+//!   workload); otherwise it is either the one named in the spec, which the user asked to
+//!   have replaced by choosing this kind, or a copy whose name carries this
+//!   SecretRotation's marker **and** whose owner (`ownerId`) is the operator's identity.
 //!
 //! Every id taken from status goes through the same check before a revoke.
 
@@ -39,6 +43,26 @@ pub fn provably_ours(
             recorded.is_some() && recorded == credential.created_at
         }
     }
+}
+
+/// Whether the automation `credential` may be deleted by this SecretRotation: `original`
+/// is the spec's automation id, `current` status' current one.
+pub fn automation_deletable(
+    credential: &RemoteCredential,
+    identity: Option<&str>,
+    original: &str,
+    current: Option<&str>,
+) -> bool {
+    if current == Some(credential.id.as_str()) || !credential.active {
+        return false;
+    }
+    if credential.id == original {
+        return true;
+    }
+    let Some(me) = identity.filter(|me| !me.is_empty()) else {
+        return false;
+    };
+    credential.revision.is_some() && credential.created_by.as_deref() == Some(me)
 }
 
 #[cfg(test)]
@@ -118,5 +142,47 @@ mod tests {
             ..recorded
         };
         assert!(!provably_ours(false, &hint(None), me, Some(&other_time)));
+    }
+
+    #[test]
+    fn an_automation_is_deleted_only_as_the_original_or_a_marked_copy_of_ours_never_current() {
+        let automation = |id: &str, revision: Option<i64>, owner: &str| RemoteCredential {
+            id: id.into(),
+            revision,
+            active: true,
+            created_at: None,
+            expires_at: None,
+            created_by: Some(owner.into()),
+            subject: None,
+        };
+        let me = Some("op");
+        let deletable =
+            |c: &RemoteCredential, current| automation_deletable(c, me, "orig", current);
+        // The original, whoever owns it (the user chose this kind), unless it is current.
+        assert!(deletable(&automation("orig", None, "alice"), Some("copy1")));
+        assert!(!deletable(&automation("orig", None, "alice"), Some("orig")));
+        // A marked copy made by the operator's identity.
+        assert!(deletable(
+            &automation("copy1", Some(1), "op"),
+            Some("copy2")
+        ));
+        assert!(
+            !deletable(&automation("copy2", Some(2), "op"), Some("copy2")),
+            "never the current one"
+        );
+        assert!(
+            !deletable(&automation("copy1", Some(1), "alice"), None),
+            "a marked copy someone else owns"
+        );
+        assert!(
+            !deletable(&automation("other", None, "op"), None),
+            "an unmarked automation of the operator's"
+        );
+        assert!(!automation_deletable(
+            &automation("copy1", Some(1), "op"),
+            None,
+            "orig",
+            None
+        ));
     }
 }

@@ -21,12 +21,18 @@
 //!   `pending.created`, found by its API key marker, or the one new OAuth hint): revoke
 //!   it when it is provably the operator's ([`super::proof`]), then create again; OAuth
 //!   hints that cannot be attributed stop the rotation (`AmbiguousSecret`), revoking none.
+//! - automation tokens ([`automation`]): a copy of the pending revision (recorded, or
+//!   found by its name marker) is adopted (`AdoptCopy`), never copied again, since its
+//!   token can be read again; a current automation that is gone stops the rotation
+//!   (`AutomationNotFound`).
 //! - every other phase repeats its idempotent side effect.
 //!
 //! Before anything is created and before every Secret write, the Secret must be the
 //! operator's to write ([`SecretFacts::writable`](super::observed::SecretFacts::writable)):
 //! otherwise `SecretNotOwned`, and nothing happens.
 
+mod after;
+mod automation;
 mod creating;
 mod guard;
 #[cfg(test)]
@@ -36,12 +42,13 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+pub use self::after::after;
 pub use self::guard::needs_identity;
 use self::guard::{revocable, revoking, secret_blocked};
 use super::health::{phase_reason, set_conditions};
 use super::observed::{
-    Action, Decision, Failure, FailureKind, Note, Observed, Outcome, Remote, RemoteCredential,
-    Requeue,
+    Action, Decision, Failure, FailureKind, Kind, Note, Observed, Outcome, Remote,
+    RemoteCredential, Requeue,
 };
 use super::schedule;
 use crate::api::secret_rotation::{CredentialRef, PendingRotation, Phase, SecretRotationStatus};
@@ -51,13 +58,29 @@ pub const RETRY_LIMIT: Duration = Duration::from_secs(60);
 /// The least wait after a failure only a person can fix.
 pub const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 
-/// The identifier of a credential: API key id or OAuth hint.
+/// The identifier of a credential: API key id, OAuth hint or automation id.
 pub fn handle(credential: &CredentialRef) -> Option<&str> {
     credential.id.as_deref().or(credential.hint.as_deref())
 }
 
+fn kind(o: &Observed) -> Kind {
+    Kind::of(&o.spec)
+}
+
 fn is_api_key(o: &Observed) -> bool {
-    o.spec.credential.api_key.is_some()
+    kind(o) == Kind::ApiKey
+}
+
+/// A reference to the credential `id`, by id or by hint as its kind is named.
+fn reference(o: &Observed, id: &str) -> CredentialRef {
+    let by_id = kind(o).named_by_id();
+    CredentialRef {
+        id: by_id.then(|| id.to_owned()),
+        hint: (!by_id).then(|| id.to_owned()),
+        created_at: None,
+        expires_at: None,
+        revoke_after: None,
+    }
 }
 
 /// The ids of the current and previous credential.
@@ -102,135 +125,6 @@ pub fn step(o: &Observed) -> Decision {
     }
 }
 
-/// Where `decision` leaves the status after its action ran.
-pub fn after(o: &Observed, decision: &Decision, result: Result<&Outcome, &Failure>) -> Decision {
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(failure) => return failed(o, decision.status.clone(), failure),
-    };
-    let mut status = decision.status.clone();
-    let mut notes: Vec<Note> = outcome
-        .warnings
-        .iter()
-        .map(|w| warning("RolloutTargetMissing", w.clone()))
-        .collect();
-    let requeue = match &decision.action {
-        Action::Nothing => decision.requeue,
-        Action::DeleteStrays(ids) => {
-            // A recorded credential whose value was lost is gone now.
-            if let Some(pending) = &mut status.pending
-                && pending
-                    .created
-                    .as_ref()
-                    .and_then(handle)
-                    .is_some_and(|id| ids.iter().any(|i| i == id))
-            {
-                pending.created = None;
-            }
-            notes.push(normal(
-                "Revoked",
-                format!(
-                    "revoked {} credential(s) left by an interrupted rotation: {}",
-                    ids.len(),
-                    ids.join(", ")
-                ),
-            ));
-            Requeue::Immediately
-        }
-        Action::Create { revision, .. } | Action::WriteSecret { revision } => {
-            let Some(created) = &outcome.created else {
-                return decision.clone();
-            };
-            let current = CredentialRef {
-                id: is_api_key(o).then(|| created.id.clone()),
-                hint: (!is_api_key(o)).then(|| created.id.clone()),
-                created_at: Some(Time(created.created_at.unwrap_or(o.now))),
-                expires_at: created.expires_at.map(Time),
-                revoke_after: None,
-            };
-            publish(o, &mut status, current, *revision);
-            notes.push(normal(
-                "Created",
-                format!(
-                    "created credential {} (revision {revision}) and wrote it to Secret {} key {}",
-                    created.id, o.spec.secret.name, o.spec.secret.key
-                ),
-            ));
-            Requeue::Immediately
-        }
-        Action::Rollout { revision } => {
-            if !o.spec.rollout_targets.is_empty() {
-                notes.push(normal(
-                    "RolledOut",
-                    format!(
-                        "annotated {} rollout target(s) with revision {revision}",
-                        o.spec.rollout_targets.len()
-                    ),
-                ));
-            }
-            status.phase = Phase::Draining;
-            match status
-                .previous
-                .as_ref()
-                .and_then(|p| p.revoke_after.clone())
-            {
-                Some(at) if at.0 > o.now => Requeue::At(at.0),
-                _ => Requeue::Immediately,
-            }
-        }
-        Action::Revoke { credential } => {
-            if let Some(id) = credential {
-                notes.push(normal(
-                    "Revoked",
-                    format!("revoked the previous credential {id}"),
-                ));
-            }
-            status.phase = Phase::Idle;
-            status.previous = None;
-            Requeue::Immediately
-        }
-    };
-    set_conditions(&mut status, o, None);
-    Decision {
-        status,
-        action: Action::Nothing,
-        requeue,
-        notes,
-    }
-}
-
-/// The status after a credential was published: it becomes current, the old one previous
-/// until the grace period ends.
-fn publish(o: &Observed, status: &mut SecretRotationStatus, current: CredentialRef, revision: i64) {
-    let revoke_after = Some(Time(schedule::add(o.now, o.spec.grace_period.into())));
-    // The old value moves to `<key>.previous` even when the operator did not create it
-    // (a bootstrap credential): `previous` then has no id and is only cleaned, not revoked.
-    let had_value = status.current.is_some() || o.secret.has_value;
-    status.previous = match status.current.take() {
-        Some(old) => Some(CredentialRef {
-            revoke_after,
-            ..old
-        }),
-        None if had_value => Some(CredentialRef {
-            id: None,
-            hint: None,
-            created_at: None,
-            expires_at: None,
-            revoke_after,
-        }),
-        None => None,
-    };
-    status.current = Some(current);
-    status.revision = revision;
-    let requested = status.pending.as_ref().and_then(|p| p.requested_at.clone());
-    status.last_rotation_time = Some(match requested {
-        Some(r) if r.0 > o.now => r,
-        _ => Time(o.now),
-    });
-    status.pending = None;
-    status.phase = Phase::Publishing;
-}
-
 fn idle(o: &Observed, remote: &Remote) -> Decision {
     let status = &o.status;
     let ours = ours(status);
@@ -253,6 +147,10 @@ fn idle(o: &Observed, remote: &Remote) -> Decision {
                 Requeue::Immediately,
             );
         }
+    }
+    // A gone automation cannot be copied: stop, before a trigger that would try.
+    if let Some(gone) = automation::gone(o, remote) {
+        return failed(o, status.clone(), &gone);
     }
     let current_active = status
         .current
@@ -304,10 +202,10 @@ fn idle(o: &Observed, remote: &Remote) -> Decision {
         requested_at: requested
             .filter(|_| reason == "RotationRequested")
             .map(Time),
-        known_hints: if is_api_key(o) {
-            Vec::new()
-        } else {
+        known_hints: if kind(o) == Kind::OAuthClientSecret {
             remote.credentials.iter().map(|c| c.id.clone()).collect()
+        } else {
+            Vec::new()
         },
         created: None,
         ambiguous: None,

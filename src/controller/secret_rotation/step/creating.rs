@@ -5,8 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    Action, Decision, Observed, Outcome, Remote, RemoteCredential, Requeue, after, failed, handle,
-    hold, is_api_key, ours, revocable, warning,
+    Action, Decision, Kind, Observed, Outcome, Remote, RemoteCredential, Requeue, after,
+    automation, failed, handle, hold, is_api_key, kind, ours, reference, revocable, warning,
 };
 use crate::api::secret_rotation::{
     AmbiguousSecrets, CredentialRef, PendingRotation, Phase, SecretRotationStatus,
@@ -47,6 +47,10 @@ pub(super) fn creating(o: &Observed, remote: &Remote) -> Decision {
             Action::WriteSecret { revision },
             Requeue::Immediately,
         );
+    }
+    // An automation copy's token can be read again: adopt the copy, never copy twice.
+    if kind(o) == Kind::AutomationToken {
+        return automation::creating(o, remote, revision);
     }
     let mut next = status.clone();
     let mut notes = Vec::new();
@@ -143,14 +147,11 @@ pub(super) fn record_held(status: &mut SecretRotationStatus, o: &Observed) {
     let Some(held) = held(o) else {
         return;
     };
-    let api_key = is_api_key(o);
     if let Some(pending) = &mut status.pending {
         pending.created = Some(CredentialRef {
-            id: api_key.then(|| held.id.clone()),
-            hint: (!api_key).then(|| held.id.clone()),
             created_at: held.created_at.map(|t| Time(schedule::whole_seconds(t))),
             expires_at: held.expires_at.map(|t| Time(schedule::whole_seconds(t))),
-            revoke_after: None,
+            ..reference(o, &held.id)
         });
     }
 }

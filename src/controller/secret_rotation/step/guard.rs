@@ -3,20 +3,29 @@
 //! needed to tell. Pure.
 
 use super::{
-    Action, Decision, Failure, Observed, Remote, RemoteCredential, Requeue, handle, hold,
-    is_api_key, ours, warning,
+    Action, Decision, Failure, Kind, Observed, Remote, RemoteCredential, Requeue, automation,
+    handle, hold, is_api_key, kind, ours, warning,
 };
 use crate::api::secret_rotation::{CredentialRef, Phase};
 use crate::controller::secret_rotation::failure;
-use crate::controller::secret_rotation::proof::provably_ours;
+use crate::controller::secret_rotation::proof::{automation_deletable, provably_ours};
 
-/// Whether `credential` may be revoked (see [`super::proof`]).
+/// Whether `credential` may be revoked (an automation: deleted; see [`super::proof`]).
 pub(super) fn revocable(
     o: &Observed,
     credential: &RemoteCredential,
     recorded: Option<&CredentialRef>,
 ) -> bool {
-    provably_ours(is_api_key(o), credential, o.identity.as_deref(), recorded)
+    let identity = o.identity.as_deref();
+    match kind(o) {
+        Kind::AutomationToken => automation_deletable(
+            credential,
+            identity,
+            automation::original(o).unwrap_or_default(),
+            o.status.current.as_ref().and_then(handle),
+        ),
+        kind => provably_ours(kind == Kind::ApiKey, credential, identity, recorded),
+    }
 }
 
 /// Whether the decision may revoke something, so that observe must read who the operator
@@ -32,7 +41,7 @@ pub fn needs_identity(o: &Observed) -> bool {
     match status.phase {
         Phase::Revoking => status.previous.as_ref().and_then(handle).is_some(),
         Phase::Creating if pending.is_some_and(|p| p.created.is_some()) => true,
-        Phase::Creating if is_api_key(o) => remote
+        Phase::Creating if kind(o) != Kind::OAuthClientSecret => remote
             .credentials
             .iter()
             .filter(unknown)

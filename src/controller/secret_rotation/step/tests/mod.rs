@@ -1,9 +1,11 @@
 //! The state machine's tests, by phase: [`every_phase`] runs every phase against every kind
 //! of observation and every failing side effect; [`idle`] when a rotation starts;
 //! [`creating`] the create and its recovery after a crash; [`cut_over`] publishing, the
-//! grace period and the revoke; [`trust`] what the step may write and revoke. The fixtures
-//! here describe one SecretRotation in each phase.
+//! grace period and the revoke; [`trust`] what the step may write and revoke;
+//! [`automation`] the automation execution token's copy, adoption and deletion. The
+//! fixtures here describe one SecretRotation in each phase.
 
+mod automation;
 mod creating;
 mod cut_over;
 mod every_phase;
@@ -43,6 +45,7 @@ fn api_key_spec(expiry: Option<Duration>) -> SecretRotationSpec {
                 expiry: expiry.map(Into::into),
             }),
             oauth_client_secret: None,
+            automation_execution_token: None,
         },
         secret: SecretTarget {
             name: "reports".into(),
@@ -62,6 +65,7 @@ fn oauth_spec() -> SecretRotationSpec {
         oauth_client_secret: Some(OAuthClientSecretRotation {
             client_id: "m2m".into(),
         }),
+        automation_execution_token: None,
     };
     spec.rotate_every = Some(Duration::from_secs(7 * 24 * 3600).into());
     spec
