@@ -2,7 +2,8 @@
 //! full API key and OAuth secret rotations (expiry capping, schedule, manual trigger, grace
 //! period, `<key>.previous`, rollout annotation), self-rotation while CspEntries keep
 //! syncing, a Secret deleted by a user, a credential revoked in the console, and no value
-//! in logs, status or events.
+//! (automation execution tokens included) in logs, status or events. Automation token
+//! rotations have their own suite, `tests/automation_token_rotation.rs`.
 //!
 //! Each test runs its own controllers (namespace-scoped, health checks every second) on a
 //! clock that the test moves together with the emulator's, so hours pass at once. Waits
@@ -26,93 +27,11 @@ use qlik_csp_operator::api::secret_rotation::{
     secret_rotation_label_value,
 };
 use qlik_csp_operator::api::{CspEntry, SecretRotation};
-use qlik_csp_operator::controller::csp_entry::remote_cache::RemoteCache;
-use qlik_csp_operator::controller::secret_rotation::{self, Clock, OffsetClock};
-use qlik_csp_operator::controller::tenant_clients::TenantClients;
-use qlik_csp_operator::controller::{Settings, Shared, csp_entry, tenant};
-use qlik_csp_operator::tenant::{ApiKeyStatus, ClientConfig, NewApiKey};
+use qlik_csp_operator::controller::secret_rotation::Clock;
+use qlik_csp_operator::tenant::{ApiKeyStatus, NewApiKey};
 use rotation_rig::*;
 use secrecy::ExposeSecret;
 use serde_json::json;
-
-/// Controllers that stop when the test ends.
-struct Running {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    clock: OffsetClock,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-impl Running {
-    /// The rotation controller, and with `all` the tenant and CspEntry controllers too.
-    /// Grace periods end at once (the CRD's 1 m minimum is overridden), so a rotation
-    /// settles without moving the clock.
-    fn start(rig: &Rig, all: bool) -> Running {
-        let mut shared = support::controller_shared(&rig.env, Duration::from_millis(100));
-        Arc::get_mut(&mut shared)
-            .expect("not yet shared")
-            .settings
-            .grace_period_override = Some(Duration::ZERO);
-        Running::with_shared(shared, all)
-    }
-
-    /// As [`Running::start`], keeping each SecretRotation's own grace period.
-    fn start_keeping_grace(rig: &Rig, all: bool) -> Running {
-        let shared: Arc<Shared> = support::controller_shared(&rig.env, Duration::from_millis(100));
-        Running::with_shared(shared, all)
-    }
-
-    /// As [`Running::start`], but tenant clients trust a credential Secret for an hour: only
-    /// the rotation's own notice makes them read it again.
-    fn start_with_long_secret_cache(rig: &Rig, all: bool) -> Running {
-        let short = support::controller_shared(&rig.env, Duration::from_millis(100));
-        let template = ClientConfig {
-            request_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(2),
-            ..ClientConfig::new("https://set-per-tenant.invalid")
-        };
-        let shared = Arc::new(Shared {
-            kube: short.kube.clone(),
-            tenants: TenantClients::new(template, Duration::from_secs(3600))
-                .with_allowed_hosts(support::test_allowed_hosts()),
-            remote: RemoteCache::default(),
-            turns: Default::default(),
-            entries: Default::default(),
-            clock: std::sync::Arc::new(qlik_csp_operator::controller::clock::SystemClock),
-            settings: Settings {
-                grace_period_override: Some(Duration::ZERO),
-                ..short.settings.clone()
-            },
-            runtime: Default::default(),
-        });
-        Running::with_shared(shared, all)
-    }
-
-    fn with_shared(shared: Arc<Shared>, all: bool) -> Running {
-        let clock = OffsetClock::default();
-        let mut tasks = vec![tokio::spawn(secret_rotation::run_with_clock(
-            shared.clone(),
-            Arc::new(clock.clone()),
-        ))];
-        if all {
-            tasks.push(tokio::spawn(tenant::run::run(shared.clone())));
-            tasks.push(tokio::spawn(csp_entry::run(shared)));
-        }
-        Running { tasks, clock }
-    }
-
-    /// Moves the controller's and the emulator's clocks together.
-    async fn advance(&self, rig: &Rig, by: Duration) {
-        rig.advance_emulator(by).await;
-        self.clock.advance(by);
-    }
-}
 
 fn uid(rotation: &SecretRotation) -> String {
     rotation.metadata.uid.clone().unwrap()
@@ -774,13 +693,25 @@ async fn credentials_never_reach_logs_status_or_events() {
     let oauth = rig
         .create(&oauth_rotation("m2m", "m2m-secret", Duration::ZERO))
         .await;
+    let (automation, seeded_token) = rig.seed_automation("Relay", "available").await;
+    let token = rig
+        .create(&automation_rotation(
+            "relay",
+            "relay-run",
+            &automation,
+            Duration::ZERO,
+        ))
+        .await;
     rig.wait_settled("key", 1).await;
     rig.wait_settled("m2m", 1).await;
+    rig.wait_settled("relay", 1).await;
     let mut values = vec![
         rig.secret_value("key-qlik", "token").await.unwrap(),
         rig.secret_value("m2m-secret", "client-secret")
             .await
             .unwrap(),
+        rig.secret_value("relay-run", "token").await.unwrap(),
+        seeded_token,
     ];
     rig.request_rotation(
         "key",
@@ -798,6 +729,7 @@ async fn credentials_never_reach_logs_status_or_events() {
     let statuses = [
         serde_json::to_string(&rig.rotation("key").await.status).unwrap(),
         serde_json::to_string(&rig.rotation("m2m").await.status).unwrap(),
+        serde_json::to_string(&rig.rotation("relay").await.status).unwrap(),
     ];
     let events: kube::Api<Event> = rig.api();
     let events =
@@ -818,7 +750,7 @@ async fn credentials_never_reach_logs_status_or_events() {
             "a credential is in an event"
         );
     }
-    drop((key, oauth));
+    drop((key, oauth, token));
 }
 
 fn ready_of(rotation: &SecretRotation) -> (String, String, String) {

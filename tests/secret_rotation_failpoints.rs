@@ -1,13 +1,15 @@
 //! Crash safety, with the real `qlik-csp-operator run` binary. For every fail point of
-//! `failpoint::rotation::ALL` and every credential kind, a case rotates once cleanly, starts
+//! `failpoint::rotation::ALL` and every credential kind that reaches it (only automation
+//! tokens reach `rotation.after-copy`), a case rotates once cleanly, starts
 //! the operator with `QLIKOPS_FAILPOINT=<step>` so that it aborts at that step of the second
 //! rotation, checks what the crash left, and starts it again without. Then the invariants
 //! hold: right after the crash the Secret holds a credential the tenant accepts; once the
 //! rotation is over the tenant holds exactly what it held before, less the first credential
 //! and plus the one now in the Secret. That is compared over the tenant's full API key list
 //! and the OAuth client's full hint list, not over the keys carrying the operator's marker,
-//! so a leaked credential counts whatever its description. The rollout target carries the
-//! new revision.
+//! so a leaked credential counts whatever its description (for automation tokens: over
+//! every automation of the tenant, and exactly one carries the marker). The rollout target
+//! carries the new revision.
 //!
 //! The cases are generated from `point::ALL`: a new fail point gets a case (which fails
 //! until [`at_the_crash`] says what the crash leaves there), and none can be left out. They
@@ -61,19 +63,29 @@ fn operator(rig: &Rig, fail_at: Option<&str>, log: &Path) -> Operator {
 enum Kind {
     ApiKey,
     OAuth,
+    Automation,
 }
 
 impl Kind {
-    const ALL: [Kind; 2] = [Kind::ApiKey, Kind::OAuth];
+    const ALL: [Kind; 3] = [Kind::ApiKey, Kind::OAuth, Kind::Automation];
+
+    /// Whether a rotation of this kind passes the fail point `step`.
+    fn reaches(self, step: &str) -> bool {
+        step != point::AFTER_COPY || matches!(self, Kind::Automation)
+    }
 
     /// SecretRotation `app` (grace period 1 m, which the operator here overrides to 1 s)
-    /// rolling out Deployment `app`.
-    fn rotation(self) -> SecretRotation {
+    /// rolling out Deployment `app`; for automation tokens, of an automation seeded now.
+    async fn rotation(self, rig: &Rig) -> SecretRotation {
         let grace = Duration::from_secs(60);
         let (secret, _) = self.secret();
         let mut rotation = match self {
             Kind::ApiKey => api_key_rotation("app", secret, grace),
             Kind::OAuth => oauth_rotation("app", secret, grace),
+            Kind::Automation => {
+                let (id, _) = rig.seed_automation("App trigger", "available").await;
+                automation_rotation("app", secret, &id, grace)
+            }
         };
         rotation.spec.rollout_targets = vec![RolloutTarget {
             kind: WorkloadKind::Deployment,
@@ -87,6 +99,7 @@ impl Kind {
         match self {
             Kind::ApiKey => ("app-qlik", "token"),
             Kind::OAuth => ("app-oauth", "client-secret"),
+            Kind::Automation => ("app-automation", "token"),
         }
     }
 
@@ -95,15 +108,17 @@ impl Kind {
         match self {
             Kind::ApiKey => "api-keys.list",
             Kind::OAuth => "oauth-clients.get",
+            Kind::Automation => "automations.get",
         }
     }
 
-    /// Every credential of this kind on the tenant: all API keys, or all of the OAuth
-    /// client's secret hints (the seeded one included).
+    /// Every credential of this kind on the tenant: all API keys, all of the OAuth
+    /// client's secret hints (the seeded one included), or all automations.
     async fn credentials(self, rig: &Rig) -> BTreeSet<String> {
         match self {
             Kind::ApiKey => rig.all_key_ids().await,
             Kind::OAuth => rig.hints().await.into_iter().collect(),
+            Kind::Automation => rig.all_automation_ids().await,
         }
     }
 
@@ -111,6 +126,7 @@ impl Kind {
         match self {
             Kind::ApiKey => rig.api_key_works(value).await,
             Kind::OAuth => rig.client_secret_works(value).await,
+            Kind::Automation => rig.automation_token_works(value).await,
         }
     }
 }
@@ -144,7 +160,7 @@ fn at_the_crash(step: &str) -> AtTheCrash {
             created: 0,
             ..created(false, false)
         },
-        point::AFTER_CREATE => created(false, false),
+        point::AFTER_COPY | point::AFTER_CREATE => created(false, false),
         point::HELD_UNWRITTEN => AtTheCrash {
             recorded: true,
             ..created(false, false)
@@ -182,7 +198,7 @@ async fn crash_and_recover(kind: Kind, step: &'static str, log: PathBuf) {
     File::create(&log).unwrap();
     let rig = Rig::start(|_| {}).await;
     rig.create(&deployment("app")).await;
-    rig.create(&kind.rotation()).await;
+    let rotation = rig.create(&kind.rotation(&rig).await).await;
     let (secret, key) = kind.secret();
     let first = {
         let _clean = operator(&rig, None, &log);
@@ -266,6 +282,15 @@ async fn crash_and_recover(kind: Kind, step: &'static str, log: PathBuf) {
         "the first credential is revoked"
     );
     assert_eq!(rolled_out_revision(&rig).await.as_deref(), Some("2"));
+    if let Kind::Automation = kind {
+        let marked: Vec<String> = rig
+            .automations_of(&rotation)
+            .await
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(marked, vec![current], "exactly one copy carries the marker");
+    }
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {
@@ -285,7 +310,12 @@ async fn every_fail_point_is_recovered_for_every_credential_kind() {
     std::fs::create_dir_all(&logs).unwrap();
     let cases: Vec<(Kind, &'static str)> = Kind::ALL
         .into_iter()
-        .flat_map(|kind| point::ALL.into_iter().map(move |step| (kind, step)))
+        .flat_map(|kind| {
+            point::ALL
+                .into_iter()
+                .filter(move |step| kind.reaches(step))
+                .map(move |step| (kind, step))
+        })
         .collect();
     let total = cases.len();
     let results: Vec<(String, Duration, Result<(), String>)> = futures::stream::iter(cases)

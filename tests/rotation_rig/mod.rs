@@ -3,7 +3,9 @@
 //! exist, whether a value authenticates).
 #![allow(dead_code)] // each suite uses a different part
 
+mod automations;
 mod cluster;
+mod running;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -25,7 +27,11 @@ use crate::support::tenant_rig::TenantRig;
 
 // Not every suite that uses the rig needs the cluster helpers.
 #[allow(unused_imports)]
+pub use self::automations::automation_rotation;
+#[allow(unused_imports)]
 pub use self::cluster::*;
+#[allow(unused_imports)]
+pub use self::running::Running;
 
 // The suites name what they use of these.
 #[allow(unused_imports)]

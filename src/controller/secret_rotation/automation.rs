@@ -130,8 +130,9 @@ fn credential(
 }
 
 /// Copies the current automation as revision `revision` (its name carries the marker),
-/// then [`finish`]es the copy. The copy request is sent once: an unknown outcome is an
-/// error, and the next `Creating` looks for the copy by its marker before copying again.
+/// then finishes the copy (its state, its token). The copy request is sent once: an
+/// unknown outcome is an error, and the next `Creating` looks for the copy by its marker
+/// before copying again.
 pub async fn copy(
     client: &TenantClient,
     object: &SecretRotation,
@@ -147,7 +148,7 @@ pub async fn copy(
     finish(client, object, &id, Some(copied.is_enabled())).await
 }
 
-/// [`finish`]es the copy `id` made before an interruption, with the state of the current
+/// Finishes the copy `id` made before an interruption, with the state of the current
 /// automation if it still exists.
 pub async fn adopt(
     client: &TenantClient,

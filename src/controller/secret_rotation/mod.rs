@@ -1,15 +1,16 @@
-//! The `secret-rotation` controller: keeps a tenant-issued credential (API key or OAuth
-//! client secret) fresh in a Secret with zero downtime.
+//! The `secret-rotation` controller: keeps a tenant-issued credential (API key, OAuth
+//! client secret, or automation execution token) fresh in a Secret with zero downtime.
 //!
 //! [`observe`] (the SecretRotation read fresh, its Secret, the tenant's credentials) →
 //! [`step`] (pure, with the injected [`clock`]) → status written when it changed →
-//! [`act`] (one side effect) → [`step::after`] → status and events ([`record`]).
-//! [`schedule`] holds the time arithmetic (and the gauge's [`seconds_until_expiry`]),
-//! [`health`] the conditions, [`finalize`] the cleanup on deletion, [`marker`] the API key
-//! description marker, [`proof`] which credentials are provably the operator's, [`held`]
-//! the values of credentials whose Secret write failed, and [`failure`] the mapping of
-//! errors to condition reasons; retries use the shared
-//! [`backoff`](crate::controller::backoff).
+//! [`act`] (one side effect; the Secret's writes in [`secret`]) → [`step::after`] →
+//! status and events ([`record`]). [`schedule`] holds the time arithmetic (and the gauge's
+//! [`seconds_until_expiry`]), [`health`] the conditions, [`finalize`] the cleanup on
+//! deletion, [`marker`] the API key description and automation name markers, [`proof`]
+//! which credentials are provably the operator's, [`held`] the values of credentials whose
+//! Secret write failed, [`automation`] the tenant side of automation tokens (a rotation
+//! copies the automation), and [`failure`] the mapping of errors to condition reasons;
+//! retries use the shared [`backoff`](crate::controller::backoff).
 
 pub mod act;
 pub mod automation;

@@ -1,7 +1,9 @@
 //! Observe: the SecretRotation read fresh from the apiserver (a cached copy may lag behind
 //! the status this controller just wrote), its QlikTenant and Secret (whose is it), the
-//! tenant's credentials (API keys with the marker, or the OAuth client's secret hints, with
-//! who created them), the operator's own identity when the decision may revoke something,
+//! tenant's credentials (API keys with the marker, the OAuth client's secret hints, with
+//! who created them, or the automations status names and, while `Creating`, those with the
+//! name marker: see [`automation::remote`]), the operator's own identity when the decision
+//! may revoke something,
 //! and what [`Held`] keeps in memory. Reads only. Tenant failures become part of the
 //! observation; apiserver failures are errors.
 

@@ -21,7 +21,7 @@
 //!   `pending.created`, found by its API key marker, or the one new OAuth hint): revoke
 //!   it when it is provably the operator's ([`super::proof`]), then create again; OAuth
 //!   hints that cannot be attributed stop the rotation (`AmbiguousSecret`), revoking none.
-//! - automation tokens ([`automation`]): a copy of the pending revision (recorded, or
+//! - automation tokens (`step/automation.rs`): a copy of the pending revision (recorded, or
 //!   found by its name marker) is adopted (`AdoptCopy`), never copied again, since its
 //!   token can be read again; a current automation that is gone stops the rotation
 //!   (`AutomationNotFound`).
