@@ -2,7 +2,8 @@
 //! (`../shared/qlik-api/cloud/*.json`, read in place, never copied): every operation is
 //! sent over real HTTPS, in its success and error cases, and every answer is checked
 //! against the definition of its path, method and status (see `emulator_conformance/spec.rs`;
-//! the checker's own tests are in `emulator_conformance/checker.rs`).
+//! the checker's own tests are in `emulator_conformance/checker.rs`, the secret targets'
+//! APIs in `emulator_conformance/secret_targets.rs`).
 //!
 //! Without the definitions the tests that need them fail, unless the developer opted out
 //! with `cargo xtask test --without-qlik-definitions` (which says so loudly). The tests of
@@ -15,6 +16,8 @@ mod checker;
 mod closed;
 #[path = "emulator_conformance/harness.rs"]
 mod harness;
+#[path = "emulator_conformance/secret_targets.rs"]
+mod secret_targets;
 #[path = "emulator_conformance/spec.rs"]
 mod spec;
 

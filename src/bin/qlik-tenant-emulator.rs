@@ -17,8 +17,10 @@ in the process list; prefer the environment variables. The emulator never logs a
 secret: request logs carry operation names and statuses only.";
 
 /// An in-memory Qlik Cloud tenant for tests, benchmarks and demos: CSP origins, API keys,
-/// OAuth client secrets and tokens, users/me and tenants/me, with real auth, Qlik's limits,
-/// tier rate limits, HTTPS with its own CA, and a control API for faults, counters and time.
+/// OAuth client secrets and tokens, users/me and tenants/me, data and automation
+/// connections, the email configuration and automations, with real auth, Qlik's limits,
+/// tier rate limits, HTTPS with its own CA, and a control API for faults, counters, time
+/// and seeding.
 #[derive(Debug, Parser)]
 #[command(version, after_help = AFTER_HELP, after_long_help = long_help())]
 struct Args {

@@ -1,6 +1,7 @@
 //! The control API under `/_emulator/` (no auth): faults, counters, the request log, the
-//! clock and reset. No I/O: it reads and changes the shared state. Errors are
-//! `{"error": "..."}`: this API is the emulator's own, not Qlik's.
+//! clock and reset; `seeding` serves the part for the secret targets. No I/O: it reads and
+//! changes the shared state. Errors are `{"error": "..."}`: this API is the emulator's
+//! own, not Qlik's.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::dispatch::Shared;
 use super::faults::{Fault, FaultSpec};
+use super::seeding;
 use super::wire::{ApiRequest, ApiResponse, timestamp};
 
 /// The reference printed by `qlik-tenant-emulator --help`.
@@ -27,6 +29,20 @@ pub const HELP: &str = r#"QLIK ENDPOINTS (Authorization: Bearer <admin key | iss
   POST                /oauth/token                            client_credentials, no bearer
   GET                 /api/v1/users/me (301), /api/v1/users/{userId}
   GET                 /api/v1/tenants/me (302), /api/v1/tenants/{tenantId}
+  GET                 /api/v1/data-connections                filter (SCIM), spaceId, sort,
+                                                              limit<=100, page, dataName
+  GET|PATCH|PUT       /api/v1/data-connections/{qID}          ?type=connectionname: by name;
+                                                              PATCH/PUT answer 204
+  GET                 /api/v1/automation-connections          filter, sort, limit<=200, cursor
+  GET|PUT             /api/v1/automation-connections/{id}     PUT params by id
+  POST                /api/v1/automation-connections/{id}/actions/check
+  GET|PATCH           /api/v1/transports/email-config         PATCH answers 204
+  POST                /api/v1/transports/email-config/actions/verify-connection
+  GET|POST            /api/v1/automations                     filter, sort, limit<=200, cursor
+  GET|DELETE          /api/v1/automations/{id}
+  POST                /api/v1/automations/{id}/actions/{copy|enable|disable}
+  Secret values (qPassword, qConnectionSecret, secret automation connection params, the
+  SMTP password) are stored and never returned by these endpoints.
 
 CONTROL API (no authentication; JSON, camelCase; never under /api):
   POST   /_emulator/faults          add a fault rule; answers 201 {"id": "..."}
@@ -50,7 +66,12 @@ CONTROL API (no authentication; JSON, camelCase; never under /api):
                                     create, update, delete, generate-header},
                                     api-keys.{list, get, create, delete, get-config},
                                     oauth-clients.{get, create-secret, delete-secret},
-                                    oauth.token, users.{me, get}, tenants.{me, get}
+                                    oauth.token, users.{me, get}, tenants.{me, get},
+                                    data-connections.{list, get, patch, put},
+                                    automation-connections.{list, get, put, check},
+                                    email-config.{get, patch, verify-connection},
+                                    automations.{list, create, get, delete, copy,
+                                    enable, disable}
   GET    /_emulator/requests        {"requests": [{"method", "path", "operation",
                                       "status" (0 if dropped), "dropped", "atMs"}]}
                                     atMs: real milliseconds from start to arrival;
@@ -65,9 +86,47 @@ CONTROL API (no authentication; JSON, camelCase; never under /api):
   GET    /_emulator/generated-header {"header": "..." | null}: the override, if any
   DELETE /_emulator/generated-header back to the compiled header (204)
   POST   /_emulator/reset           clear entries, issued keys, secrets and tokens,
-                                    faults, counters, the log, rate windows, the clock
-                                    offset and the generated-header override; seeded
-                                    credentials stay valid (204)
+                                    connections, the email configuration, automations,
+                                    the check and verify outcomes, faults, counters, the
+                                    log, rate windows, the clock offset and the
+                                    generated-header override; seeded credentials stay
+                                    valid (204)
+
+  Seeding and reading back the secret targets (reads show secret values: they are the
+  test's view of the server; "credentialWrites" counts successful API writes of
+  credentials):
+  POST   /_emulator/data-connections {"name": "pg", "type": "postgres",  type optional
+          "username"?, "password"?, "connectionSecret"?, "connectStatement"?,
+          "datasourceID"?, "spaceId"?, "interactiveOAuth": false}
+                                    -> 201 {"id": "<uuid>"}; interactiveOAuth: PATCH/PUT
+                                    of credentials is refused (400)
+  GET    /_emulator/data-connections/{id}  {"id", "name", "username", "password",
+                                    "connectionSecret", "interactiveOAuth",
+                                    "credentialWrites"}
+  POST   /_emulator/automation-connections {"name": "crm", "connectorId"?, "spaceId"?,
+          "params": [{"name": "apiKey", "value"?: "...", "secret"?: true}],
+          "connected"?: true}       -> 201 {"id", "params": [{"id", "name"}]}
+  GET    /_emulator/automation-connections/{id}  {"id", "name", "connected",
+                                    "credentialWrites", "params": [{"id", "name",
+                                    "secret", "value"}]}
+  PUT    /_emulator/automation-connections/{id}/check {"connected": false}
+                                    what actions/check answers (default true) (204)
+  PUT    /_emulator/email-config    {"username"?, "password"?, "emailAddress"?,
+          "serverAddress"?, "serverPort"?, "securityType"?}  create or replace (204);
+                                    defaults noreply@example.com, smtp.example.com, 587,
+                                    StartTLS; the tenant starts without one
+  GET    /_emulator/email-config    {"username", "password", "emailAddress",
+                                    "serverAddress", "serverPort", "securityType",
+                                    "credentialWrites"}; 404 when there is none
+  DELETE /_emulator/email-config    back to no configuration (204)
+  PUT    /_emulator/email-config/verify {"success": false, "message"?,
+          "smtpResponseCode"?, "connectionFailed"?}  what verify-connection answers
+                                    (default success; a failure defaults to 535) (204)
+  POST   /_emulator/automations     {"name": "x", "state"?: "available" | "disabled" |
+          "unavailable", "description"?, "spaceId"?, "workspace"?, "schedules"?:
+          [{"startAt", "stopAt", "interval", "timezone"}], "maxConcurrentRuns"?,
+          "lastRunStatus"?}          -> 201 {"id", "executionToken"}
+  GET    /_emulator/automations/{id}  {"id", "name", "state", "executionToken", "ownerId"}
 "#;
 
 /// Answers a request under `/_emulator/`.
@@ -124,14 +183,17 @@ pub fn handle(shared: &Shared, request: &ApiRequest) -> ApiResponse {
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed here"),
         ),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            format!("no control endpoint at {path}; see qlik-tenant-emulator --help"),
-        ),
+        _ => seeding::handle(shared, request).unwrap_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no control endpoint at {path}; see qlik-tenant-emulator --help"),
+            )
+        }),
     }
 }
 
-fn error(status: StatusCode, message: String) -> ApiResponse {
+/// A control API error: `{"error": message}`.
+pub(super) fn error(status: StatusCode, message: String) -> ApiResponse {
     ApiResponse::json(status, json!({ "error": message }))
 }
 

@@ -101,6 +101,7 @@ pub fn list(state: &State, request: &ApiRequest) -> Result<ApiResponse, QlikErro
         let cursor = Cursor {
             sort: sort.to_owned(),
             key: key.clone(),
+            before: false,
         };
         query.push((name.to_owned(), cursor.encode()));
         json!({ "href": request.url(PATH, &query) })

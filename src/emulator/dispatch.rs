@@ -11,8 +11,11 @@ use super::faults::{Action, When};
 use super::record::Outcome;
 use super::routes::{self, Operation, Route, RouteError};
 use super::state::State;
-use super::wire::{ApiRequest, ApiResponse, QlikError, StatusField};
-use super::{api_keys, auth, csp_origins, identity, oauth};
+use super::wire::{ApiRequest, ApiResponse, ErrorShape, QlikError};
+use super::{
+    api_keys, auth, automation_connections, automations, csp_origins, data_connections,
+    email_config, identity, oauth,
+};
 
 /// What the server shares between connections.
 #[derive(Debug)]
@@ -54,10 +57,10 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
     let method = request.method.as_str().to_owned();
     let route = routes::route(&method, &request.path);
     let operation = route.as_ref().ok().map(|r| r.operation);
-    let status_field = match &route {
-        Ok(r) => r.operation.status_field(),
-        Err(RouteError::MethodNotAllowed(op)) => op.status_field(),
-        Err(RouteError::NotFound) => StatusField::Absent,
+    let error_shape = match &route {
+        Ok(r) => r.operation.error_shape(),
+        Err(RouteError::MethodNotAllowed(op)) => op.error_shape(),
+        Err(RouteError::NotFound) => ErrorShape::NoStatus,
     };
     let finish = |reply: Reply| {
         let outcome = match &reply {
@@ -88,7 +91,7 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
             return finish(Reply::Respond(fault_response(
                 status,
                 retry_after,
-                status_field,
+                error_shape,
             )));
         }
         Some(Action::Drop) => return finish(Reply::Drop),
@@ -98,17 +101,17 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
     let mut response = match &route {
         Ok(route) => {
             let mut state = shared.lock();
-            process(&mut state, route, &request).unwrap_or_else(|e| e.into_response(status_field))
+            process(&mut state, route, &request).unwrap_or_else(|e| e.into_response(error_shape))
         }
         Err(RouteError::NotFound) => QlikError::status(StatusCode::NOT_FOUND)
             .with_detail(format!(
                 "the emulator serves no endpoint at {}",
                 request.path
             ))
-            .into_response(status_field),
+            .into_response(error_shape),
         Err(RouteError::MethodNotAllowed(_)) => QlikError::status(StatusCode::METHOD_NOT_ALLOWED)
             .with_detail(format!("{} is not allowed on {}", method, request.path))
-            .into_response(status_field),
+            .into_response(error_shape),
     };
 
     match take_fault(shared, &method, &request.path, When::After) {
@@ -116,7 +119,7 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
         Some(Action::Respond {
             status,
             retry_after,
-        }) => response = fault_response(status, retry_after, status_field),
+        }) => response = fault_response(status, retry_after, error_shape),
         Some(Action::Drop) => return finish(Reply::Drop),
         None => {}
     }
@@ -129,7 +132,7 @@ fn take_fault(shared: &Shared, method: &str, path: &str, when: When) -> Option<A
     faults.take(method, path, when, || rng.unit())
 }
 
-fn fault_response(status: u16, retry_after: Option<u64>, status_field: StatusField) -> ApiResponse {
+fn fault_response(status: u16, retry_after: Option<u64>, error_shape: ErrorShape) -> ApiResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let error = match retry_after {
         Some(secs) if status == StatusCode::TOO_MANY_REQUESTS => QlikError::rate_limited(secs),
@@ -139,7 +142,7 @@ fn fault_response(status: u16, retry_after: Option<u64>, status_field: StatusFie
         },
         None => QlikError::status(status).with_detail("injected by the emulator's fault rules"),
     };
-    error.into_response(status_field)
+    error.into_response(error_shape)
 }
 
 /// Authenticates, rate-limits and runs the handler of `route`.
@@ -178,5 +181,25 @@ fn process(
         Operation::UsersGet => identity::get_user(state, request, param(0)),
         Operation::TenantsMe => Ok(identity::tenants_me(state, request)),
         Operation::TenantsGet => identity::get_tenant(state, request, param(0)),
+        Operation::DataConnectionsList => data_connections::list(state, request),
+        Operation::DataConnectionsGet => data_connections::get(state, request, param(0)),
+        Operation::DataConnectionsPatch => data_connections::patch(state, request, param(0), now),
+        Operation::DataConnectionsPut => data_connections::put(state, request, param(0), now),
+        Operation::AutomationConnectionsList => automation_connections::list(state, request),
+        Operation::AutomationConnectionsGet => automation_connections::get(state, param(0)),
+        Operation::AutomationConnectionsPut => {
+            automation_connections::put(state, request, param(0), now)
+        }
+        Operation::AutomationConnectionsCheck => automation_connections::check(state, param(0)),
+        Operation::EmailConfigGet => Ok(email_config::get(state)),
+        Operation::EmailConfigPatch => email_config::patch(state, request, now),
+        Operation::EmailConfigVerifyConnection => email_config::verify_connection(state),
+        Operation::AutomationsList => automations::list(state, request),
+        Operation::AutomationsCreate => automations::create(state, request, &principal, now),
+        Operation::AutomationsGet => automations::get(state, param(0)),
+        Operation::AutomationsDelete => automations::delete(state, param(0)),
+        Operation::AutomationsCopy => automations::copy(state, request, param(0), &principal, now),
+        Operation::AutomationsEnable => automations::set_enabled(state, param(0), true, now),
+        Operation::AutomationsDisable => automations::set_enabled(state, param(0), false, now),
     }
 }

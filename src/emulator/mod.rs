@@ -4,22 +4,31 @@
 //! It serves the endpoints the operator uses, shaped by Qlik's definitions in
 //! `../shared/qlik-api/cloud/` (checked by `tests/emulator_conformance.rs`), with real
 //! auth, Qlik's limits and tier rate limits, and a control API under `/_emulator/`
-//! ([`control::HELP`]) for faults, counters, the clock and reset.
+//! ([`control::HELP`]) for faults, counters, the clock, reset, and seeding and reading
+//! back the secret targets (data and automation connections, the email configuration,
+//! automations).
 //!
 //! - [`Emulator`] (this file): configuration, start and stop. I/O.
 //! - `server`: connections, TLS, reading requests. I/O.
 //! - `dispatch`: the pipeline route → faults → auth → rate limit → handler → record.
 //! - handlers, pure over the state: `csp_origins`, `api_keys`, `oauth`, `identity`,
-//!   `control`.
+//!   `data_connections`, `automation_connections`, `email_config`, `automations` (each
+//!   with its own state), `control`, and `seeding` with `seed_connections` (the control
+//!   API's part for those four).
 //! - pure parts: [`routes`], `wire` (requests, responses, Qlik errors), `state`, `auth`,
-//!   `paging`, `rate_limit`, `faults`, `duration`, `record`, `random`, `tls`.
+//!   `paging`, `scim` (list filters), `rate_limit`, `faults`, `duration`, `record`,
+//!   `random`, `tls`.
 
 mod api_keys;
 mod auth;
+mod automation_connections;
+mod automations;
 pub mod control;
 mod csp_origins;
+mod data_connections;
 mod dispatch;
 mod duration;
+mod email_config;
 mod faults;
 mod identity;
 mod oauth;
@@ -28,6 +37,9 @@ mod random;
 mod rate_limit;
 mod record;
 pub mod routes;
+mod scim;
+mod seed_connections;
+mod seeding;
 mod server;
 mod state;
 mod tls;

@@ -1,6 +1,8 @@
-//! Paging as Qlik's list endpoints do it: a `limit` (default 20, at most 100) and keyset
-//! positions, either as opaque cursors (csp-origins `next`/`prev`) or as resource ids
-//! (api-keys `startingAfter`/`endingBefore`). Pure.
+//! Paging as Qlik's list endpoints do it: a `limit` (csp-origins and api-keys: default 20,
+//! at most 100; the others as their definitions say) and keyset positions, either as
+//! opaque cursors (csp-origins `next`/`prev`; data-connections `page` and automations
+//! `cursor`, one parameter for both directions) or as resource ids (api-keys
+//! `startingAfter`/`endingBefore`). Pure.
 //!
 //! Keyset paging (after the last key seen, not "skip N") keeps pages stable while entries
 //! are created or deleted between two calls, which is what a reconciler listing a busy
@@ -41,18 +43,42 @@ pub struct Page<T> {
 /// The `limit` query parameter: a number from 1 to 100 (the definitions type it as
 /// `number`, so `20.0` is accepted; `2.5` is not).
 pub fn limit(request: &ApiRequest) -> Result<usize, QlikError> {
+    Ok(limit_up_to(request, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT))
+}
+
+/// The `limit` query parameter, a whole number from 1 to `max`, when given: the APIs
+/// differ on the default (20, 100, or everything).
+pub fn limit_up_to(request: &ApiRequest, max: usize) -> Result<Option<usize>, QlikError> {
     let Some(raw) = request.query_param("limit") else {
-        return Ok(DEFAULT_LIMIT);
+        return Ok(None);
     };
     let value: f64 = raw
         .parse()
         .map_err(|_| QlikError::bad_request(format!("limit must be a number, got {raw:?}")))?;
-    if value.fract() != 0.0 || !(1.0..=MAX_LIMIT as f64).contains(&value) {
+    if value.fract() != 0.0 || !(1.0..=max as f64).contains(&value) {
         return Err(QlikError::bad_request(format!(
-            "limit must be a whole number from 1 to {MAX_LIMIT}, got {raw}"
+            "limit must be a whole number from 1 to {max}, got {raw}"
         )));
     }
-    Ok(value as usize)
+    Ok(Some(value as usize))
+}
+
+/// The `sort` parameter: one of `fields`, optionally after `+` or `-`, else `default`.
+/// Gives `(sort as given, field, descending)`.
+pub fn sort<'a>(
+    request: &'a ApiRequest,
+    fields: &[&str],
+    default: &'a str,
+) -> Result<(&'a str, &'a str, bool), QlikError> {
+    let sort = request.query_param("sort").unwrap_or(default);
+    let field = sort.strip_prefix(['+', '-']).unwrap_or(sort);
+    if !(sort.is_empty() || fields.contains(&field)) {
+        return Err(QlikError::bad_request(format!(
+            "sort must be one of {}, with an optional + or -",
+            fields.join(", ")
+        )));
+    }
+    Ok((sort, field, sort.starts_with('-')))
 }
 
 /// Sorts `items` by key (descending when `descending`) and cuts the page at `position`.
@@ -70,7 +96,7 @@ pub fn paginate<T>(
         Position::Start => (0, limit.min(items.len())),
         Position::After(key) => {
             let start = items.partition_point(|(k, _)| order(k, key) != Ordering::Greater);
-            (start, (start + limit).min(items.len()))
+            (start, start.saturating_add(limit).min(items.len()))
         }
         Position::Before(key) => {
             let end = items.partition_point(|(k, _)| order(k, key) == Ordering::Less);
@@ -86,12 +112,15 @@ pub fn paginate<T>(
     }
 }
 
-/// An opaque csp-origins cursor.
+/// An opaque paging cursor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     /// The `sort` the cursor was made for.
     pub sort: String,
     pub key: SortKey,
+    /// For APIs with one cursor parameter for both directions: the page before `key`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub before: bool,
 }
 
 impl Cursor {
@@ -111,6 +140,65 @@ impl Cursor {
         }
         Ok(cursor)
     }
+}
+
+/// Where a page starts, for APIs that take one cursor parameter (`param`) for both
+/// directions (data-connections' `page`, automations' `cursor`).
+pub fn position(request: &ApiRequest, param: &str, sort: &str) -> Result<Position, QlikError> {
+    Ok(match request.query_param(param) {
+        None => Position::Start,
+        Some(raw) => {
+            let cursor = Cursor::decode(raw, sort)?;
+            if cursor.before {
+                Position::Before(cursor.key)
+            } else {
+                Position::After(cursor.key)
+            }
+        }
+    })
+}
+
+/// The links to the next and previous pages of `page`, for APIs with one cursor parameter:
+/// the request's own query with `param` replaced.
+pub fn cursor_links<T>(
+    request: &ApiRequest,
+    path: &str,
+    param: &str,
+    sort: &str,
+    page: &Page<T>,
+) -> (Option<String>, Option<String>) {
+    let link = |key: &SortKey, before: bool| {
+        let mut query: Vec<(String, String)> = request
+            .query
+            .iter()
+            .filter(|(k, _)| k != param)
+            .cloned()
+            .collect();
+        let cursor = Cursor {
+            sort: sort.to_owned(),
+            key: key.clone(),
+            before,
+        };
+        query.push((param.to_owned(), cursor.encode()));
+        request.url(path, &query)
+    };
+    let next = page
+        .items
+        .last()
+        .filter(|_| page.has_next)
+        .map(|(key, _)| link(key, false));
+    let prev = page
+        .items
+        .first()
+        .filter(|_| page.has_prev)
+        .map(|(key, _)| link(key, true));
+    (next, prev)
+}
+
+/// The `links` of the automations APIs: `next` and `prev` always, with a `null` `href`
+/// when there is no such page (their `PaginationLink` makes `href` nullable).
+pub fn nullable_links(next: Option<String>, prev: Option<String>) -> serde_json::Value {
+    serde_json::json!({"next": {"href": next}, "prev": {"href": prev}})
 }
 
 #[cfg(test)]
@@ -145,6 +233,13 @@ mod tests {
         let back = paginate(keys(5), false, &Position::Before(key(2)), 2);
         assert_eq!(values(&back), vec![0, 1]);
         assert!(!back.has_prev && back.has_next);
+    }
+
+    #[test]
+    fn an_unlimited_page_runs_to_the_end_from_any_position() {
+        let page = paginate(keys(5), false, &Position::After(key(1)), usize::MAX);
+        assert_eq!(values(&page), vec![2, 3, 4]);
+        assert!(page.has_prev && !page.has_next);
     }
 
     #[test]
@@ -191,10 +286,38 @@ mod tests {
     }
 
     #[test]
+    fn one_cursor_parameter_pages_both_ways() {
+        let page = paginate(keys(6), false, &Position::After(key(1)), 2);
+        let mut request = request(&[("limit", "2"), ("cursor", "old")]);
+        let (next, prev) = cursor_links(&request, "/x", "cursor", "", &page);
+        let cursor_of = |url: &str| {
+            let (_, raw) = url.split_once("cursor=").unwrap();
+            raw.to_owned()
+        };
+        let (next, prev) = (next.unwrap(), prev.unwrap());
+        assert!(
+            next.starts_with("https://127.0.0.1/x?limit=2&cursor="),
+            "{next}"
+        );
+        request.query = vec![("cursor".to_owned(), cursor_of(&next))];
+        assert_eq!(
+            position(&request, "cursor", ""),
+            Ok(Position::After(key(3)))
+        );
+        request.query = vec![("cursor".to_owned(), cursor_of(&prev))];
+        assert_eq!(
+            position(&request, "cursor", ""),
+            Ok(Position::Before(key(2)))
+        );
+        assert!(position(&request, "cursor", "-name").is_err());
+    }
+
+    #[test]
     fn cursors_round_trip_and_reject_garbage_or_another_sort() {
         let cursor = Cursor {
             sort: "name".to_owned(),
             key: key(7),
+            before: false,
         };
         let raw = cursor.encode();
         assert_eq!(Cursor::decode(&raw, "name"), Ok(cursor));

@@ -82,6 +82,33 @@ impl Rng {
             len,
         )
     }
+
+    /// A random (version 4) UUID in its usual lowercase form, like the ids of Qlik's data
+    /// connections and automations.
+    pub fn uuid(&mut self) -> String {
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&self.block()[..16]);
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let hex = hex::encode(bytes);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+}
+
+/// Whether `text` is a UUID in the form [`Rng::uuid`] writes (any version, either case).
+pub fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// SHA-256 of a credential, hex: what the emulator keeps instead of the credential itself.
@@ -102,6 +129,19 @@ mod tests {
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
         assert!(rng.hex(24).bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_recognised() {
+        let mut rng = Rng::from_seed([9; 32]);
+        let id = rng.uuid();
+        assert!(is_uuid(&id), "{id}");
+        assert_eq!(&id[14..15], "4");
+        assert!("89ab".contains(&id[19..20]), "{id}");
+        assert_ne!(id, rng.uuid());
+        assert!(!is_uuid("82ee7b44-0c4d-491b-bd38-82640c0430a"));
+        assert!(!is_uuid("82ee7b44x0c4d-491b-bd38-82640c0430a5"));
+        assert!(is_uuid("82EE7B44-0C4D-491B-BD38-82640C0430A5"));
     }
 
     #[test]

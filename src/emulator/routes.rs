@@ -1,7 +1,7 @@
 //! The Qlik operations the emulator serves: their names (used by counters and faults),
 //! paths as written in Qlik's API definitions, rate-limit tiers and request routing. Pure.
 
-use super::wire::StatusField;
+use super::wire::{ErrorShape, percent_decode};
 
 /// One emulated Qlik operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,6 +25,24 @@ pub enum Operation {
     UsersGet,
     TenantsMe,
     TenantsGet,
+    DataConnectionsList,
+    DataConnectionsGet,
+    DataConnectionsPatch,
+    DataConnectionsPut,
+    AutomationConnectionsList,
+    AutomationConnectionsGet,
+    AutomationConnectionsPut,
+    AutomationConnectionsCheck,
+    EmailConfigGet,
+    EmailConfigPatch,
+    EmailConfigVerifyConnection,
+    AutomationsList,
+    AutomationsCreate,
+    AutomationsGet,
+    AutomationsDelete,
+    AutomationsCopy,
+    AutomationsEnable,
+    AutomationsDisable,
 }
 
 /// Qlik's rate-limit tier of an operation (`x-qlik-tier` in the definitions).
@@ -39,7 +57,7 @@ pub enum Tier {
 impl Operation {
     /// Every operation. Literal paths (`/users/me`) come before the templates that would
     /// also match them (`/users/{userId}`): routing takes the first match.
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 37] = [
         Operation::CspOriginsList,
         Operation::CspOriginsGenerateHeader,
         Operation::CspOriginsGet,
@@ -59,6 +77,24 @@ impl Operation {
         Operation::UsersGet,
         Operation::TenantsMe,
         Operation::TenantsGet,
+        Operation::DataConnectionsList,
+        Operation::DataConnectionsGet,
+        Operation::DataConnectionsPatch,
+        Operation::DataConnectionsPut,
+        Operation::AutomationConnectionsList,
+        Operation::AutomationConnectionsGet,
+        Operation::AutomationConnectionsPut,
+        Operation::AutomationConnectionsCheck,
+        Operation::EmailConfigGet,
+        Operation::EmailConfigPatch,
+        Operation::EmailConfigVerifyConnection,
+        Operation::AutomationsList,
+        Operation::AutomationsCreate,
+        Operation::AutomationsGet,
+        Operation::AutomationsDelete,
+        Operation::AutomationsCopy,
+        Operation::AutomationsEnable,
+        Operation::AutomationsDisable,
     ];
 
     /// The name used by `/_emulator/counters` and the request log, e.g. `csp-origins.create`.
@@ -83,6 +119,24 @@ impl Operation {
             Operation::UsersGet => "users.get",
             Operation::TenantsMe => "tenants.me",
             Operation::TenantsGet => "tenants.get",
+            Operation::DataConnectionsList => "data-connections.list",
+            Operation::DataConnectionsGet => "data-connections.get",
+            Operation::DataConnectionsPatch => "data-connections.patch",
+            Operation::DataConnectionsPut => "data-connections.put",
+            Operation::AutomationConnectionsList => "automation-connections.list",
+            Operation::AutomationConnectionsGet => "automation-connections.get",
+            Operation::AutomationConnectionsPut => "automation-connections.put",
+            Operation::AutomationConnectionsCheck => "automation-connections.check",
+            Operation::EmailConfigGet => "email-config.get",
+            Operation::EmailConfigPatch => "email-config.patch",
+            Operation::EmailConfigVerifyConnection => "email-config.verify-connection",
+            Operation::AutomationsList => "automations.list",
+            Operation::AutomationsCreate => "automations.create",
+            Operation::AutomationsGet => "automations.get",
+            Operation::AutomationsDelete => "automations.delete",
+            Operation::AutomationsCopy => "automations.copy",
+            Operation::AutomationsEnable => "automations.enable",
+            Operation::AutomationsDisable => "automations.disable",
         }
     }
 
@@ -92,11 +146,21 @@ impl Operation {
             Operation::CspOriginsCreate
             | Operation::ApiKeysCreate
             | Operation::OAuthClientsCreateSecret
-            | Operation::OAuthToken => "POST",
-            Operation::CspOriginsUpdate => "PUT",
+            | Operation::OAuthToken
+            | Operation::AutomationConnectionsCheck
+            | Operation::EmailConfigVerifyConnection
+            | Operation::AutomationsCreate
+            | Operation::AutomationsCopy
+            | Operation::AutomationsEnable
+            | Operation::AutomationsDisable => "POST",
+            Operation::CspOriginsUpdate
+            | Operation::DataConnectionsPut
+            | Operation::AutomationConnectionsPut => "PUT",
+            Operation::DataConnectionsPatch | Operation::EmailConfigPatch => "PATCH",
             Operation::CspOriginsDelete
             | Operation::ApiKeysDelete
-            | Operation::OAuthClientsDeleteSecret => "DELETE",
+            | Operation::OAuthClientsDeleteSecret
+            | Operation::AutomationsDelete => "DELETE",
             _ => "GET",
         }
     }
@@ -122,6 +186,28 @@ impl Operation {
             Operation::UsersGet => "/api/v1/users/{userId}",
             Operation::TenantsMe => "/api/v1/tenants/me",
             Operation::TenantsGet => "/api/v1/tenants/{tenantId}",
+            Operation::DataConnectionsList => "/api/v1/data-connections",
+            Operation::DataConnectionsGet
+            | Operation::DataConnectionsPatch
+            | Operation::DataConnectionsPut => "/api/v1/data-connections/{qID}",
+            Operation::AutomationConnectionsList => "/api/v1/automation-connections",
+            Operation::AutomationConnectionsGet | Operation::AutomationConnectionsPut => {
+                "/api/v1/automation-connections/{id}"
+            }
+            Operation::AutomationConnectionsCheck => {
+                "/api/v1/automation-connections/{id}/actions/check"
+            }
+            Operation::EmailConfigGet | Operation::EmailConfigPatch => {
+                "/api/v1/transports/email-config"
+            }
+            Operation::EmailConfigVerifyConnection => {
+                "/api/v1/transports/email-config/actions/verify-connection"
+            }
+            Operation::AutomationsList | Operation::AutomationsCreate => "/api/v1/automations",
+            Operation::AutomationsGet | Operation::AutomationsDelete => "/api/v1/automations/{id}",
+            Operation::AutomationsCopy => "/api/v1/automations/{id}/actions/copy",
+            Operation::AutomationsEnable => "/api/v1/automations/{id}/actions/enable",
+            Operation::AutomationsDisable => "/api/v1/automations/{id}/actions/disable",
         }
     }
 
@@ -134,10 +220,15 @@ impl Operation {
             Definition::OAuthToken => "oauth-token.json",
             Definition::Users => "users.json",
             Definition::Tenants => "tenants.json",
+            Definition::DataConnections => "data-connections.json",
+            Definition::AutomationConnections => "automation-connections.json",
+            Definition::Transports => "transports.json",
+            Definition::Automations => "automations.json",
         }
     }
 
-    /// The rate-limit tier. For these operations Qlik's tiers follow the method.
+    /// The rate-limit tier. For these operations Qlik's tiers follow the method (POST
+    /// actions such as `check` and `verify-connection` included).
     pub const fn tier(self) -> Tier {
         match self.method().as_bytes() {
             b"GET" => Tier::Read,
@@ -151,8 +242,8 @@ impl Operation {
         !matches!(self, Operation::OAuthToken)
     }
 
-    pub(crate) const fn status_field(self) -> StatusField {
-        self.definition().status_field()
+    pub(crate) const fn error_shape(self) -> ErrorShape {
+        self.definition().error_shape()
     }
 
     const fn definition(self) -> Definition {
@@ -174,6 +265,24 @@ impl Operation {
             Operation::OAuthToken => Definition::OAuthToken,
             Operation::UsersMe | Operation::UsersGet => Definition::Users,
             Operation::TenantsMe | Operation::TenantsGet => Definition::Tenants,
+            Operation::DataConnectionsList
+            | Operation::DataConnectionsGet
+            | Operation::DataConnectionsPatch
+            | Operation::DataConnectionsPut => Definition::DataConnections,
+            Operation::AutomationConnectionsList
+            | Operation::AutomationConnectionsGet
+            | Operation::AutomationConnectionsPut
+            | Operation::AutomationConnectionsCheck => Definition::AutomationConnections,
+            Operation::EmailConfigGet
+            | Operation::EmailConfigPatch
+            | Operation::EmailConfigVerifyConnection => Definition::Transports,
+            Operation::AutomationsList
+            | Operation::AutomationsCreate
+            | Operation::AutomationsGet
+            | Operation::AutomationsDelete
+            | Operation::AutomationsCopy
+            | Operation::AutomationsEnable
+            | Operation::AutomationsDisable => Definition::Automations,
         }
     }
 }
@@ -187,16 +296,26 @@ enum Definition {
     OAuthToken,
     Users,
     Tenants,
+    DataConnections,
+    AutomationConnections,
+    Transports,
+    Automations,
 }
 
 impl Definition {
-    /// Each definition types the error's `status` differently (absent, integer, string);
-    /// the emulator answers each API in its own shape.
-    const fn status_field(self) -> StatusField {
+    /// Each definition shapes its errors differently (`status` absent, an integer or a
+    /// string; transports without `detail`); the emulator answers each API in its own.
+    const fn error_shape(self) -> ErrorShape {
         match self {
-            Definition::CspOrigins | Definition::OAuthClients => StatusField::Absent,
-            Definition::ApiKeys | Definition::Users => StatusField::Integer,
-            Definition::OAuthToken | Definition::Tenants => StatusField::String,
+            Definition::CspOrigins
+            | Definition::OAuthClients
+            | Definition::AutomationConnections
+            | Definition::Automations => ErrorShape::NoStatus,
+            Definition::ApiKeys | Definition::Users | Definition::DataConnections => {
+                ErrorShape::IntegerStatus
+            }
+            Definition::OAuthToken | Definition::Tenants => ErrorShape::StringStatus,
+            Definition::Transports => ErrorShape::CodeAndTitle,
         }
     }
 }
@@ -248,7 +367,7 @@ fn match_template(template: &str, path: &str) -> Option<Vec<String>> {
                 if p.is_empty() {
                     return None;
                 }
-                params.push(p.to_owned());
+                params.push(percent_decode(p));
             }
             (Some(t), Some(p)) if t == p => {}
             _ => return None,
@@ -268,7 +387,8 @@ mod tests {
                 .replace("{id}", "abc")
                 .replace("{hint}", "h1")
                 .replace("{tenantId}", "t1")
-                .replace("{userId}", "u1");
+                .replace("{userId}", "u1")
+                .replace("{qID}", "q1");
             let route = route(operation.method(), &path).unwrap();
             assert_eq!(route.operation, operation, "{path}");
         }
@@ -304,9 +424,38 @@ mod tests {
     }
 
     #[test]
+    fn path_parameters_are_percent_decoded() {
+        let r = route("GET", "/api/v1/data-connections/my%20conn%2Fx").unwrap();
+        assert_eq!(r.params, vec!["my conn/x".to_owned()]);
+    }
+
+    #[test]
     fn tiers_follow_the_method() {
         assert_eq!(Operation::CspOriginsGenerateHeader.tier(), Tier::Read);
         assert_eq!(Operation::OAuthToken.tier(), Tier::Write);
         assert_eq!(Operation::ApiKeysDelete.tier(), Tier::Write);
+        assert_eq!(Operation::DataConnectionsPatch.tier(), Tier::Write);
+        assert_eq!(Operation::AutomationConnectionsCheck.tier(), Tier::Write);
+        assert_eq!(Operation::EmailConfigVerifyConnection.tier(), Tier::Write);
+    }
+
+    #[test]
+    fn names_are_unique_and_actions_route_past_their_resource() {
+        let names: std::collections::BTreeSet<_> =
+            Operation::ALL.iter().map(|op| op.name()).collect();
+        assert_eq!(names.len(), Operation::ALL.len());
+        let copy = route("POST", "/api/v1/automations/a1/actions/copy").unwrap();
+        assert_eq!(
+            (copy.operation, copy.params),
+            (Operation::AutomationsCopy, vec!["a1".to_owned()])
+        );
+        assert_eq!(
+            route("PATCH", "/api/v1/transports/email-config").map(|r| r.operation),
+            Ok(Operation::EmailConfigPatch)
+        );
+        assert_eq!(
+            route("DELETE", "/api/v1/data-connections/x"),
+            Err(RouteError::MethodNotAllowed(Operation::DataConnectionsGet))
+        );
     }
 }

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::control;
 use super::dispatch::{self, Reply, Shared};
-use super::wire::{ApiRequest, ApiResponse, Body, QlikError, StatusField};
+use super::wire::{ApiRequest, ApiResponse, Body, ErrorShape, QlikError};
 
 /// Larger bodies get a 413: no request the emulator serves needs more.
 const MAX_BODY: usize = 1024 * 1024;
@@ -98,7 +98,7 @@ async fn respond(
         Err(_) => {
             let error = QlikError::status(StatusCode::PAYLOAD_TOO_LARGE)
                 .with_detail(format!("request bodies are limited to {MAX_BODY} bytes"));
-            return to_http(error.into_response(StatusField::Absent));
+            return to_http(error.into_response(ErrorShape::NoStatus));
         }
     };
     let base = parts

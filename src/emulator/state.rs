@@ -1,14 +1,21 @@
 //! The tenant's in-memory state, what it starts (and resets) with, and the emulator's
 //! clock. No I/O.
 //!
-//! Credentials are kept only as SHA-256 fingerprints ([`fingerprint`]), so nothing in
-//! the state can leak a token or secret through `Debug` or a log line.
+//! Credentials the emulator checks (keys, client secrets, tokens) are kept only as SHA-256
+//! fingerprints ([`fingerprint`]). Credentials pushed into the tenant's connections and
+//! email configuration must be readable by the control API (the test's view of the
+//! server), so they are kept as [`Secret`]s, whose `Debug` shows nothing: no state can
+//! leak a credential through `Debug` or a log line.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::automation_connections::AutomationConnections;
+use super::automations::Automations;
+use super::data_connections::DataConnections;
+use super::email_config::EmailConfigState;
 use super::faults::Faults;
 use super::random::{Rng, fingerprint};
 use super::rate_limit::{Limits, RateLimiter};
@@ -95,6 +102,28 @@ impl ApiKey {
     }
 }
 
+/// A credential pushed into the tenant (a connection's password, the SMTP password): kept
+/// in clear for the control API, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the control API only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// An OAuth client (only seeded ones exist: the emulator does not create clients).
 #[derive(Clone, Debug)]
 pub struct OAuthClient {
@@ -141,6 +170,10 @@ pub struct State {
     /// Set by `PUT /_emulator/generated-header`: what `generate-header` returns instead of
     /// the header compiled from the entries (a hostile or broken tenant, for tests).
     pub generated_header: Option<String>,
+    pub data_connections: DataConnections,
+    pub automation_connections: AutomationConnections,
+    pub email: EmailConfigState,
+    pub automations: Automations,
 }
 
 impl State {
@@ -160,16 +193,26 @@ impl State {
             limiter: RateLimiter::default(),
             record: Record::default(),
             generated_header: None,
+            data_connections: DataConnections::default(),
+            automation_connections: AutomationConnections::default(),
+            email: EmailConfigState::default(),
+            automations: Automations::default(),
         };
         state.reset();
         state
     }
 
-    /// Back to the start: entries, issued keys, secrets and tokens, faults, counters, the
-    /// request log, rate windows and the clock offset are cleared; seeded credentials stay.
+    /// Back to the start: entries, issued keys, secrets and tokens, data and automation
+    /// connections, the email configuration, automations, configured outcomes, faults,
+    /// counters, the request log, rate windows and the clock offset are cleared; seeded
+    /// credentials stay.
     pub fn reset(&mut self) {
         let s = &self.settings;
         self.clock_offset = SignedDuration::ZERO;
+        self.data_connections = DataConnections::default();
+        self.automation_connections = AutomationConnections::default();
+        self.email = EmailConfigState::default();
+        self.automations = Automations::default();
         self.entries.clear();
         self.api_keys.clear();
         self.access_tokens.clear();
@@ -260,6 +303,13 @@ pub fn seeded_client(client_id: &str, secret: &str, rng: &mut Rng) -> SeededClie
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+        assert_eq!(secret.expose(), "hunter2");
+    }
 
     #[test]
     fn hints_are_the_last_four_characters() {

@@ -2,8 +2,10 @@
 //! and Qlik's error body. No I/O.
 //!
 //! Qlik's error body is `{"errors": [{"code", "title", "detail"?, "status"?}]}`; the
-//! definitions disagree on `status` (absent in csp-origins and oauth-clients, an integer in
-//! api-keys and users, a string in oauth and tenants), so [`StatusField`] picks per API.
+//! definitions disagree on `status` (absent in csp-origins, oauth-clients, automations and
+//! automation-connections, an integer in api-keys, users and data-connections, a string in
+//! oauth and tenants), and transports declares only `code` and `title`, so [`ErrorShape`]
+//! picks per API.
 //!
 //! Error codes are the emulator's choice where Qlik does not publish its own: gateway-level
 //! failures use `HTTP-<status>` (the code Qlik documents for 429); limits that a client
@@ -12,7 +14,7 @@
 use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Error codes the emulator chose for conditions a client may want to tell apart.
 pub mod codes {
@@ -28,6 +30,13 @@ pub mod codes {
     pub const API_KEY_EXPIRY: &str = "API-KEYS-EXPIRY";
     /// The OAuth client already has its maximum number of secrets (5).
     pub const CLIENT_SECRET_LIMIT: &str = "OAUTH-CLIENTS-SECRET-LIMIT";
+    /// Credentials were sent to a data connection that authenticates by interactive OAuth.
+    pub const DATA_CONNECTION_INTERACTIVE_OAUTH: &str = "DATA-CONNECTIONS-INTERACTIVE-OAUTH";
+    /// Another data connection already has this name (409).
+    pub const DATA_CONNECTION_DUPLICATE_NAME: &str = "DATA-CONNECTIONS-DUPLICATE-NAME";
+    /// verify-connection without an email configuration: the code the definition's
+    /// `VerifyConnectionConfigNotFoundError` gives as its example.
+    pub const EMAIL_CONFIG_NOT_FOUND: &str = "VERIFYCONNECTION-1";
 }
 
 /// A request with its body read, as the handlers see it.
@@ -74,6 +83,29 @@ impl ApiRequest {
     pub fn json_body(&self) -> Result<Value, QlikError> {
         serde_json::from_slice(&self.body)
             .map_err(|e| QlikError::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+
+    /// The body as a JSON object, or a Qlik-style 400.
+    pub fn object_body(&self) -> Result<Map<String, Value>, QlikError> {
+        match self.json_body()? {
+            Value::Object(object) => Ok(object),
+            _ => Err(QlikError::bad_request(
+                "the request body must be a JSON object",
+            )),
+        }
+    }
+}
+
+/// An optional string member of a request object: absent or `null` is `None`, another
+/// type a Qlik-style 400.
+pub fn optional_str<'a>(
+    object: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, QlikError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(QlikError::bad_request(format!("{name} must be a string"))),
     }
 }
 
@@ -130,12 +162,18 @@ impl ApiResponse {
     }
 }
 
-/// How an API types the `status` member of its errors.
+/// Which members an API's errors have, and how it types `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusField {
-    Absent,
-    Integer,
-    String,
+pub enum ErrorShape {
+    /// `code`, `title`, `detail`.
+    NoStatus,
+    /// `code`, `title`, `detail`, `status` as an integer.
+    IntegerStatus,
+    /// `code`, `title`, `detail`, `status` as a string.
+    StringStatus,
+    /// `code` and `title` only: the detail, when there is one, is the title (transports'
+    /// titles are the specific message, e.g. "serverAddress is not a string").
+    CodeAndTitle,
 }
 
 /// A Qlik-style error response.
@@ -204,15 +242,17 @@ impl QlikError {
     }
 
     /// The response in the shape of the API that answers.
-    pub fn into_response(self, status_field: StatusField) -> ApiResponse {
+    pub fn into_response(self, error_shape: ErrorShape) -> ApiResponse {
         let mut error = json!({ "code": self.code, "title": self.title });
-        if let Some(detail) = self.detail {
-            error["detail"] = Value::String(detail);
+        match (self.detail, error_shape) {
+            (Some(detail), ErrorShape::CodeAndTitle) => error["title"] = Value::String(detail),
+            (Some(detail), _) => error["detail"] = Value::String(detail),
+            (None, _) => {}
         }
-        match status_field {
-            StatusField::Absent => {}
-            StatusField::Integer => error["status"] = json!(self.status.as_u16()),
-            StatusField::String => error["status"] = json!(self.status.as_u16().to_string()),
+        match error_shape {
+            ErrorShape::NoStatus | ErrorShape::CodeAndTitle => {}
+            ErrorShape::IntegerStatus => error["status"] = json!(self.status.as_u16()),
+            ErrorShape::StringStatus => error["status"] = json!(self.status.as_u16().to_string()),
         }
         let response = ApiResponse::json(self.status, json!({ "errors": [error] }));
         match self.retry_after {
@@ -220,6 +260,32 @@ impl QlikError {
             None => response,
         }
     }
+}
+
+/// A path segment with its `%XX` escapes decoded (a data connection found by a name with
+/// spaces); the segment as sent when the escapes are malformed or not UTF-8.
+pub fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None if bytes[i] == b'%' => return segment.to_owned(),
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
 }
 
 /// An RFC 3339 timestamp with milliseconds, as Qlik writes them.
@@ -238,17 +304,28 @@ mod tests {
             Body::Json(v) => v["errors"][0].clone(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(body(StatusField::Absent).get("status"), None);
-        assert_eq!(body(StatusField::Integer)["status"], json!(404));
-        assert_eq!(body(StatusField::String)["status"], json!("404"));
-        assert_eq!(body(StatusField::Absent)["code"], json!("HTTP-404"));
+        assert_eq!(body(ErrorShape::NoStatus).get("status"), None);
+        assert_eq!(body(ErrorShape::IntegerStatus)["status"], json!(404));
+        assert_eq!(body(ErrorShape::StringStatus)["status"], json!("404"));
+        assert_eq!(body(ErrorShape::NoStatus)["code"], json!("HTTP-404"));
+        let bare = body(ErrorShape::CodeAndTitle);
+        assert_eq!(bare, json!({"code": "HTTP-404", "title": "x"}));
     }
 
     #[test]
     fn rate_limited_errors_carry_retry_after() {
-        let response = QlikError::rate_limited(13).into_response(StatusField::Absent);
+        let response = QlikError::rate_limited(13).into_response(ErrorShape::NoStatus);
         assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers[0].1, "13");
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_and_malformed_ones_kept() {
+        assert_eq!(percent_decode("my%20conn%2Fx"), "my conn/x");
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+        assert_eq!(percent_decode("a%"), "a%");
+        assert_eq!(percent_decode("%ff"), "%ff");
+        assert_eq!(percent_decode("plain+id"), "plain+id");
     }
 
     #[test]

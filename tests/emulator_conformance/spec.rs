@@ -52,8 +52,17 @@ pub const UNDOCUMENTED_STATUSES: &[(Operation, u16, &str)] = &[
     (Operation::UsersGet, 401, NO_TOKEN),
     (Operation::TenantsMe, 401, NO_TOKEN),
     (Operation::TenantsGet, 401, NO_TOKEN),
+    (Operation::DataConnectionsList, 401, NO_TOKEN),
+    (Operation::DataConnectionsGet, 401, NO_TOKEN),
+    (Operation::DataConnectionsPatch, 401, NO_TOKEN),
+    (Operation::DataConnectionsPut, 401, NO_TOKEN),
+    (Operation::EmailConfigGet, 401, NO_TOKEN),
+    (Operation::EmailConfigPatch, 401, NO_TOKEN),
+    (Operation::EmailConfigVerifyConnection, 401, NO_TOKEN),
     (Operation::CspOriginsCreate, 429, RATE_LIMITED),
     (Operation::OAuthToken, 429, RATE_LIMITED),
+    (Operation::DataConnectionsPatch, 429, RATE_LIMITED),
+    (Operation::AutomationConnectionsCheck, 429, RATE_LIMITED),
     (
         Operation::ApiKeysGetConfig,
         404,
@@ -61,6 +70,7 @@ pub const UNDOCUMENTED_STATUSES: &[(Operation, u16, &str)] = &[
     ),
     (Operation::ApiKeysGetConfig, 500, ONLY_DEFAULT),
     (Operation::TenantsGet, 503, ONLY_DEFAULT),
+    (Operation::EmailConfigVerifyConnection, 500, ONLY_DEFAULT),
 ];
 
 /// A reply as the checker sees it.

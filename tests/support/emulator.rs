@@ -1,6 +1,7 @@
 //! The tenant emulator as tests drive it: [`start`] with a panic that says what failed, and
 //! [`EmulatorControl`], a client for its control API under `/_emulator/` (faults, counters,
-//! the request log, the clock, the generated header). HTTPS to the emulator only; no kube.
+//! the request log, the clock, the generated header, and seeding and reading back the
+//! secret targets). HTTPS to the emulator only; no kube.
 
 use std::time::Duration;
 
@@ -143,5 +144,81 @@ impl EmulatorControl {
     pub async fn clear_generated_header(&self) {
         self.call(Method::DELETE, "/_emulator/generated-header", None)
             .await;
+    }
+
+    /// Seeds a data connection (`{"name", "type"?, "username"?, "password"?,
+    /// "connectionSecret"?, "interactiveOAuth"?, ...}`); its id.
+    pub async fn add_data_connection(&self, seed: Value) -> String {
+        let created = self
+            .call(Method::POST, "/_emulator/data-connections", Some(seed))
+            .await;
+        created["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// What the tenant holds for a data connection, secrets included, with
+    /// `credentialWrites`.
+    pub async fn data_connection(&self, id: &str) -> Value {
+        let path = format!("/_emulator/data-connections/{id}");
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// Seeds an automation connection (`{"name", "params": [{"name", "value"?, "secret"?}],
+    /// "connected"?}`); answers `{"id", "params": [{"id", "name"}]}`.
+    pub async fn add_automation_connection(&self, seed: Value) -> Value {
+        self.call(
+            Method::POST,
+            "/_emulator/automation-connections",
+            Some(seed),
+        )
+        .await
+    }
+
+    /// What the tenant holds for an automation connection, secret values included.
+    pub async fn automation_connection(&self, id: &str) -> Value {
+        let path = format!("/_emulator/automation-connections/{id}");
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// Sets what `actions/check` of the automation connection `id` answers.
+    pub async fn set_check(&self, id: &str, connected: bool) {
+        let path = format!("/_emulator/automation-connections/{id}/check");
+        let body = json!({ "connected": connected });
+        self.call(Method::PUT, &path, Some(body)).await;
+    }
+
+    /// Creates or replaces the email configuration (`{"username"?, "password"?, ...}`).
+    pub async fn put_email_config(&self, seed: Value) {
+        self.call(Method::PUT, "/_emulator/email-config", Some(seed))
+            .await;
+    }
+
+    /// The email configuration as the tenant holds it, password included.
+    pub async fn email_config(&self) -> Value {
+        self.call(Method::GET, "/_emulator/email-config", None)
+            .await
+    }
+
+    /// Sets what `verify-connection` answers (`{"success", "message"?,
+    /// "smtpResponseCode"?, "connectionFailed"?}`).
+    pub async fn set_verify(&self, outcome: Value) {
+        self.call(Method::PUT, "/_emulator/email-config/verify", Some(outcome))
+            .await;
+    }
+
+    /// Seeds an automation (`{"name", "state"?, "schedules"?, "lastRunStatus"?, ...}`);
+    /// its id and execution token.
+    pub async fn add_automation(&self, seed: Value) -> (String, String) {
+        let created = self
+            .call(Method::POST, "/_emulator/automations", Some(seed))
+            .await;
+        let field = |name: &str| created[name].as_str().unwrap_or_default().to_owned();
+        (field("id"), field("executionToken"))
+    }
+
+    /// An automation as the tenant holds it: `{"id", "name", "state", "executionToken",
+    /// "ownerId"}`.
+    pub async fn automation(&self, id: &str) -> Value {
+        let path = format!("/_emulator/automations/{id}");
+        self.call(Method::GET, &path, None).await
     }
 }
