@@ -46,7 +46,7 @@ fn has(status: &SecretPushStatus, type_: &str, reason: &str) -> bool {
 /// The status after a successful push of `digest` at `now() - ago`.
 fn pushed(digest: &str, ago: Duration, verification: Verification) -> SecretPushStatus {
     let mut o = observed(SecretPushStatus::default(), values(digest));
-    o.now = o.now - SignedDuration::try_from(ago).unwrap_or_default();
+    o.now -= SignedDuration::try_from(ago).unwrap_or_default();
     let outcome = Outcome::Pushed {
         target_id: Some("conn-1".into()),
         verification,
