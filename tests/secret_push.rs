@@ -5,8 +5,9 @@
 //! pushes nothing it already pushed; a data connection that uses interactive OAuth is
 //! refused once, not retried.
 //!
-//! The controller runs in process with the metadata watch of labelled Secrets on, so a
-//! change arrives within seconds. Waits are on conditions with deadlines, never sleeps.
+//! The controller runs in process; the Secret is read by name every `pollEvery` (10 s
+//! here), and with the metadata watch of labelled Secrets on, a change arrives without
+//! waiting for the poll. Waits are on conditions with deadlines, never sleeps.
 
 mod support;
 
@@ -31,15 +32,21 @@ const CRM_TOKEN_2: &str = "crm-token-0123456789-second";
 const SMTP_PASSWORD: &str = "smtp-password-0123456789-first";
 const SMTP_PASSWORD_2: &str = "smtp-password-0123456789-second";
 
-async fn start() -> TenantRig {
+/// The controller with the Secret watch on or off (`--watch-push-secrets`).
+async fn start_with(watch_secrets: bool) -> TenantRig {
     let rig = TenantRig::builder()
-        .shared(|shared| shared.settings.watch_push_secrets = true)
+        .shared(move |shared| shared.settings.watch_push_secrets = watch_secrets)
         .run(Controller::SecretPush)
         .start()
         .await;
     rig.create_admin_secret().await;
     rig.create(&rig.qlik_tenant(TENANT, json!({}))).await;
     rig
+}
+
+/// Without the Secret watch: changes arrive with the poll (`pollEvery: 10s`).
+async fn start() -> TenantRig {
+    start_with(false).await
 }
 
 /// A Secret opted in to the controller's metadata watch.
@@ -61,6 +68,10 @@ fn source(name: &str, data: &[(&str, &str)]) -> Secret {
 }
 
 fn push(name: &str, secret: &str, target: Value) -> SecretPush {
+    push_polling(name, secret, target, "10s")
+}
+
+fn push_polling(name: &str, secret: &str, target: Value, poll_every: &str) -> SecretPush {
     from_json(json!({
         "apiVersion": "qlikops.io/v1alpha1", "kind": "SecretPush",
         "metadata": { "name": name },
@@ -68,7 +79,7 @@ fn push(name: &str, secret: &str, target: Value) -> SecretPush {
             "tenantRef": { "name": TENANT },
             "secretName": secret,
             "target": target,
-            "pollEvery": "10s",
+            "pollEvery": poll_every,
         },
     }))
 }
@@ -224,7 +235,7 @@ async fn each_target_gets_the_values_on_create_and_once_more_per_change() {
     assert_eq!(writes("automation-connections.put").await, 1);
     assert_eq!(writes("email-config.patch").await, 1);
 
-    // One change of each Secret: one more write each, within seconds (the watch).
+    // One change of each Secret: one more write each, at the next poll.
     rig.set_secret("db", "password", DB_PASSWORD_2).await;
     rig.set_secret("crm", "token", CRM_TOKEN_2).await;
     rig.set_secret("smtp", "password", SMTP_PASSWORD_2).await;
@@ -371,4 +382,24 @@ async fn an_interactive_oauth_connection_is_refused_once_and_not_retried() {
         "not retried"
     );
     assert_eq!(rig.control.count("data-connections.patch").await, 0);
+}
+
+#[tokio::test]
+async fn with_the_secret_watch_a_labelled_secret_is_pushed_without_waiting_for_the_poll() {
+    let rig = start_with(true).await;
+    rig.control
+        .put_email_config(json!({ "username": "mailer", "password": "seeded-smtp-password" }))
+        .await;
+    rig.create(&source("smtp", &[("password", SMTP_PASSWORD)]))
+        .await;
+    let smtp = json!({ "tenantEmail": { "fields": { "emailPassword": "password" } } });
+    // A poll a day: only the watch can bring the change within the deadline.
+    rig.create(&push_polling("smtp", "smtp", smtp, "24h")).await;
+    rig.wait_ready("smtp", "pushed", is_ready).await;
+    rig.set_secret("smtp", "password", SMTP_PASSWORD_2).await;
+    eventually("the changed password in the tenant", DEADLINE, || async {
+        (rig.control.email_config().await["password"] == SMTP_PASSWORD_2).then_some(())
+    })
+    .await;
+    assert_eq!(rig.control.count("email-config.patch").await, 2);
 }
