@@ -1,7 +1,9 @@
 //! `SecretPush` against a real kube-apiserver and the tenant emulator: each target gets the
 //! Secret's values when the SecretPush is created and once more per change of the Secret
-//! (the emulator counts the tenant writes); Qlik's check and SMTP verification failures are
-//! conditions; a deleted Secret is a condition and nothing is pushed; a restarted controller
+//! (the emulator counts the tenant writes); the email password goes in with a `PUT` of the
+//! whole configuration, which keeps the fields the operator does not own; Qlik's check and
+//! SMTP verification failures are conditions, and a password the tenant's own check refuses
+//! is not saved (the old one stays) nor retried; a deleted Secret is a condition and nothing is pushed; a restarted controller
 //! pushes nothing it already pushed; a data connection that uses interactive OAuth is
 //! refused once, not retried.
 //!
@@ -31,6 +33,7 @@ const CRM_TOKEN: &str = "crm-token-0123456789-first";
 const CRM_TOKEN_2: &str = "crm-token-0123456789-second";
 const SMTP_PASSWORD: &str = "smtp-password-0123456789-first";
 const SMTP_PASSWORD_2: &str = "smtp-password-0123456789-second";
+const SEEDED_SMTP_PASSWORD: &str = "seeded-smtp-password";
 
 /// The controller with the Secret watch on or off (`--watch-push-secrets`).
 async fn start_with(watch_secrets: bool) -> TenantRig {
@@ -162,7 +165,11 @@ async fn seed_targets(rig: &TenantRig) -> (String, String) {
         .await;
     let crm = crm["id"].as_str().unwrap().to_owned();
     rig.control
-        .put_email_config(json!({ "username": "mailer", "password": "seeded-smtp-password" }))
+        .put_email_config(json!({
+            "username": "mailer", "password": SEEDED_SMTP_PASSWORD,
+            "serverAddress": "smtp.acme.example", "serverPort": 2525,
+            "securityType": "SSL/TLS", "senderName": "Acme reports",
+        }))
         .await;
     (connection, crm)
 }
@@ -219,7 +226,27 @@ async fn each_target_gets_the_values_on_create_and_once_more_per_change() {
         Some("eu"),
         "other parameters stay"
     );
-    assert_eq!(rig.control.email_config().await["password"], SMTP_PASSWORD);
+    let email = rig.control.email_config().await;
+    assert_eq!(email["password"], SMTP_PASSWORD);
+    // The PUT replaced the whole configuration: everything but the password is as it was.
+    assert_eq!(
+        (
+            &email["username"],
+            &email["serverAddress"],
+            &email["serverPort"],
+            &email["securityType"],
+            &email["senderName"],
+            &email["emailAddress"],
+        ),
+        (
+            &json!("mailer"),
+            &json!("smtp.acme.example"),
+            &json!(2525),
+            &json!("SSL/TLS"),
+            &json!("Acme reports"),
+            &json!("noreply@example.com"),
+        )
+    );
     let status = rig
         .api::<SecretPush>()
         .get("db")
@@ -233,7 +260,12 @@ async fn each_target_gets_the_values_on_create_and_once_more_per_change() {
     let writes = |op| control.count(op);
     assert_eq!(writes("data-connections.patch").await, 1);
     assert_eq!(writes("automation-connections.put").await, 1);
-    assert_eq!(writes("email-config.patch").await, 1);
+    assert_eq!(writes("email-config.put").await, 1);
+    assert_eq!(
+        writes("email-config.patch").await,
+        0,
+        "the sunset PATCH is not used"
+    );
 
     // One change of each Secret: one more write each, at the next poll.
     rig.set_secret("db", "password", DB_PASSWORD_2).await;
@@ -257,7 +289,7 @@ async fn each_target_gets_the_values_on_create_and_once_more_per_change() {
     rig.wait_reconciles(3).await;
     assert_eq!(writes("data-connections.patch").await, 2);
     assert_eq!(writes("automation-connections.put").await, 2);
-    assert_eq!(writes("email-config.patch").await, 2);
+    assert_eq!(writes("email-config.put").await, 2);
 
     // No value reached a status or an event (the end-to-end suite scans the logs too).
     let statuses = serde_json::to_string(
@@ -289,22 +321,52 @@ async fn a_failed_check_or_verification_is_a_condition_with_qliks_answer() {
     let rig = start().await;
     let (_, crm) = seed_targets(&rig).await;
     rig.control.set_check(&crm, false).await;
+    // The SMTP server echoes the password: it must not reach the condition.
     rig.control
-        .set_verify(json!({ "success": false, "message": "535 5.7.8 authentication failed" }))
+        .set_verify(json!({ "success": false,
+            "message": format!("535 5.7.8 authentication failed for {SMTP_PASSWORD}") }))
         .await;
     create_pushes(&rig, &crm).await;
     let failed = |status: &str, reason: &str| status == "False" && reason == "VerificationFailed";
     let (_, _, crm_message) = rig.wait_ready("crm", "check failed", failed).await;
     assert!(crm_message.contains("not connected"), "{crm_message}");
     let (_, _, smtp_message) = rig.wait_ready("smtp", "verification failed", failed).await;
-    assert!(smtp_message.contains("errorCode"), "{smtp_message}");
+    // The tenant checks the connection before it saves: the PUT was refused, with Qlik's
+    // code and title, and the old password is still the tenant's.
+    assert!(
+        smtp_message.contains("EMAIL-CONFIG-VERIFICATION-FAILED"),
+        "{smtp_message}"
+    );
     assert!(smtp_message.contains("535"), "{smtp_message}");
+    assert!(smtp_message.contains("old one stays"), "{smtp_message}");
     assert!(!smtp_message.contains(SMTP_PASSWORD));
-    // The values were written: nothing is pushed again for the same values.
-    assert_eq!(rig.control.email_config().await["password"], SMTP_PASSWORD);
+    assert_eq!(
+        rig.control.email_config().await["password"],
+        SEEDED_SMTP_PASSWORD
+    );
+    let status = rig
+        .api::<SecretPush>()
+        .get("smtp")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.pushes, 0, "a refused PUT is no push");
+    assert!(status.refused.is_some(), "{status:?}");
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
+        "{status:?}"
+    );
+    // Refused for good: the same values are not sent again (for an hour), and there is no
+    // saved password to verify.
     rig.wait_reconciles(3).await;
-    assert_eq!(rig.control.count("email-config.patch").await, 1);
-    assert_eq!(rig.control.count("email-config.verify-connection").await, 1);
+    assert_eq!(rig.control.count("email-config.put").await, 1);
+    assert_eq!(rig.control.count_status("email-config.put", "400").await, 1);
+    assert_eq!(rig.control.count("email-config.patch").await, 0);
+    assert_eq!(rig.control.count("email-config.verify-connection").await, 0);
 }
 
 #[tokio::test]
@@ -321,7 +383,7 @@ async fn a_deleted_secret_is_reported_by_name_and_nothing_is_pushed() {
     let (_, _, message) = rig.wait_ready("smtp", "Secret missing", gone).await;
     assert!(message.contains(&format!("{}/smtp", rig.ns())), "{message}");
     rig.wait_reconciles(3).await;
-    assert_eq!(rig.control.count("email-config.patch").await, 1);
+    assert_eq!(rig.control.count("email-config.put").await, 1);
     assert_eq!(rig.control.email_config().await["password"], SMTP_PASSWORD);
 }
 
@@ -339,7 +401,7 @@ async fn a_restarted_controller_pushes_nothing_it_already_pushed() {
     rig.wait_reconciles(6).await;
     assert_eq!(rig.control.count("data-connections.patch").await, 1);
     assert_eq!(rig.control.count("automation-connections.put").await, 1);
-    assert_eq!(rig.control.count("email-config.patch").await, 1);
+    assert_eq!(rig.control.count("email-config.put").await, 1);
     // What made that possible: the digest key outlives the process, in the operator's
     // namespace.
     rig.api::<Secret>().get(KEY_SECRET_NAME).await.unwrap();
@@ -388,7 +450,7 @@ async fn an_interactive_oauth_connection_is_refused_once_and_not_retried() {
 async fn with_the_secret_watch_a_labelled_secret_is_pushed_without_waiting_for_the_poll() {
     let rig = start_with(true).await;
     rig.control
-        .put_email_config(json!({ "username": "mailer", "password": "seeded-smtp-password" }))
+        .put_email_config(json!({ "username": "mailer", "password": SEEDED_SMTP_PASSWORD }))
         .await;
     rig.create(&source("smtp", &[("password", SMTP_PASSWORD)]))
         .await;
@@ -401,5 +463,5 @@ async fn with_the_secret_watch_a_labelled_secret_is_pushed_without_waiting_for_t
         (rig.control.email_config().await["password"] == SMTP_PASSWORD_2).then_some(())
     })
     .await;
-    assert_eq!(rig.control.count("email-config.patch").await, 2);
+    assert_eq!(rig.control.count("email-config.put").await, 2);
 }
