@@ -157,6 +157,85 @@ async fn pushed_secrets_are_stored_and_never_returned() {
 }
 
 #[tokio::test]
+async fn a_put_replaces_the_email_config_only_when_its_connection_check_passes() {
+    let t = Tenant::start().await;
+    t.control
+        .put_email_config(json!({"username": "mailer", "password": "old-pw-7",
+                                 "senderName": "Reports", "securityType": "SSL/TLS"}))
+        .await;
+    let email = "/api/v1/transports/email-config";
+    let put = |password: &str| {
+        json!({"serviceProvider": "BasicAuth", "providerConfig": {
+            "serverAddress": "smtp.example.com", "serverPort": 587,
+            "emailAddress": "noreply@example.com", "username": "svc", "emailPassword": password}})
+    };
+
+    // The check fails: 400 UpdateEmailConfigError, and the tenant keeps what it had.
+    t.control
+        .set_verify(json!({"success": false, "message": "535 5.7.8 bad new-pw-8"}))
+        .await;
+    let refused = t.api(Method::PUT, email, Some(put("new-pw-8"))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json["errors"][0]["code"],
+        codes::EMAIL_CONFIG_VERIFICATION_FAILED
+    );
+    let held = t.control.email_config().await;
+    assert_eq!(
+        (&held["password"], &held["username"], &held["senderName"]),
+        (&json!("old-pw-7"), &json!("mailer"), &json!("Reports"))
+    );
+    assert_eq!(held["credentialWrites"], 0);
+    let judged = t.get(email).await.json;
+    assert_eq!(
+        (&judged["errorCode"], &judged["authFailures"]),
+        (&json!("OK"), &json!(0)),
+        "a refused PUT changes nothing"
+    );
+
+    // The check passes: the body is the whole configuration (no senderName, no
+    // securityType now), and the password is never answered.
+    t.control.set_verify(json!({"success": true})).await;
+    let saved = t.api(Method::PUT, email, Some(put("new-pw-8"))).await;
+    assert_eq!(saved.status, StatusCode::NO_CONTENT);
+    let held = t.control.email_config().await;
+    assert_eq!(
+        (
+            &held["password"],
+            &held["username"],
+            &held["credentialWrites"]
+        ),
+        (&json!("new-pw-8"), &json!("svc"), &json!(1))
+    );
+    assert_eq!(
+        (&held["senderName"], &held["securityType"]),
+        (&Value::Null, &Value::Null),
+        "PUT replaces, it does not merge"
+    );
+    let got = t.get(email).await;
+    assert!(!got.text.contains("new-pw-8"), "{}", got.text);
+    assert_eq!(
+        (&got.json["passwordExists"], &got.json["errorCode"]),
+        (&json!(true), &json!("OK"))
+    );
+    // A PUT without a password cannot be checked: refused before any check.
+    let mut without = put("x");
+    without["providerConfig"]
+        .as_object_mut()
+        .unwrap()
+        .remove("emailPassword");
+    let incomplete = t.api(Method::PUT, email, Some(without)).await;
+    assert_eq!(
+        (incomplete.status, &incomplete.json["errors"][0]["code"]),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!(codes::EMAIL_CONFIG_INPUT_CHECK)
+        )
+    );
+    assert_eq!(t.control.email_config().await["credentialWrites"], 1);
+}
+
+#[tokio::test]
 async fn an_interactive_oauth_connection_refuses_credentials_but_not_a_rename() {
     let t = Tenant::start().await;
     let id = t
@@ -449,6 +528,12 @@ async fn counters_count_every_new_operation_and_reset_clears_the_targets() {
             "email-config.patch",
         ),
         (
+            Method::PUT,
+            "/api/v1/transports/email-config".into(),
+            Some(json!({})),
+            "email-config.put",
+        ),
+        (
             Method::POST,
             "/api/v1/transports/email-config/actions/verify-connection".into(),
             None,
@@ -622,6 +707,8 @@ async fn help_documents_the_secret_target_endpoints() {
         "/api/v1/data-connections/{qID}",
         "/api/v1/automation-connections/{id}/actions/check",
         "/api/v1/transports/email-config/actions/verify-connection",
+        "GET|PUT|PATCH       /api/v1/transports/email-config",
+        "email-config.{get, patch, put,",
         "/api/v1/automations/{id}/actions/{copy|enable|disable}",
         "POST   /_emulator/data-connections",
         "GET    /_emulator/data-connections/{id}",

@@ -7,12 +7,16 @@
 //!   need, and the test control plane reports its real version;
 //! - the chart's roles grant exactly `REQUIRED_PERMISSIONS` (src/controller/rbac.rs), nothing
 //!   missing, nothing extra (non-resource URLs and wildcards included), in both install modes
-//!   and both values of `rbac.rolloutTargets`; every binding binds the chart's own role to the
-//!   chart's ServiceAccount only;
+//!   and with `rbac.rolloutTargets` and `secretPush.watchSecrets` each on and off (the latter
+//!   also sets `WATCH_PUSH_SECRETS`); the release namespace's roles hold the Lease and the
+//!   digest key's Secret only, the latter with or without leader election; every binding
+//!   binds the chart's own role to the chart's ServiceAccount only;
 //! - `helm install` succeeds, and the installed ServiceAccount is allowed every required
 //!   permission (SelfSubjectAccessReview as the ServiceAccount) and its effective rules
 //!   (SelfSubjectRulesReview, beyond what any identity has) are exactly the required ones,
-//!   cluster-wide or only in the watched namespace, where it is refused Secrets in any other;
+//!   cluster-wide or only in the watched namespace, where it is refused Secrets in any other
+//!   and in its own every Secret but the digest key; it may list Secrets (metadata) only with
+//!   `secretPush.watchSecrets`;
 //! - the operator binary, run with the ServiceAccount's identity (impersonation), syncs a
 //!   CspEntry end to end and completes two rotations of a SecretRotation with a rollout
 //!   target with only the chart's RBAC; the revoked key is refused by the tenant;
@@ -37,17 +41,20 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
+use qlik_csp_operator::api::secret_push::PUSH_SOURCE_LABEL;
 use qlik_csp_operator::api::secret_rotation::{CREDENTIAL_REVISION, Phase};
 use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
-use qlik_csp_operator::controller::rbac::Scope;
+use qlik_csp_operator::controller::rbac::{
+    ChartSwitches, PUSH_DIGEST_KEY_SECRET, Permission, REQUIRED_PERMISSIONS, Scope,
+};
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::emulator::EmulatorConfig;
 use rbac::{
-    Binding, assert_bindings, assert_effective, assert_grants, granted, grants_of, refused,
-    required,
+    Binding, Grant, access_differs, assert_bindings, assert_effective, assert_grants, granted,
+    grants_of, refused, required,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -226,7 +233,11 @@ fn the_dockerfile_runs_the_operator_as_the_charts_user() {
 
 #[test]
 fn helm_lint_is_clean() {
-    for values in [&[][..], &["--set", "watchNamespaces={a}"][..]] {
+    for values in [
+        &[][..],
+        &["--set", "watchNamespaces={a}"][..],
+        &["--set", "secretPush.watchSecrets=true"][..],
+    ] {
         let mut args = vec!["lint", "--strict", manifests::CHART];
         args.extend_from_slice(values);
         let out = helm(&args);
@@ -253,6 +264,8 @@ fn the_schema_rejects_unknown_and_invalid_values() {
         "watchNamespaces={Web}",           // not a namespace name
         "watchNamespaces={a,b}",           // the operator watches one namespace or all
         "rbac.rolloutTargets=maybe",       // a switch
+        "secretPush.watchSecrets=yes",     // a switch
+        "secretPush.watchSecret=true",     // a typo of watchSecrets
         "networkPolicy.metrics.from=null", // never open to everyone by omission
         "networkPolicy.metrics.from={}",   // nor by an empty list
         "networkPolicy.metrics.from[0].podSelector.matchLabel.app=x", // a typo of matchLabels
@@ -371,7 +384,10 @@ fn the_deployment_is_hardened_and_configured_from_values() {
         ("PodDisruptionBudget", 1),
         ("ServiceMonitor", 1),
         ("NetworkPolicy", 1),
-        ("CustomResourceDefinition", 3),
+        (
+            "CustomResourceDefinition",
+            qlik_csp_operator::api::crds().len(),
+        ),
     ] {
         assert_eq!(of_kind(&everything, kind).len(), count, "{kind}");
     }
@@ -449,32 +465,61 @@ fn numbers_as_f64(value: &Value) -> Value {
     }
 }
 
+/// The grants of every `kind` object in `namespace`, together.
+fn grants_in(objects: &[Value], kind: &str, namespace: &str) -> BTreeSet<Grant> {
+    of_kind(objects, kind)
+        .into_iter()
+        .filter(|o| o["metadata"]["namespace"] == namespace)
+        .flat_map(grants_of)
+        .collect()
+}
+
+/// The operator container's value of environment variable `name`, if set.
+fn container_env<'a>(deployment: &'a Value, name: &str) -> Option<&'a Value> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
 #[test]
 fn the_chart_grants_exactly_the_required_permissions_in_both_modes() {
     let fullname = "qco-qlik-csp-operator";
     let leader = "qco-qlik-csp-operator-leader-election";
+    let digest_key = "qco-qlik-csp-operator-push-digest-key";
     let service_account = json!({ "kind": "ServiceAccount", "name": fullname, "namespace": "ops" });
-    for rollout_targets in [true, false] {
-        let switch = format!("rbac.rolloutTargets={rollout_targets}");
-        let what = |role: &str| format!("{role} with {switch}");
+    for (rollout_targets, watch_push_secrets) in
+        [(true, false), (true, true), (false, false), (false, true)]
+    {
+        let switches = ChartSwitches {
+            rollout_targets,
+            watch_push_secrets,
+        };
+        let values = [
+            "--set".to_owned(),
+            format!("rbac.rolloutTargets={rollout_targets}"),
+            "--set".to_owned(),
+            format!("secretPush.watchSecrets={watch_push_secrets}"),
+        ];
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let what = |role: &str| format!("{role} with {switches:?}");
 
-        // Cluster-wide (default): one ClusterRole for the watched resources, one Role for
-        // the Lease, each bound to the chart's ServiceAccount only.
-        let objects = template("qco", "ops", &["--set", &switch]);
+        // Cluster-wide (default): one ClusterRole for the watched resources, Roles in the
+        // release namespace for the Lease and the digest key's Secret, each bound to the
+        // chart's ServiceAccount only.
+        let objects = template("qco", "ops", &values);
         let cluster_roles = of_kind(&objects, "ClusterRole");
         assert_eq!(cluster_roles.len(), 1);
         assert_grants(
             &grants_of(cluster_roles[0]),
-            &required(Scope::Watched, rollout_targets),
+            &required(Scope::Watched, switches),
             &what("ClusterRole"),
         );
-        let roles = of_kind(&objects, "Role");
-        assert_eq!(roles.len(), 1);
-        assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+        assert_eq!(of_kind(&objects, "Role").len(), 2);
         assert_grants(
-            &grants_of(roles[0]),
-            &required(Scope::OperatorNamespace, rollout_targets),
-            &what("leader-election Role"),
+            &grants_in(&objects, "Role", "ops"),
+            &required(Scope::OperatorNamespace, switches),
+            &what("Roles in the release namespace"),
         );
         assert_bindings(
             &objects,
@@ -488,58 +533,87 @@ fn the_chart_grants_exactly_the_required_permissions_in_both_modes() {
                     fullname,
                 ),
                 Binding::new("RoleBinding", Some("ops"), leader, "Role", leader),
+                Binding::new("RoleBinding", Some("ops"), digest_key, "Role", digest_key),
             ],
         );
-
-        // Namespaced: the same rules in a Role per watched namespace, nothing cluster-wide.
-        let objects = template(
-            "qco",
-            "ops",
-            &["--set", "watchNamespaces={a}", "--set", &switch],
+        // The switch that grants the Secret watch is the one that turns it on.
+        let deployment = of_kind(&objects, "Deployment")[0];
+        assert_eq!(
+            container_env(deployment, "WATCH_PUSH_SECRETS"),
+            watch_push_secrets
+                .then(|| json!({ "name": "WATCH_PUSH_SECRETS", "value": "true" }))
+                .as_ref(),
+            "{switches:?}"
         );
+
+        // Namespaced: the same rules in a Role in the watched namespace, nothing cluster-wide.
+        let mut namespaced = values.clone();
+        namespaced.extend(["--set", "watchNamespaces={a}"]);
+        let objects = template("qco", "ops", &namespaced);
         assert!(of_kind(&objects, "ClusterRole").is_empty());
-        let roles = of_kind(&objects, "Role");
-        assert_eq!(roles.len(), 2);
-        for role in &roles {
-            let namespace = role["metadata"]["namespace"].as_str().unwrap();
-            if role["metadata"]["name"] == leader {
-                assert_eq!(namespace, "ops");
-                assert_grants(
-                    &grants_of(role),
-                    &required(Scope::OperatorNamespace, rollout_targets),
-                    &what("leader-election Role"),
-                );
-            } else {
-                assert_eq!(
-                    (role["metadata"]["name"].as_str(), namespace),
-                    (Some(fullname), "a")
-                );
-                assert_grants(
-                    &grants_of(role),
-                    &required(Scope::Watched, rollout_targets),
-                    &what("Role in a"),
-                );
-            }
-        }
+        assert_eq!(of_kind(&objects, "Role").len(), 3);
+        assert_grants(
+            &grants_in(&objects, "Role", "a"),
+            &required(Scope::Watched, switches),
+            &what("Role in a"),
+        );
+        assert_grants(
+            &grants_in(&objects, "Role", "ops"),
+            &required(Scope::OperatorNamespace, switches),
+            &what("Roles in the release namespace"),
+        );
         assert_bindings(
             &objects,
             &service_account,
             &[
                 Binding::new("RoleBinding", Some("a"), fullname, "Role", fullname),
                 Binding::new("RoleBinding", Some("ops"), leader, "Role", leader),
+                Binding::new("RoleBinding", Some("ops"), digest_key, "Role", digest_key),
             ],
         );
     }
+
+    // Without leader election, no Lease, but still the digest key's Secret.
+    let objects = template("qco", "ops", &["--set", "leaderElection.enabled=false"]);
+    let without_lease: BTreeSet<Grant> =
+        required(Scope::OperatorNamespace, ChartSwitches::DEFAULTS)
+            .into_iter()
+            .filter(|(group, _, _)| group != "coordination.k8s.io")
+            .collect();
+    assert!(without_lease.contains(&(
+        String::new(),
+        format!("secrets[{PUSH_DIGEST_KEY_SECRET}]"),
+        "get".to_owned()
+    )));
+    assert_grants(
+        &grants_in(&objects, "Role", "ops"),
+        &without_lease,
+        "Roles in the release namespace without leader election",
+    );
+    assert_bindings(
+        &objects,
+        &service_account,
+        &[
+            Binding::new(
+                "ClusterRoleBinding",
+                None,
+                fullname,
+                "ClusterRole",
+                fullname,
+            ),
+            Binding::new("RoleBinding", Some("ops"), digest_key, "Role", digest_key),
+        ],
+    );
 }
 
-fn helm_install(env: &TestEnv, release: &str, extra: &[&str]) -> String {
+fn helm_install(env: &TestEnv, release: &str, namespace: &str, extra: &[&str]) -> String {
     let kubeconfig = env.control_plane.kubeconfig.to_string_lossy().into_owned();
     let mut args = vec![
         "install",
         release,
         manifests::CHART,
         "--namespace",
-        &env.namespace,
+        namespace,
         "--kubeconfig",
         &kubeconfig,
         // No kubelet runs here, so no pod ever starts: don't --wait.
@@ -559,6 +633,41 @@ async fn create_namespace(client: &Client, name: &str) {
         .unwrap_or_else(|e| panic!("failed to create namespace {name}: {e}"));
 }
 
+/// Asserts that `client` may list and watch Secrets in `namespace`, in `default` and across
+/// all namespaces exactly when `watched` (access reviews), and that the SecretPush
+/// controller's own request, a metadata-only list of the labelled Secrets in `namespace`, is
+/// answered or refused accordingly.
+async fn assert_secret_watch(client: &Client, namespace: &str, watched: bool) {
+    for scope in [Some(namespace), Some("default"), None] {
+        for verb in ["list", "watch"] {
+            assert_eq!(
+                rbac::allowed(client, scope, "", "secrets", verb).await,
+                watched,
+                "{verb} secrets in {scope:?}"
+            );
+        }
+    }
+    let labelled = ListParams::default().labels(&format!("{PUSH_SOURCE_LABEL}=true"));
+    let listed = Api::<Secret>::namespaced(client.clone(), namespace)
+        .list_metadata(&labelled)
+        .await;
+    match listed {
+        Ok(_) if watched => {}
+        Err(kube::Error::Api(status)) if !watched => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("listing Secret metadata (watched: {watched}): {other:?}"),
+    }
+}
+
+/// The permissions needed in the release namespace that no `Watched` rule covers anyway.
+fn only_in_the_release_namespace() -> impl Iterator<Item = &'static Permission> {
+    REQUIRED_PERMISSIONS.iter().filter(|p| {
+        p.scope == Scope::OperatorNamespace
+            && !REQUIRED_PERMISSIONS.iter().any(|w| {
+                w.scope == Scope::Watched && (w.group, w.resource) == (p.group, p.resource)
+            })
+    })
+}
+
 #[tokio::test]
 async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_crds() {
     let env = TestEnv::new().await;
@@ -569,6 +678,7 @@ async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_
     let out = helm_install(
         &env,
         &release,
+        &ns,
         &[
             "--skip-crds",
             "--take-ownership",
@@ -581,26 +691,36 @@ async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_
 
     let sa = fullname(&release);
     let as_sa = env.client_as_service_account(&ns, &sa).await;
-    let missing = refused(&as_sa, Scope::Watched, None).await;
+    let switches = ChartSwitches::DEFAULTS;
+    let missing = refused(&as_sa, switches, Scope::Watched, None).await;
     assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
-    let missing = refused(&as_sa, Scope::OperatorNamespace, Some(&ns)).await;
+    let missing = refused(&as_sa, switches, Scope::OperatorNamespace, Some(&ns)).await;
     assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
-    // The Lease permission is for the release namespace only.
-    let elsewhere = granted(&as_sa, Scope::OperatorNamespace, Some("default")).await;
+    // The Lease permission is for the release namespace only (the digest key's Secret is
+    // within what the ClusterRole grants on Secrets everywhere).
+    let elsewhere = access_differs(
+        &as_sa,
+        only_in_the_release_namespace(),
+        Some("default"),
+        false,
+    )
+    .await;
     assert!(
         elsewhere.is_empty(),
         "granted outside the release namespace: {elsewhere:?}"
     );
+    // By default Secrets are never listed or watched.
+    assert_secret_watch(&as_sa, &ns, false).await;
     // And nothing else, as the apiserver evaluates every binding there is.
     let baseline = env.client_as_service_account(&ns, NOBODY).await;
-    let watched = required(Scope::Watched, true);
-    let with_lease = &watched | &required(Scope::OperatorNamespace, true);
+    let watched = required(Scope::Watched, switches);
+    let in_release_namespace = &watched | &required(Scope::OperatorNamespace, switches);
     assert_effective(
         &env.client,
         &as_sa,
         &baseline,
         &ns,
-        &with_lease,
+        &in_release_namespace,
         "cluster-wide install",
     )
     .await;
@@ -652,19 +772,37 @@ async fn cluster_wide_install_grants_every_required_permission_and_manages_kept_
     assert!(gone.is_none(), "the ClusterRole outlived the release");
 }
 
+/// Both switches away from their defaults in one install: they grant independent rules
+/// (the template test covers every combination).
 #[tokio::test]
-async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload() {
+async fn cluster_wide_install_without_rollout_targets_and_with_the_secret_watch_grants_exactly_that()
+ {
     let env = TestEnv::new().await;
     let ns = env.namespace.clone();
     let release = format!("qco-{ns}");
     let out = helm_install(
         &env,
         &release,
-        &["--skip-crds", "--set", "rbac.rolloutTargets=false"],
+        &ns,
+        &[
+            "--skip-crds",
+            "--set",
+            "rbac.rolloutTargets=false",
+            "--set",
+            "secretPush.watchSecrets=true",
+        ],
     );
     assert!(out.contains("STATUS: deployed"), "{out}");
+    assert!(
+        out.contains("it may list and watch Secrets"),
+        "NOTES: {out}"
+    );
     let sa = fullname(&release);
     let as_sa = env.client_as_service_account(&ns, &sa).await;
+    let switches = ChartSwitches {
+        rollout_targets: false,
+        watch_push_secrets: true,
+    };
     for kind in ["deployments", "statefulsets", "daemonsets"] {
         for namespace in [Some(ns.as_str()), Some("default"), None] {
             assert!(
@@ -673,16 +811,32 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
             );
         }
     }
+    let missing = refused(&as_sa, switches, Scope::Watched, None).await;
+    assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
+    let missing = refused(&as_sa, switches, Scope::OperatorNamespace, Some(&ns)).await;
+    assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
+    assert_secret_watch(&as_sa, &ns, true).await;
+    // The operator is told to watch: the installed Deployment sets the variable.
+    let deployment = Api::<Deployment>::namespaced(env.client.clone(), &ns)
+        .get(&sa)
+        .await
+        .unwrap();
+    let deployment = serde_json::to_value(&deployment).unwrap();
+    assert_eq!(
+        container_env(&deployment, "WATCH_PUSH_SECRETS"),
+        Some(&json!({ "name": "WATCH_PUSH_SECRETS", "value": "true" }))
+    );
+
     let baseline = env.client_as_service_account(&ns, NOBODY).await;
-    let watched = required(Scope::Watched, false);
-    let with_lease = &watched | &required(Scope::OperatorNamespace, false);
+    let watched = required(Scope::Watched, switches);
+    let in_release_namespace = &watched | &required(Scope::OperatorNamespace, switches);
     assert_effective(
         &env.client,
         &as_sa,
         &baseline,
         &ns,
-        &with_lease,
-        "without rollout targets",
+        &in_release_namespace,
+        "without rollout targets, with the Secret watch",
     )
     .await;
     assert_effective(
@@ -691,7 +845,7 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
         &baseline,
         "default",
         &watched,
-        "without rollout targets",
+        "without rollout targets, with the Secret watch",
     )
     .await;
 }
@@ -700,13 +854,18 @@ async fn cluster_wide_install_without_rollout_targets_cannot_patch_any_workload(
 async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     let env = TestEnv::new().await;
     let ns = env.namespace.clone();
+    // The release in a namespace of its own, as the README installs it: there the operator
+    // has its Lease and its digest key's Secret, and no other Secret.
+    let release_ns = format!("{ns}-operator");
     let other = format!("{ns}-unwatched");
+    create_namespace(&env.client, &release_ns).await;
     create_namespace(&env.client, &other).await;
     let release = "qco";
     // With the NetworkPolicy, so the apiserver validates it too.
     let out = helm_install(
         &env,
         release,
+        &release_ns,
         &[
             "--set-json",
             &format!("watchNamespaces=[\"{ns}\"]"),
@@ -716,13 +875,20 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
     );
     assert!(out.contains("STATUS: deployed"), "{out}");
     let sa = fullname(release);
-    let as_sa = env.client_as_service_account(&ns, &sa).await;
+    let as_sa = env.client_as_service_account(&release_ns, &sa).await;
 
-    // Everything the operator needs, in the watched namespace.
-    for scope in [Scope::Watched, Scope::OperatorNamespace] {
-        let missing = refused(&as_sa, scope, Some(&ns)).await;
-        assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
-    }
+    // Everything the operator needs, in the watched namespace and in its own.
+    let switches = ChartSwitches::DEFAULTS;
+    let missing = refused(&as_sa, switches, Scope::Watched, Some(&ns)).await;
+    assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
+    let missing = refused(
+        &as_sa,
+        switches,
+        Scope::OperatorNamespace,
+        Some(&release_ns),
+    )
+    .await;
+    assert!(missing.is_empty(), "the chart's RBAC misses: {missing:#?}");
     // Nothing in another namespace, nothing cluster-wide.
     for namespace in [Some(other.as_str()), None] {
         for scope in [Scope::Watched, Scope::OperatorNamespace] {
@@ -733,44 +899,58 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
             );
         }
     }
-    // And a real read of a Secret there is refused.
+    assert_secret_watch(&as_sa, &ns, false).await;
+    // And a real read of a Secret there is refused, as is one of any Secret but the digest
+    // key in the operator's own namespace; the digest key can be created and read.
     let secret: Secret = serde_json::from_value(
         json!({ "metadata": { "name": "not-yours" }, "stringData": { "token": "s3cr3t" } }),
     )
     .unwrap();
-    Api::<Secret>::namespaced(env.client.clone(), &other)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    match Api::<Secret>::namespaced(as_sa.clone(), &other)
-        .get("not-yours")
-        .await
-    {
-        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
-        other => panic!("reading a Secret of an unwatched namespace: {other:?}"),
+    for namespace in [&other, &release_ns] {
+        Api::<Secret>::namespaced(env.client.clone(), namespace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        match Api::<Secret>::namespaced(as_sa.clone(), namespace)
+            .get("not-yours")
+            .await
+        {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+            other => panic!("reading a Secret of namespace {namespace}: {other:?}"),
+        }
     }
-    // Exactly the required rules in the watched namespace, and nothing at all elsewhere, as
-    // the apiserver evaluates every binding there is.
-    let baseline = env.client_as_service_account(&ns, NOBODY).await;
-    let in_watched = &required(Scope::Watched, true) | &required(Scope::OperatorNamespace, true);
-    assert_effective(
-        &env.client,
-        &as_sa,
-        &baseline,
-        &ns,
-        &in_watched,
-        "namespaced install",
-    )
-    .await;
-    assert_effective(
-        &env.client,
-        &as_sa,
-        &baseline,
-        &other,
-        &BTreeSet::new(),
-        "namespaced install",
-    )
-    .await;
+    let own_secrets = Api::<Secret>::namespaced(as_sa.clone(), &release_ns);
+    let key: Secret = serde_json::from_value(json!({
+        "metadata": { "name": PUSH_DIGEST_KEY_SECRET },
+        "stringData": { "hmac-sha256-key": "0123456789abcdef0123456789abcdef" },
+    }))
+    .unwrap();
+    own_secrets
+        .create(&PostParams::default(), &key)
+        .await
+        .unwrap_or_else(|e| panic!("creating the digest key's Secret: {e}"));
+    own_secrets
+        .get(PUSH_DIGEST_KEY_SECRET)
+        .await
+        .unwrap_or_else(|e| panic!("reading the digest key's Secret: {e}"));
+    // Exactly the required rules in the watched namespace and in the release namespace, and
+    // nothing at all elsewhere, as the apiserver evaluates every binding there is.
+    let baseline = env.client_as_service_account(&release_ns, NOBODY).await;
+    for (namespace, expected) in [
+        (&ns, required(Scope::Watched, switches)),
+        (&release_ns, required(Scope::OperatorNamespace, switches)),
+        (&other, BTreeSet::new()),
+    ] {
+        assert_effective(
+            &env.client,
+            &as_sa,
+            &baseline,
+            namespace,
+            &expected,
+            "namespaced install",
+        )
+        .await;
+    }
 
     // The operator, with exactly the chart's RBAC, syncs a CspEntry end to end.
     let emulator = support::emulator::start(EmulatorConfig {
@@ -798,14 +978,15 @@ async fn namespaced_install_runs_the_operator_and_refuses_secrets_elsewhere() {
         .await
         .unwrap();
 
-    let kubeconfig = env.kubeconfig_as_service_account(&ns, &sa);
+    let kubeconfig = env.kubeconfig_as_service_account(&release_ns, &sa);
     // The Deployment's arguments that bear on RBAC: the watched namespace and leader
-    // election. The emulator is on loopback, which the default allow-list refuses.
+    // election (its Lease in the release namespace). The emulator is on loopback, which the
+    // default allow-list refuses.
     let _operator = Operator::builder(&ns, &kubeconfig)
         .args(["--leader-election"])
         // The CRD's shortest gracePeriod is 1 m; the rotation here need not wait it out.
         .args(["--grace-period-override", "0s"])
-        .env("POD_NAMESPACE", &ns)
+        .env("POD_NAMESPACE", &release_ns)
         .env("POD_NAME", "qco-operator-0")
         .spawn();
 
@@ -1026,12 +1207,19 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
     let as_sa = env
         .client_as_service_account(manifests::NAMESPACE, CHART_NAME)
         .await;
-    let missing = refused(&as_sa, Scope::Watched, None).await;
+    let switches = ChartSwitches::DEFAULTS;
+    let missing = refused(&as_sa, switches, Scope::Watched, None).await;
     assert!(
         missing.is_empty(),
         "the manifests' RBAC misses: {missing:#?}"
     );
-    let missing = refused(&as_sa, Scope::OperatorNamespace, Some(manifests::NAMESPACE)).await;
+    let missing = refused(
+        &as_sa,
+        switches,
+        Scope::OperatorNamespace,
+        Some(manifests::NAMESPACE),
+    )
+    .await;
     assert!(
         missing.is_empty(),
         "the manifests' RBAC misses: {missing:#?}"
@@ -1040,14 +1228,14 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
     let baseline = env
         .client_as_service_account(manifests::NAMESPACE, NOBODY)
         .await;
-    let watched = required(Scope::Watched, true);
-    let with_lease = &watched | &required(Scope::OperatorNamespace, true);
+    let watched = required(Scope::Watched, switches);
+    let in_release_namespace = &watched | &required(Scope::OperatorNamespace, switches);
     assert_effective(
         &env.client,
         &as_sa,
         &baseline,
         manifests::NAMESPACE,
-        &with_lease,
+        &in_release_namespace,
         "the plain manifests",
     )
     .await;
@@ -1061,6 +1249,7 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
     )
     .await;
     let leader = format!("{CHART_NAME}-leader-election");
+    let digest_key = format!("{CHART_NAME}-push-digest-key");
     assert_bindings(
         &objects,
         &json!({ "kind": "ServiceAccount", "name": CHART_NAME, "namespace": manifests::NAMESPACE }),
@@ -1078,6 +1267,13 @@ async fn deploy_manifest_applies_on_a_real_apiserver() {
                 &leader,
                 "Role",
                 &leader,
+            ),
+            Binding::new(
+                "RoleBinding",
+                Some(manifests::NAMESPACE),
+                &digest_key,
+                "Role",
+                &digest_key,
             ),
         ],
     );

@@ -2,7 +2,8 @@
 //! emulator, with the manifests of `examples/` applied as a user would: the tenant becomes
 //! Ready, every CspEntry Ready, the header lands in the ConfigMap exactly as
 //! `qlik-csp-operator render` previews it, the Ingress serving it is annotated, and every
-//! SecretRotation becomes Ready with a credential in its Secret that the tenant accepts.
+//! SecretRotation becomes Ready with a credential in its Secret that the tenant accepts,
+//! and every SecretPush has put its Secret's values into the emulator's targets.
 //!
 //! The operator runs as in a cluster: with leader election, its health and metrics endpoint
 //! on a loopback port, and the emulator's host allowed; its output (at debug level) goes to
@@ -25,7 +26,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use qlik_csp_operator::api::secret_rotation::{Phase, ROTATE_REQUESTED_AT};
-use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation};
+use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretPush, SecretRotation};
 use qlik_csp_operator::controller::tenant::publish::{HEADER_SHA256, header_sha256};
 use qlik_csp_operator::emulator::{Emulator, EmulatorConfig};
 use serde::Deserialize;
@@ -52,6 +53,7 @@ struct Run {
     operator: Operator,
     metrics_address: String,
     entry_names: Vec<String>,
+    push_names: Vec<String>,
     rotation_names: Vec<String>,
     /// stdout, stderr.
     logs: [PathBuf; 2],
@@ -64,6 +66,7 @@ fn examples() -> Vec<Value> {
         "qlik-tenant.yaml",
         "csp-entries.yaml",
         "secret-rotation.yaml",
+        "secret-push.yaml",
     ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         for document in serde_norway::Deserializer::from_str(&text) {
@@ -87,8 +90,10 @@ impl Run {
         let control = EmulatorControl::new(&emulator);
         create_example_surroundings(&env, KEY).await;
 
+        let automation_connection = seed_push_targets(&env, &control).await;
         let mut entry_names = Vec::new();
         let mut rotation_names = Vec::new();
+        let mut push_names = Vec::new();
         for mut object in examples() {
             object["metadata"]["namespace"] = json!(ns);
             let resource = match object["kind"].as_str() {
@@ -105,6 +110,15 @@ impl Run {
                 Some("SecretRotation") => {
                     rotation_names.push(object["metadata"]["name"].as_str().unwrap().to_owned());
                     ApiResource::erase::<SecretRotation>(&())
+                }
+                Some("SecretPush") => {
+                    push_names.push(object["metadata"]["name"].as_str().unwrap().to_owned());
+                    let target = &mut object["spec"]["target"]["automationConnection"];
+                    if target.is_object() {
+                        // The example names a real connection; name the seeded one instead.
+                        target["id"] = json!(automation_connection);
+                    }
+                    ApiResource::erase::<SecretPush>(&())
                 }
                 other => panic!("unexpected kind {other:?} in examples/"),
             };
@@ -128,6 +142,8 @@ impl Run {
             .args(["--leader-election", "--leader-election-namespace", &ns])
             .args(["--leader-election-lease-seconds", "5"])
             .env("NO_COLOR", "1")
+            // As the chart sets it: the SecretPush digest key is kept in this namespace.
+            .env("POD_NAMESPACE", &ns)
             .stdout(file(&logs[0]))
             .stderr(file(&logs[1]))
             .spawn();
@@ -139,6 +155,7 @@ impl Run {
             operator,
             metrics_address,
             entry_names,
+            push_names,
             rotation_names,
             logs,
         }
@@ -160,6 +177,9 @@ impl Run {
         }
         for name in &self.rotation_names {
             wait_ready(&self.api::<SecretRotation>(), name, DEADLINE).await;
+        }
+        for name in &self.push_names {
+            wait_ready(&self.api::<SecretPush>(), name, DEADLINE).await;
         }
     }
 
@@ -258,6 +278,22 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
         );
     }
 
+    // Every SecretPush put its Secret's values where the tenant keeps them.
+    let email = run.control.email_config().await;
+    assert_eq!(email["password"], PUSHED[3].2);
+    let status = run
+        .api::<SecretPush>()
+        .get("warehouse-connection")
+        .await
+        .unwrap()
+        .status;
+    let connection = status.and_then(|s| s.target_id).unwrap();
+    let held = run.control.data_connection(&connection).await;
+    assert_eq!(
+        (&held["username"], &held["password"]),
+        (&json!(PUSHED[0].2), &json!(PUSHED[1].2))
+    );
+
     // The files applied above (the ingress-nginx setup; the other edges' folders repeat the
     // tenant).
     let examples_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -302,7 +338,7 @@ async fn the_examples_become_ready_and_their_header_reaches_the_config_map_and_i
     .await;
     assert_eq!(
         readyz,
-        "tenant: synced\ncsp-entry: synced\nsecret-rotation: synced\n"
+        "tenant: synced\ncsp-entry: synced\nsecret-rotation: synced\nsecret-push: synced\n"
     );
     let healthz = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(healthz.status(), reqwest::StatusCode::OK);
@@ -353,6 +389,7 @@ async fn no_secret_written_during_a_run_appears_in_its_logs_events_objects_or_me
         ApiResource::erase::<QlikTenant>(&()),
         ApiResource::erase::<CspEntry>(&()),
         ApiResource::erase::<SecretRotation>(&()),
+        ApiResource::erase::<SecretPush>(&()),
         ApiResource::erase::<ConfigMap>(&()),
         ApiResource::erase::<Ingress>(&()),
         ApiResource::erase::<Lease>(&()),
@@ -492,4 +529,54 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
+}
+
+/// The values the SecretPushes of examples/secret-push.yaml push (each long enough for the
+/// secret scan).
+const PUSHED: [(&str, &str, &str); 4] = [
+    ("warehouse-db", "username", "warehouse-app-user"),
+    (
+        "warehouse-db",
+        "password",
+        "e2e-warehouse-password-0123456789",
+    ),
+    ("crm-api", "token", "e2e-crm-api-token-0123456789"),
+    ("smtp", "password", "e2e-smtp-password-0123456789"),
+];
+
+/// What examples/secret-push.yaml needs around it: the Secrets it names, and the targets in
+/// the tenant (a data connection with the example's name, an automation connection with an
+/// `api_key` parameter, an email configuration). The automation connection's id.
+async fn seed_push_targets(env: &TestEnv, control: &EmulatorControl) -> String {
+    control
+        .add_data_connection(json!({ "name": "Warehouse (PostgreSQL)", "type": "postgres" }))
+        .await;
+    let crm = control
+        .add_automation_connection(json!({
+            "name": "crm", "params": [{ "name": "api_key", "secret": true }],
+        }))
+        .await;
+    control
+        .put_email_config(json!({ "username": "mailer@example.com" }))
+        .await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    for name in ["warehouse-db", "crm-api", "smtp"] {
+        let mut data: std::collections::BTreeMap<String, String> = PUSHED
+            .iter()
+            .filter(|(secret, _, _)| *secret == name)
+            .map(|(_, key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        if name == "smtp" {
+            data.insert("username".into(), "mailer@example.com".into());
+        }
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": { "name": name }, "stringData": data,
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    crm["id"].as_str().unwrap().to_owned()
 }

@@ -36,7 +36,11 @@ pub const HELP: &str = r#"QLIK ENDPOINTS (Authorization: Bearer <admin key | iss
   GET                 /api/v1/automation-connections          filter, sort, limit<=200, cursor
   GET|PUT             /api/v1/automation-connections/{id}     PUT params by id
   POST                /api/v1/automation-connections/{id}/actions/check
-  GET|PATCH           /api/v1/transports/email-config         PATCH answers 204
+  GET|PUT|PATCH       /api/v1/transports/email-config         PUT replaces the BasicAuth
+                                                              config once the verify outcome
+                                                              (below) succeeds: 204, else
+                                                              400 and the old config stays;
+                                                              PATCH (deprecated) answers 204
   POST                /api/v1/transports/email-config/actions/verify-connection
   GET|POST            /api/v1/automations                     filter, sort, limit<=200, cursor
   GET|DELETE          /api/v1/automations/{id}
@@ -69,7 +73,8 @@ CONTROL API (no authentication; JSON, camelCase; never under /api):
                                     oauth.token, users.{me, get}, tenants.{me, get},
                                     data-connections.{list, get, patch, put},
                                     automation-connections.{list, get, put, check},
-                                    email-config.{get, patch, verify-connection},
+                                    email-config.{get, patch, put,
+                                    verify-connection},
                                     automations.{list, create, get, delete, copy,
                                     enable, disable}
   GET    /_emulator/requests        {"requests": [{"method", "path", "operation",
@@ -112,15 +117,18 @@ CONTROL API (no authentication; JSON, camelCase; never under /api):
   PUT    /_emulator/automation-connections/{id}/check {"connected": false}
                                     what actions/check answers (default true) (204)
   PUT    /_emulator/email-config    {"username"?, "password"?, "emailAddress"?,
-          "serverAddress"?, "serverPort"?, "securityType"?}  create or replace (204);
+          "serverAddress"?, "serverPort"?, "securityType"?, "senderName"?}
+                                    create or replace (204);
                                     defaults noreply@example.com, smtp.example.com, 587,
                                     StartTLS; the tenant starts without one
   GET    /_emulator/email-config    {"username", "password", "emailAddress",
                                     "serverAddress", "serverPort", "securityType",
-                                    "credentialWrites"}; 404 when there is none
+                                    "senderName", "credentialWrites"}; 404 when there
+                                    is none
   DELETE /_emulator/email-config    back to no configuration (204)
   PUT    /_emulator/email-config/verify {"success": false, "message"?,
           "smtpResponseCode"?, "connectionFailed"?}  what verify-connection answers
+                                    and how PUT's check of the connection ends
                                     (default success; a failure defaults to 535) (204)
   POST   /_emulator/automations     {"name": "x", "state"?: "available" | "disabled" |
           "unavailable", "description"?, "spaceId"?, "workspace"?, "schedules"?:

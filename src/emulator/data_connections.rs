@@ -216,10 +216,30 @@ fn find(state: &State, request: &ApiRequest, q_id: &str) -> Result<String, QlikE
 pub fn get(state: &State, request: &ApiRequest, q_id: &str) -> Result<ApiResponse, QlikError> {
     let id = find(state, request, q_id)?;
     let connection = &state.data_connections.by_id[&id];
-    Ok(ApiResponse::json(
-        StatusCode::OK,
-        connection_json(state, request, connection),
-    ))
+    let mut object = connection_json(state, request, connection);
+    if request.query_param("parseConnection") == Some("true") {
+        object["connectionProperties"] = connection_properties(connection);
+    }
+    Ok(ApiResponse::json(StatusCode::OK, object))
+}
+
+/// `connectionProperties` (`parseConnection=true`): the `key=value;` pairs of the connect
+/// statement. An interactive-OAuth connection also has `authCode`, the property Qlik's
+/// interactive-authentication guide creates such connections with (its value, the code
+/// from the browser consent, is spent: the emulator shows an empty one).
+fn connection_properties(c: &DataConnection) -> Value {
+    let mut properties = serde_json::Map::new();
+    for pair in c.connect_statement.split(';') {
+        if let Some((key, value)) = pair.split_once('=')
+            && !key.trim().is_empty()
+        {
+            properties.insert(key.trim().to_owned(), json!(value.trim()));
+        }
+    }
+    if c.interactive_oauth {
+        properties.insert("authCode".to_owned(), json!(""));
+    }
+    Value::Object(properties)
 }
 
 /// A field PATCH can change, with the value to set (`None`: clear).

@@ -193,6 +193,7 @@ fn process(
         Operation::AutomationConnectionsCheck => automation_connections::check(state, param(0)),
         Operation::EmailConfigGet => Ok(email_config::get(state)),
         Operation::EmailConfigPatch => email_config::patch(state, request, now),
+        Operation::EmailConfigPut => email_config::put(state, request, now),
         Operation::EmailConfigVerifyConnection => email_config::verify_connection(state),
         Operation::AutomationsList => automations::list(state, request),
         Operation::AutomationsCreate => automations::create(state, request, &principal, now),

@@ -1,5 +1,5 @@
-//! `/api/v1/transports/email-config`: the tenant's SMTP configuration (GET, PATCH) and
-//! `actions/verify-connection`. No I/O: handlers take the state and a buffered request.
+//! `/api/v1/transports/email-config`: the tenant's SMTP configuration (GET, PUT, PATCH)
+//! and `actions/verify-connection`. No I/O: handlers take the state and a buffered request.
 //!
 //! Choices where Qlik's behaviour is not public:
 //! - The tenant may have no configuration: GET then answers what the definition says,
@@ -8,7 +8,23 @@
 //!   The control API creates, replaces or deletes it.
 //! - Only `BasicAuth` configurations exist. The password is stored, never returned: GET says
 //!   `passwordExists`.
-//! - PATCH (`emailConfigPatch`, deprecated by Qlik in favour of PUT, which is not served)
+//! - PUT (`putEmailConfig`) replaces the whole configuration. `serviceProvider` must be
+//!   `BasicAuth` (the emulator has no Microsoft 365: 400); `providerConfig` takes the
+//!   fields of `putBasicAuthConfig` and no others, and needs `serverAddress`, `serverPort`
+//!   (a number, at least 1), `emailAddress` and `emailPassword` to check a connection; a
+//!   field absent from the body is absent after it (`senderName`, `username`,
+//!   `securityType`). Input errors are 400 `INPUTCHECK-1` (the definition's example).
+//!   Then, as the definition says ("Validation of the configuration is done as part of the
+//!   request"; 204 "validated and saved", "Connection to the email server verified with
+//!   provided credentials"), it checks the connection: the outcome is the one the control
+//!   API set for verify-connection. A failure is 400 `UpdateEmailConfigError` (code
+//!   `EMAIL-CONFIG-VERIFICATION-FAILED`, the SMTP message in the title) and **saves
+//!   nothing**: the 204 is the one answer that says "saved", and a 400 ("Bad request") that
+//!   changed the configuration would leave the tenant holding credentials it just called
+//!   invalid. Neither the failure count nor the last verification changes then. A success
+//!   stores the configuration, counts a credential write, and records the check as the last
+//!   verification (`errorCode` `OK`).
+//! - PATCH (`emailConfigPatch`, deprecated by Qlik in favour of PUT)
 //!   takes `add`/`replace` (set) and `remove` (clear) on the definition's paths `/username`,
 //!   `/serverAddress`, `/serverPort`, `/securityType`, `/emailAddress` and `/emailPassword`,
 //!   all checked before any applies, and answers 204. Without a configuration it creates one
@@ -38,9 +54,12 @@ pub struct EmailConfig {
     pub server_address: Option<String>,
     pub server_port: Option<u16>,
     pub security_type: Option<String>,
+    /// `senderName` (only in `providerConfig`; set by PUT and the control API).
+    pub sender_name: Option<String>,
     pub password: Option<Secret>,
     pub modified: Option<Timestamp>,
-    /// Successful PATCH requests that set or cleared `/username` or `/emailPassword`.
+    /// Successful PUT requests, and PATCH requests that set or cleared `/username` or
+    /// `/emailPassword`.
     pub credential_writes: u64,
 }
 
@@ -157,6 +176,10 @@ pub fn get(state: &State) -> ApiResponse {
         _ => json!({"statusCode": 0, "statusReason": "OK"}),
     };
     let mut body = Value::Object(provider.clone());
+    // `senderName` is a field of `getBasicAuthConfig` only, not of `getEmailConfig`.
+    if let Some(sender_name) = &config.sender_name {
+        provider.insert("senderName".to_owned(), json!(sender_name));
+    }
     body["providerConfig"] = Value::Object(provider);
     body["tenantId"] = json!(state.settings.tenant_id);
     body["serviceProvider"] = json!("BasicAuth");
@@ -266,6 +289,127 @@ pub fn patch(
     Ok(ApiResponse::no_content())
 }
 
+/// The fields of `putBasicAuthConfig`.
+const PUT_BASIC_AUTH_FIELDS: [&str; 7] = [
+    "username",
+    "senderName",
+    "serverPort",
+    "emailAddress",
+    "securityType",
+    "emailPassword",
+    "serverAddress",
+];
+
+fn input_check(title: impl Into<String>) -> QlikError {
+    QlikError::bad_request(title).with_code(codes::EMAIL_CONFIG_INPUT_CHECK)
+}
+
+/// The configuration a `putEmailConfig` body describes (without the bookkeeping).
+fn parse_put(body: &Value) -> Result<EmailConfig, QlikError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| input_check("the body must be a JSON object"))?;
+    if let Some(name) = object
+        .keys()
+        .find(|k| *k != "serviceProvider" && *k != "providerConfig")
+    {
+        return Err(input_check(format!(
+            "{name} is not a field of putEmailConfig"
+        )));
+    }
+    let provider = optional_str(object, "serviceProvider")
+        .map_err(|_| input_check("serviceProvider is not a string"))?;
+    match provider {
+        Some("BasicAuth") => {}
+        Some("Microsoft365") => {
+            return Err(input_check(
+                "the emulator serves only BasicAuth configurations",
+            ));
+        }
+        _ => {
+            return Err(input_check(
+                "serviceProvider must be Microsoft365 or BasicAuth",
+            ));
+        }
+    }
+    let config = object
+        .get("providerConfig")
+        .and_then(Value::as_object)
+        .ok_or_else(|| input_check("providerConfig is not an object"))?;
+    if let Some(name) = config
+        .keys()
+        .find(|k| !PUT_BASIC_AUTH_FIELDS.contains(&k.as_str()))
+    {
+        return Err(input_check(format!(
+            "{name} is not a field of putBasicAuthConfig"
+        )));
+    }
+    let text = |name: &str| -> Result<Option<String>, QlikError> {
+        optional_str(config, name)
+            .map(|v| v.map(str::to_owned))
+            .map_err(|_| input_check(format!("{name} is not a string")))
+    };
+    let required = |name: &str| -> Result<String, QlikError> {
+        text(name)?
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| input_check(format!("{name} is required")))
+    };
+    let server_port = match config.get("serverPort") {
+        None | Some(Value::Null) => return Err(input_check("serverPort is required")),
+        Some(port) => port
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| input_check("serverPort is not a port number"))?,
+    };
+    Ok(EmailConfig {
+        username: text("username")?,
+        email_address: Some(required("emailAddress")?),
+        server_address: Some(required("serverAddress")?),
+        server_port: Some(server_port),
+        security_type: text("securityType")?,
+        sender_name: text("senderName")?,
+        password: Some(Secret::new(required("emailPassword")?)),
+        modified: None,
+        credential_writes: 0,
+    })
+}
+
+/// `PUT /api/v1/transports/email-config`.
+pub fn put(
+    state: &mut State,
+    request: &ApiRequest,
+    now: Timestamp,
+) -> Result<ApiResponse, QlikError> {
+    let body = request
+        .json_body()
+        .map_err(|_| input_check("the request body is not valid JSON"))?;
+    let mut config = parse_put(&body)?;
+    let email = &mut state.email;
+    let outcome = email.verify.clone();
+    if !outcome.success {
+        // Nothing is saved (see the module doc).
+        let why = outcome
+            .message
+            .clone()
+            .or_else(|| outcome.smtp_response_code.map(|c| c.to_string()))
+            .unwrap_or_else(|| "no answer".to_owned());
+        let what = if outcome.connection_failed {
+            "Could not connect to the email server"
+        } else {
+            "The email server refused the provided credentials"
+        };
+        return Err(input_check(format!("{what}: {why}"))
+            .with_code(codes::EMAIL_CONFIG_VERIFICATION_FAILED));
+    }
+    config.credential_writes = email.config.as_ref().map_or(0, |c| c.credential_writes) + 1;
+    config.modified = Some(now);
+    email.config = Some(config);
+    email.last_verify = Some(outcome);
+    email.auth_failures = 0;
+    Ok(ApiResponse::no_content())
+}
+
 /// `POST /api/v1/transports/email-config/actions/verify-connection`.
 pub fn verify_connection(state: &mut State) -> Result<ApiResponse, QlikError> {
     let email = &mut state.email;
@@ -312,6 +456,55 @@ mod tests {
             ..failed
         });
         assert_eq!(email.error_code(), "PROVIDER_ERROR");
+    }
+
+    #[test]
+    fn a_put_needs_what_a_connection_check_needs_and_takes_only_the_definitions_fields() {
+        let good = json!({"serviceProvider": "BasicAuth", "providerConfig": {
+            "serverAddress": "smtp.example.com", "serverPort": 587,
+            "emailAddress": "noreply@example.com", "emailPassword": "pw",
+            "username": "mailer", "senderName": "Qlik", "securityType": "StartTLS"}});
+        let config = parse_put(&good).unwrap();
+        assert_eq!(
+            (config.server_port, config.sender_name.as_deref()),
+            (Some(587), Some("Qlik"))
+        );
+        assert_eq!(config.password.as_ref().map(Secret::expose), Some("pw"));
+        let without = |field: &str| {
+            let mut body = good.clone();
+            body["providerConfig"]
+                .as_object_mut()
+                .unwrap()
+                .remove(field);
+            body
+        };
+        assert!(parse_put(&without("username")).is_ok());
+        let with = |field: &str, value: Value| {
+            let mut body = good.clone();
+            body["providerConfig"][field] = value;
+            body
+        };
+        for bad in [
+            without("serverAddress"),
+            without("serverPort"),
+            without("emailAddress"),
+            without("emailPassword"),
+            with("serverPort", json!(0)),
+            with("serverPort", json!("587")),
+            with("serverAddress", json!(1)),
+            with("clientSecret", json!("s")),
+            json!({"serviceProvider": "Microsoft365", "providerConfig": {}}),
+            json!({"providerConfig": good["providerConfig"].clone()}),
+            json!({"serviceProvider": "BasicAuth"}),
+            json!([]),
+        ] {
+            let err = parse_put(&bad).unwrap_err();
+            assert_eq!(
+                (err.status, err.code.as_str()),
+                (StatusCode::BAD_REQUEST, codes::EMAIL_CONFIG_INPUT_CHECK),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub enum Operation {
     AutomationConnectionsCheck,
     EmailConfigGet,
     EmailConfigPatch,
+    EmailConfigPut,
     EmailConfigVerifyConnection,
     AutomationsList,
     AutomationsCreate,
@@ -57,7 +58,7 @@ pub enum Tier {
 impl Operation {
     /// Every operation. Literal paths (`/users/me`) come before the templates that would
     /// also match them (`/users/{userId}`): routing takes the first match.
-    pub const ALL: [Operation; 37] = [
+    pub const ALL: [Operation; 38] = [
         Operation::CspOriginsList,
         Operation::CspOriginsGenerateHeader,
         Operation::CspOriginsGet,
@@ -87,6 +88,7 @@ impl Operation {
         Operation::AutomationConnectionsCheck,
         Operation::EmailConfigGet,
         Operation::EmailConfigPatch,
+        Operation::EmailConfigPut,
         Operation::EmailConfigVerifyConnection,
         Operation::AutomationsList,
         Operation::AutomationsCreate,
@@ -129,6 +131,7 @@ impl Operation {
             Operation::AutomationConnectionsCheck => "automation-connections.check",
             Operation::EmailConfigGet => "email-config.get",
             Operation::EmailConfigPatch => "email-config.patch",
+            Operation::EmailConfigPut => "email-config.put",
             Operation::EmailConfigVerifyConnection => "email-config.verify-connection",
             Operation::AutomationsList => "automations.list",
             Operation::AutomationsCreate => "automations.create",
@@ -155,7 +158,8 @@ impl Operation {
             | Operation::AutomationsDisable => "POST",
             Operation::CspOriginsUpdate
             | Operation::DataConnectionsPut
-            | Operation::AutomationConnectionsPut => "PUT",
+            | Operation::AutomationConnectionsPut
+            | Operation::EmailConfigPut => "PUT",
             Operation::DataConnectionsPatch | Operation::EmailConfigPatch => "PATCH",
             Operation::CspOriginsDelete
             | Operation::ApiKeysDelete
@@ -197,7 +201,7 @@ impl Operation {
             Operation::AutomationConnectionsCheck => {
                 "/api/v1/automation-connections/{id}/actions/check"
             }
-            Operation::EmailConfigGet | Operation::EmailConfigPatch => {
+            Operation::EmailConfigGet | Operation::EmailConfigPatch | Operation::EmailConfigPut => {
                 "/api/v1/transports/email-config"
             }
             Operation::EmailConfigVerifyConnection => {
@@ -275,6 +279,7 @@ impl Operation {
             | Operation::AutomationConnectionsCheck => Definition::AutomationConnections,
             Operation::EmailConfigGet
             | Operation::EmailConfigPatch
+            | Operation::EmailConfigPut
             | Operation::EmailConfigVerifyConnection => Definition::Transports,
             Operation::AutomationsList
             | Operation::AutomationsCreate
@@ -437,6 +442,7 @@ mod tests {
         assert_eq!(Operation::DataConnectionsPatch.tier(), Tier::Write);
         assert_eq!(Operation::AutomationConnectionsCheck.tier(), Tier::Write);
         assert_eq!(Operation::EmailConfigVerifyConnection.tier(), Tier::Write);
+        assert_eq!(Operation::EmailConfigPut.tier(), Tier::Write);
     }
 
     #[test]
@@ -452,6 +458,10 @@ mod tests {
         assert_eq!(
             route("PATCH", "/api/v1/transports/email-config").map(|r| r.operation),
             Ok(Operation::EmailConfigPatch)
+        );
+        assert_eq!(
+            route("PUT", "/api/v1/transports/email-config").map(|r| r.operation),
+            Ok(Operation::EmailConfigPut)
         );
         assert_eq!(
             route("DELETE", "/api/v1/data-connections/x"),

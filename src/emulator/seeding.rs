@@ -122,6 +122,7 @@ struct EmailConfigSeed {
     server_port: u16,
     #[serde(default = "default_security_type")]
     security_type: String,
+    sender_name: Option<String>,
 }
 
 fn default_email_address() -> String {
@@ -160,6 +161,7 @@ fn put_email_config(shared: &Shared, request: &ApiRequest) -> ApiResponse {
         server_address: Some(seed.server_address),
         server_port: Some(seed.server_port),
         security_type: Some(seed.security_type),
+        sender_name: seed.sender_name,
         password: seed.password.map(Secret::new),
         modified: Some(now),
         credential_writes: 0,
@@ -186,6 +188,7 @@ fn email_config(shared: &Shared) -> ApiResponse {
             "serverAddress": c.server_address,
             "serverPort": c.server_port,
             "securityType": c.security_type,
+            "senderName": c.sender_name,
             "credentialWrites": c.credential_writes,
         }),
     )

@@ -37,6 +37,12 @@ pub mod codes {
     /// verify-connection without an email configuration: the code the definition's
     /// `VerifyConnectionConfigNotFoundError` gives as its example.
     pub const EMAIL_CONFIG_NOT_FOUND: &str = "VERIFYCONNECTION-1";
+    /// An email configuration `PUT` with a field of the wrong type, missing or unknown: the
+    /// code the definition's `UpdateEmailConfigError` gives as its example.
+    pub const EMAIL_CONFIG_INPUT_CHECK: &str = "INPUTCHECK-1";
+    /// An email configuration `PUT` whose connection check failed (Qlik's code for it is
+    /// not public).
+    pub const EMAIL_CONFIG_VERIFICATION_FAILED: &str = "EMAIL-CONFIG-VERIFICATION-FAILED";
 }
 
 /// A request with its body read, as the handlers see it.

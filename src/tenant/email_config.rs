@@ -2,26 +2,30 @@
 //! `transports.json`): read it, push the SMTP credentials, and verify the connection.
 //! Does network I/O.
 //!
-//! # PATCH, though deprecated
-//! The credentials are written with `PATCH` (`emailConfigPatch`: `replace` of
-//! `/emailPassword`, and of `/username` when given). Qlik marks that `PATCH` deprecated in
-//! favour of `PUT /transports/email-config` ("to replace the entire configuration"), with
-//! `x-qlik-deprecated-version: 2025-11` and **`x-qlik-deprecated-sunset: 2026-11`**. It is
-//! still the right call for an operator that owns only the password: `PUT`
-//! (`putEmailConfig`) replaces the whole configuration, `serviceProvider` and a complete
-//! `providerConfig` (server address, port, security type, sender name and address, user
-//! name, password), fields the platform team sets in the console and the operator does
-//! not own. Building it from a read would overwrite any change made in between (there is
-//! no precondition), and the read never returns the password. The `PATCH` names only the
-//! credential fields. Before the sunset this module needs a `PUT` path (GET, merge the
-//! password into `providerConfig`, PUT) for tenants where the `PATCH` is gone.
+//! # PUT, since the PATCH is sunset
+//! The credentials are written with `PUT` (`putEmailConfig`), which replaces the whole
+//! configuration: `serviceProvider: BasicAuth` and a complete `providerConfig`. The operator
+//! owns only the password (and the user name when mapped); the other fields (server
+//! address, port, security type, sender name and address) are the platform team's, set in
+//! the Management Console. So the body is built from what `GET` returned, with the
+//! password added ([`TenantClient::put_email_credentials`]). Two consequences:
+//! - a change made in the console between the `GET` and the `PUT` is overwritten (the API
+//!   has no precondition); the window is one round trip;
+//! - the tenant checks the connection before it saves (204 "Connection to the email
+//!   server verified with provided credentials"): a password the SMTP server refuses is a
+//!   400 ([`Error::EmailConfigRejected`]) and the previous password stays.
 //!
-//! The `PATCH` paths cover `BasicAuth` only: there is none for a `Microsoft365`
-//! provider's `clientSecret`.
+//! `PATCH` (`emailConfigPatch`, deprecated in 2025-11, **`x-qlik-deprecated-sunset:
+//! 2026-11`**) named only the credential fields and saved without checking. It is kept as
+//! [`TenantClient::patch_email_credentials`] for tenants that still serve it, but nothing in
+//! the operator calls it any more.
+//!
+//! Only `BasicAuth` is written: a `Microsoft365` provider's secret is a `clientSecret`
+//! ([`Error::UnsupportedEmailProvider`]).
 //!
 //! # Retries
-//! - `PATCH`: idempotent, retried on 5xx and timeouts; the password is declared to the
-//!   client for scrubbing from error answers.
+//! - `PUT` and `PATCH`: idempotent, retried on 5xx and timeouts; the password is declared
+//!   to the client for scrubbing from error answers.
 //! - `POST actions/verify-connection`: a handshake that changes nothing, marked safe to
 //!   retry although a `POST`.
 
@@ -30,7 +34,9 @@ use secrecy::SecretString;
 
 use super::Error;
 use super::client::{Call, TenantClient};
-use super::wire::{EmailConfig, SmtpVerification, email_credentials_patch};
+use super::wire::{
+    EmailConfig, EmailConfigPut, EmailConfigPutRefusal, SmtpVerification, email_credentials_patch,
+};
 
 impl TenantClient {
     /// The tenant's email configuration (never the password: see
@@ -47,9 +53,65 @@ impl TenantClient {
         }
     }
 
-    /// Replaces the SMTP password, and the user name when given (`PATCH`, see the module
-    /// doc for why not `PUT`). The tenant answers 204; a caller that is no tenant admin
-    /// gets [`Error::Forbidden`].
+    /// Replaces the email configuration with `current` (as [`Self::get_email_config`]
+    /// returned it) plus `password`, and `username` when given (`PUT`, see the module doc).
+    /// The tenant checks the connection before it saves and answers 204.
+    ///
+    /// # Errors
+    /// - [`Error::UnsupportedEmailProvider`]: `current` is not `BasicAuth`; nothing is sent.
+    /// - [`Error::IncompleteEmailConfig`]: `current` lacks the server address, port, sender
+    ///   address or user name; nothing is sent.
+    /// - [`Error::EmailConfigRejected`]: the tenant's 400 `UpdateEmailConfigError` (the
+    ///   connection check failed, or a field is invalid); the previous configuration stays.
+    /// - [`Error::Forbidden`]: the caller is no tenant admin.
+    ///
+    /// # Guarantees
+    /// The password is in the request body only: the body's `Debug` redacts it, and it is
+    /// scrubbed from the tenant's error answers.
+    pub async fn put_email_credentials(
+        &self,
+        current: &EmailConfig,
+        password: &SecretString,
+        username: Option<&str>,
+    ) -> Result<(), Error> {
+        const OPERATION: &str = "email-config.put";
+        let body =
+            EmailConfigPut::basic_auth(current, password, username).map_err(
+                |refusal| match refusal {
+                    EmailConfigPutRefusal::Provider(provider) => Error::UnsupportedEmailProvider {
+                        operation: OPERATION,
+                        provider,
+                    },
+                    EmailConfigPutRefusal::Missing(missing) => Error::IncompleteEmailConfig {
+                        operation: OPERATION,
+                        missing,
+                    },
+                },
+            )?;
+        let url = self.url(&["api", "v1", "transports", "email-config"]);
+        let call = Call::new(OPERATION, Method::PUT, url)
+            .json(&body)?
+            .redacting([password]);
+        match self.execute(&call).await {
+            Ok(_) => Ok(()),
+            // `UpdateEmailConfigError` has `errors` with `code` and `title`; a 400 without
+            // them is not the tenant's verdict on the configuration and stays a BadRequest.
+            Err(Error::BadRequest { operation, detail })
+                if detail.0.iter().any(|e| e.code.is_some()) =>
+            {
+                Err(Error::EmailConfigRejected { operation, detail })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the SMTP password, and the user name when given, with `PATCH`.
+    ///
+    /// **Deprecated by Qlik** (2025-11) and **sunset 2026-11**: it may be gone on a tenant.
+    /// Use [`Self::put_email_credentials`]. Kept, unused by the operator, as the fallback
+    /// for a tenant whose `PUT` misbehaves while its `PATCH` still works (one line to switch
+    /// back, with its emulator route and tests intact); delete it once no tenant serves it.
+    /// The tenant answers 204; a caller that is no tenant admin gets [`Error::Forbidden`].
     pub async fn patch_email_credentials(
         &self,
         password: &SecretString,

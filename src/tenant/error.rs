@@ -171,6 +171,37 @@ pub enum Error {
         /// What the tenant said about the missing items.
         detail: ApiErrors,
     },
+    /// The email configuration cannot be written with `PUT`: its provider is not
+    /// `BasicAuth` (a `Microsoft365` provider's secret is a `clientSecret`, not an SMTP
+    /// password). Nothing was sent.
+    #[error(
+        "failed to {operation}: the email configuration's provider is {provider}, not BasicAuth"
+    )]
+    UnsupportedEmailProvider {
+        /// The operation.
+        operation: &'static str,
+        /// The configuration's `serviceProvider`.
+        provider: String,
+    },
+    /// The email configuration lacks fields a `PUT` must send and the operator does not own
+    /// (they are set in the Management Console). Nothing was sent.
+    #[error("failed to {operation}: the email configuration has no {}", missing.join(", "))]
+    IncompleteEmailConfig {
+        /// The operation.
+        operation: &'static str,
+        /// The absent fields, as the definition names them.
+        missing: Vec<&'static str>,
+    },
+    /// The tenant refused the email configuration it was asked to save (400
+    /// `UpdateEmailConfigError`): its check of the connection with the given credentials
+    /// failed, or a field is invalid. The previous configuration stays.
+    #[error("failed to {operation}: the tenant refused the configuration{detail}")]
+    EmailConfigRejected {
+        /// The operation.
+        operation: &'static str,
+        /// What the tenant said (`code`, `title`), scrubbed of the password.
+        detail: ApiErrors,
+    },
     /// A non-idempotent request (`POST`) may or may not have been applied: the connection
     /// dropped or timed out after it was sent, or the tenant answered 5xx. Look the object
     /// up (e.g. [`TenantClient::find_csp_origins_by_origin`]) before trying again.
@@ -209,6 +240,9 @@ impl Error {
             Error::ResponseTooLarge { .. } => "ResponseTooLarge",
             Error::IncompleteList { .. } => "IncompleteList",
             Error::OutcomeUnknown { .. } => "OutcomeUnknown",
+            Error::UnsupportedEmailProvider { .. } => "Unsupported",
+            Error::IncompleteEmailConfig { .. } => "IncompleteConfig",
+            Error::EmailConfigRejected { .. } => "ConfigRejected",
         }
     }
 

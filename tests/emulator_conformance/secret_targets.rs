@@ -411,9 +411,57 @@ async fn email_config_answers_conform_with_and_without_a_configuration() {
         "INCOMPLETE_CONFIG"
     );
 
+    // PUT replaces the whole configuration once the connection check passes.
+    let put = |password: &str| {
+        json!({"serviceProvider": "BasicAuth", "providerConfig": {
+            "serverAddress": "smtp.acme.example", "serverPort": 465, "securityType": "SSL/TLS",
+            "emailAddress": "reports@acme.example", "senderName": "Acme", "username": "svc",
+            "emailPassword": password}})
+    };
+    let refused = h.admin_json(EmailConfigPut, path, put("pw3")).await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (400, codes::EMAIL_CONFIG_VERIFICATION_FAILED),
+        "the verify outcome is still a failure"
+    );
+    assert!(
+        refused.body()["errors"][0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("535 bad credentials")),
+        "{}",
+        refused.text
+    );
+    h.control(
+        Method::PUT,
+        "/_emulator/email-config/verify",
+        Some(json!({"success": true})),
+    )
+    .await;
+    let mut typo = put("pw3");
+    typo["providerConfig"]["serverPort"] = json!("465");
+    let bad = h.admin_json(EmailConfigPut, path, typo).await;
+    assert_eq!(
+        (bad.status, bad.error_code()),
+        (400, codes::EMAIL_CONFIG_INPUT_CHECK)
+    );
+    assert_eq!(
+        h.admin_json(EmailConfigPut, path, put("pw3")).await.status,
+        204
+    );
+    let replaced = h.admin(EmailConfigGet, path).await;
+    assert_eq!(replaced.body()["errorCode"], "OK");
+    assert_eq!(
+        replaced.body()["providerConfig"],
+        json!({"serverAddress": "smtp.acme.example", "serverPort": 465,
+               "securityType": "SSL/TLS", "emailAddress": "reports@acme.example",
+               "senderName": "Acme", "username": "svc"})
+    );
+    assert!(!replaced.text.contains("pw3"), "{}", replaced.text);
+
     for (op, target) in [
         (EmailConfigGet, path),
         (EmailConfigPatch, path),
+        (EmailConfigPut, path),
         (EmailConfigVerifyConnection, verify.as_str()),
     ] {
         assert_eq!(h.anon(op, target).await.status, 401);
@@ -424,6 +472,9 @@ async fn email_config_answers_conform_with_and_without_a_configuration() {
         (EmailConfigPatch, 204),
         (EmailConfigPatch, 400),
         (EmailConfigPatch, 401),
+        (EmailConfigPut, 204),
+        (EmailConfigPut, 400),
+        (EmailConfigPut, 401),
         (EmailConfigVerifyConnection, 200),
         (EmailConfigVerifyConnection, 401),
         (EmailConfigVerifyConnection, 404),

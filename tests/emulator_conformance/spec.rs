@@ -58,6 +58,7 @@ pub const UNDOCUMENTED_STATUSES: &[(Operation, u16, &str)] = &[
     (Operation::DataConnectionsPut, 401, NO_TOKEN),
     (Operation::EmailConfigGet, 401, NO_TOKEN),
     (Operation::EmailConfigPatch, 401, NO_TOKEN),
+    (Operation::EmailConfigPut, 401, NO_TOKEN),
     (Operation::EmailConfigVerifyConnection, 401, NO_TOKEN),
     (Operation::CspOriginsCreate, 429, RATE_LIMITED),
     (Operation::OAuthToken, 429, RATE_LIMITED),

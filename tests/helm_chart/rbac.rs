@@ -11,7 +11,9 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use qlik_csp_operator::controller::rbac::{Permission, REQUIRED_PERMISSIONS, Scope, granted_with};
+use qlik_csp_operator::controller::rbac::{
+    ChartSwitches, Permission, REQUIRED_PERMISSIONS, Scope, granted_with,
+};
 use serde_json::Value;
 
 /// (apiGroup, resource, verb); a non-resource URL is (`nonResourceURL`, url, verb).
@@ -66,17 +68,22 @@ fn add(
     for verb in verbs {
         for group in groups {
             for resource in resources {
-                let resource = if names.is_empty() {
-                    resource.clone()
-                } else {
-                    format!("{resource}[{}]", names.join(","))
-                };
-                grants.insert((group.clone(), resource, verb.clone()));
+                grants.insert((group.clone(), named(resource, names), verb.clone()));
             }
         }
         for url in urls {
             grants.insert(("nonResourceURL".to_owned(), url.clone(), verb.clone()));
         }
+    }
+}
+
+/// `resource`, or `resource[a,b]` when restricted to the objects `names`.
+fn named(resource: &str, names: &[impl AsRef<str>]) -> String {
+    if names.is_empty() {
+        resource.to_owned()
+    } else {
+        let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        format!("{resource}[{}]", names.join(","))
     }
 }
 
@@ -90,9 +97,9 @@ pub fn assert_grants(actual: &BTreeSet<Grant>, expected: &BTreeSet<Grant>, what:
     );
 }
 
-/// The grants of `scope` the chart should give with `rbac.rolloutTargets = rollout_targets`.
-pub fn required(scope: Scope, rollout_targets: bool) -> BTreeSet<Grant> {
-    grants_from(granted_with(rollout_targets).filter(|p| p.scope == scope))
+/// The grants of `scope` the chart should give with `switches`.
+pub fn required(scope: Scope, switches: ChartSwitches) -> BTreeSet<Grant> {
+    grants_from(granted_with(switches).filter(|p| p.scope == scope))
 }
 
 pub fn grants_from<'a>(permissions: impl Iterator<Item = &'a Permission>) -> BTreeSet<Grant> {
@@ -101,7 +108,7 @@ pub fn grants_from<'a>(permissions: impl Iterator<Item = &'a Permission>) -> BTr
             p.verbs.iter().map(|verb| {
                 (
                     p.group.to_owned(),
-                    p.resource.to_owned(),
+                    named(p.resource, p.resource_names),
                     (*verb).to_owned(),
                 )
             })
@@ -209,6 +216,18 @@ pub async fn allowed(
     resource: &str,
     verb: &str,
 ) -> bool {
+    allowed_on(client, namespace, group, resource, None, verb).await
+}
+
+/// Whether the client's identity may `verb` the resource, or only the object `name` of it.
+pub async fn allowed_on(
+    client: &Client,
+    namespace: Option<&str>,
+    group: &str,
+    resource: &str,
+    name: Option<&str>,
+    verb: &str,
+) -> bool {
     let (resource, subresource) = match resource.split_once('/') {
         Some((resource, subresource)) => (resource, Some(subresource.to_owned())),
         None => (resource, None),
@@ -219,6 +238,7 @@ pub async fn allowed(
                 group: Some(group.to_owned()),
                 resource: Some(resource.to_owned()),
                 subresource,
+                name: name.map(str::to_owned),
                 verb: Some(verb.to_owned()),
                 namespace: namespace.map(str::to_owned),
                 ..Default::default()
@@ -234,44 +254,69 @@ pub async fn allowed(
     created.status.is_some_and(|s| s.allowed)
 }
 
-/// Every required permission of `scope` (with rollout targets) that `client` is refused
-/// (`want == true`) or granted (`want == false`) in `namespace`.
-pub async fn access_differs(
+/// Every verb of `permissions` that `client` is refused (`want == true`) or granted
+/// (`want == false`) in `namespace`; one restricted to names is asked for each name.
+pub async fn access_differs<'a>(
     client: &Client,
-    scope: Scope,
+    permissions: impl Iterator<Item = &'a Permission>,
     namespace: Option<&str>,
     want: bool,
 ) -> Vec<String> {
     let mut differing = Vec::new();
-    for permission in REQUIRED_PERMISSIONS.iter().filter(|p| p.scope == scope) {
+    for permission in permissions {
+        let names: Vec<Option<&str>> = if permission.resource_names.is_empty() {
+            vec![None]
+        } else {
+            permission
+                .resource_names
+                .iter()
+                .copied()
+                .map(Some)
+                .collect()
+        };
         for verb in permission.verbs {
-            let allowed = allowed(
-                client,
-                namespace,
-                permission.group,
-                permission.resource,
-                verb,
-            )
-            .await;
-            if allowed != want {
-                differing.push(format!(
-                    "{verb} {}/{} in {namespace:?} ({})",
-                    permission.group, permission.resource, permission.used_by
-                ));
+            for name in &names {
+                let allowed = allowed_on(
+                    client,
+                    namespace,
+                    permission.group,
+                    permission.resource,
+                    *name,
+                    verb,
+                )
+                .await;
+                if allowed != want {
+                    differing.push(format!(
+                        "{verb} {}/{}{} in {namespace:?} ({})",
+                        permission.group,
+                        permission.resource,
+                        name.map(|n| format!(" {n}")).unwrap_or_default(),
+                        permission.used_by
+                    ));
+                }
             }
         }
     }
     differing
 }
 
-/// Every required permission of `scope` that `client` is refused in `namespace`.
-pub async fn refused(client: &Client, scope: Scope, namespace: Option<&str>) -> Vec<String> {
-    access_differs(client, scope, namespace, true).await
+/// Every permission of `scope` the chart grants with `switches` that `client` is refused in
+/// `namespace`.
+pub async fn refused(
+    client: &Client,
+    switches: ChartSwitches,
+    scope: Scope,
+    namespace: Option<&str>,
+) -> Vec<String> {
+    let permissions = granted_with(switches).filter(|p| p.scope == scope);
+    access_differs(client, permissions, namespace, true).await
 }
 
-/// Every required permission of `scope` that `client` is granted in `namespace`.
+/// Every permission of `scope` (with every switch on) that `client` is granted in
+/// `namespace`.
 pub async fn granted(client: &Client, scope: Scope, namespace: Option<&str>) -> Vec<String> {
-    access_differs(client, scope, namespace, false).await
+    let permissions = REQUIRED_PERMISSIONS.iter().filter(|p| p.scope == scope);
+    access_differs(client, permissions, namespace, false).await
 }
 
 /// What the apiserver says the client's identity may do in `namespace` (cluster-wide grants

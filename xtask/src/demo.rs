@@ -402,19 +402,30 @@ fn examples(dir: &Path) -> Result<Vec<Value>, String> {
     Ok(objects)
 }
 
-/// The example folders of the other edges: they need the Gateway API's or Traefik's CRDs,
-/// which the demo's control plane does not have, and repeat the QlikTenant for their edge.
-const OTHER_EDGES: [&str; 2] = ["gateway-api", "traefik"];
+/// Examples the demo leaves out: the other edges' folders need the Gateway API's or
+/// Traefik's CRDs, which the demo's control plane does not have, and repeat the QlikTenant
+/// for their edge; external-secrets' needs its operator; the SecretPushes need targets in
+/// the tenant (a data connection, an automation connection, an email configuration) and
+/// their Secrets, which tests/operator_e2e.rs seeds.
+const LEFT_OUT: [&str; 4] = [
+    "gateway-api",
+    "traefik",
+    "external-secrets",
+    "secret-push.yaml",
+];
 
 fn collect_yaml(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), String> {
     for entry in
         std::fs::read_dir(dir).map_err(|e| format!("failed to read {}: {e}", dir.display()))?
     {
         let path = entry.map_err(|e| e.to_string())?.path();
-        let other_edge = path
+        let left_out = path
             .file_name()
-            .is_some_and(|n| OTHER_EDGES.iter().any(|edge| n == *edge));
-        if path.is_dir() && !other_edge {
+            .is_some_and(|n| LEFT_OUT.iter().any(|left| n == *left));
+        if left_out {
+            continue;
+        }
+        if path.is_dir() {
             collect_yaml(&path, into)?;
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             into.push(path);

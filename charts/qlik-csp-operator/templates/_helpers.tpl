@@ -49,7 +49,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 The rules the operator needs in each namespace it watches. Mirrors REQUIRED_PERMISSIONS in
 src/controller/rbac.rs (scope `Watched`); tests/helm_chart.rs fails when the two disagree in
-either direction, with `rbac.rolloutTargets` on and off.
+either direction, with `rbac.rolloutTargets` and `secretPush.watchSecrets` on and off.
 */}}
 {{- define "qlik-csp-operator.watchedRules" -}}
 # QlikTenant: watched by the tenant controller, read by the others; status written.
@@ -73,6 +73,13 @@ either direction, with `rbac.rolloutTargets` on and off.
 - apiGroups: ["qlikops.io"]
   resources: ["secretrotations/status"]
   verbs: ["update"]
+# SecretPush: watched; status patched. Never read by name nor patched (no finalizer).
+- apiGroups: ["qlikops.io"]
+  resources: ["secretpushes"]
+  verbs: ["list", "watch"]
+- apiGroups: ["qlikops.io"]
+  resources: ["secretpushes/status"]
+  verbs: ["patch"]
 # The header ConfigMap: server-side applied (which creates it), and the ones the operator
 # manages are watched.
 - apiGroups: [""]
@@ -91,11 +98,18 @@ either direction, with `rbac.rolloutTargets` on and off.
 - apiGroups: ["traefik.io"]
   resources: ["middlewares"]
   verbs: ["get", "patch"]
-# Tenant credentials (read) and rotated credentials (server-side applied). No list/watch:
-# the operator reads only the Secrets its resources name.
+# Tenant credentials and SecretPush sources (read) and rotated credentials (server-side
+# applied). The operator reads only the Secrets its resources name.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch"]
+{{- if .Values.secretPush.watchSecrets }}
+# The metadata watch of Secrets labelled qlikops.io/push-source=true (secretPush.watchSecrets).
+# RBAC cannot narrow it to the label or to metadata.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- if .Values.rbac.rolloutTargets }}
 # Rollout targets of a SecretRotation get a pod-template annotation (rbac.rolloutTargets).
 - apiGroups: ["apps"]

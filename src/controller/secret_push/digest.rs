@@ -18,7 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::api::secret_push::PushTarget;
 
 /// The operator's own Secret holding the key (in the operator's namespace).
-pub const KEY_SECRET_NAME: &str = "qlik-csp-operator-push-digest-key";
+pub const KEY_SECRET_NAME: &str = crate::controller::rbac::PUSH_DIGEST_KEY_SECRET;
 /// The key's entry in that Secret.
 pub const KEY_DATA_KEY: &str = "hmac-sha256-key";
 /// The prefix of every digest, naming the algorithm.

@@ -23,7 +23,8 @@ pub const REFUSED_RETRY: Duration = Duration::from_secs(3600);
 
 /// `Ready` reason: the values are in the tenant.
 pub const PUSHED: &str = "Pushed";
-/// `Ready` reason: the values were written but Qlik's check of them failed.
+/// `Ready` reason: Qlik's check of the values failed, after they were written, or (the
+/// tenant's email, whose `PUT` checks before it saves) instead of writing them.
 pub const VERIFICATION_FAILED: &str = "VerificationFailed";
 /// `Ready` reason: the source Secret does not exist.
 pub const SECRET_NOT_FOUND: &str = "SecretNotFound";

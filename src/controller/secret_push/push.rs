@@ -6,9 +6,12 @@
 //!   fields replaced with a JSON Patch (see [`crate::tenant::data_connections`]).
 //! - An automation connection's parameters are matched by name (or id) to the ones it
 //!   lists, written with a `PUT`, then checked with `actions/check`.
-//! - The tenant's email configuration gets `/emailPassword` (and `/username`) patched, then
+//! - The tenant's email configuration is read and written back whole with the password
+//!   (and the user name) in it (`PUT`: Qlik's `PATCH` is sunset 2026-11), then
 //!   `actions/verify-connection`; on failure the configuration's `errorCode` is read for
-//!   the condition.
+//!   the condition. The tenant checks the connection before it saves: a `PUT` it refuses
+//!   is a failed push (`VerificationFailed`, not retried for the same values), the old
+//!   password stays. A `Microsoft365` configuration is refused (`Unsupported`).
 //!
 //! Messages name targets and what Qlik said, never a value: text from the tenant is
 //! scrubbed of every value just pushed before it reaches a condition.
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::plan::{Failure, Outcome, Verification};
+use super::plan::{Failure, Outcome, VERIFICATION_FAILED, Verification};
 use crate::api::secret_push::{AutomationConnectionTarget, DataConnectionTarget, PushTarget};
 use crate::error_chain::error_chain;
 use crate::tenant::{self, TenantClient};
@@ -27,7 +30,8 @@ use crate::tenant::{self, TenantClient};
 pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
 /// `Ready` reason: more than one data connection has the name.
 pub const TARGET_AMBIGUOUS: &str = "TargetAmbiguous";
-/// `Ready` reason: Qlik cannot update this target's credentials (interactive OAuth).
+/// `Ready` reason: Qlik cannot update this target's credentials (interactive OAuth), or
+/// they are no password (a Microsoft 365 email configuration).
 pub const UNSUPPORTED: &str = "Unsupported";
 /// `Ready` reason: the automation connection has no parameter of that name.
 pub const UNKNOWN_PARAMETER: &str = "UnknownParameter";
@@ -214,17 +218,57 @@ async fn tenant_email(client: &TenantClient, values: &BTreeMap<String, SecretStr
         .get_email_config()
         .await
         .map_err(|e| from_tenant(&e, what))?;
-    if config.is_none() {
+    let Some(config) = config else {
         return Err(refused(
             EMAIL_NOT_CONFIGURED,
             "the tenant has no email configuration: set its server in the Management Console first (the operator pushes only credentials)",
         ));
-    }
+    };
     let username = values.get("username").map(|v| v.expose_secret().to_owned());
-    client
-        .patch_email_credentials(password, username.as_deref())
+    match client
+        .put_email_credentials(&config, password, username.as_deref())
         .await
-        .map_err(|e| from_tenant(&e, what))?;
+    {
+        Ok(()) => {}
+        Err(tenant::Error::UnsupportedEmailProvider { provider, .. }) => {
+            let message = if provider == tenant::wire::MICROSOFT_365 {
+                "the tenant sends email through Microsoft 365, whose client secret is not an SMTP password".to_owned()
+            } else {
+                format!(
+                    "the tenant's email provider is {provider:?}, not BasicAuth: the operator writes SMTP passwords only"
+                )
+            };
+            return Err(refused(UNSUPPORTED, &message));
+        }
+        Err(tenant::Error::IncompleteEmailConfig { missing, .. }) => {
+            return Err(refused(
+                EMAIL_NOT_CONFIGURED,
+                &format!(
+                    "{what} has no {}: set it in the Management Console first (the operator writes the configuration back as it is, with the password)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        Err(e @ tenant::Error::EmailConfigRejected { .. }) => {
+            // The tenant checks the connection before it saves: nothing was written, and
+            // the same values would be refused again.
+            return Err(PushFailure {
+                failure: Failure {
+                    reason: VERIFICATION_FAILED,
+                    message: scrub(
+                        &format!(
+                            "Qlik did not save the password, the old one stays: {}",
+                            error_chain(&e)
+                        ),
+                        values,
+                    ),
+                    transient: false,
+                },
+                retry_after: None,
+            });
+        }
+        Err(e) => return Err(from_tenant(&e, what)),
+    }
     let verification = match client.verify_email_connection().await {
         Ok(result) if result.success => Verification::Passed,
         Ok(result) => {

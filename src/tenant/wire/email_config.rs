@@ -1,10 +1,14 @@
 //! Wire types of the tenant email configuration (`transports.json`,
 //! `/api/v1/transports/email-config`): the configuration as `getEmailConfig` returns it
-//! (never with the password), the JSON Patch of its credentials, and the answer of
+//! (never with the password), the `PUT` body that replaces it with a new password
+//! (`putEmailConfig`), the deprecated JSON Patch of its credentials, and the answer of
 //! `actions/verify-connection`. No I/O.
 
-use secrecy::SecretString;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::json_patch::JsonPatch;
 use super::lenient;
@@ -142,6 +146,151 @@ pub struct SmtpVerification {
     pub smtp_response_code: Option<String>,
 }
 
+/// `serviceProvider` of an SMTP server with user name and password.
+pub const BASIC_AUTH: &str = "BasicAuth";
+/// `serviceProvider` of Microsoft 365 (OAuth client credentials, no SMTP password).
+pub const MICROSOFT_365: &str = "Microsoft365";
+
+/// Why no `PUT` body can be built from a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PutRefusal {
+    /// The provider is not `BasicAuth` (`Microsoft365`: its secret is a `clientSecret`).
+    Provider(String),
+    /// These fields, which the `PUT` must send and the operator does not own, are absent.
+    Missing(Vec<&'static str>),
+}
+
+/// The `putEmailConfig` body for `BasicAuth`: every non-secret field as the tenant returned
+/// it, the user name when given, and the password.
+///
+/// # Guarantees
+/// `Debug` shows `[REDACTED]` for the password; only serializing the body (for the request)
+/// exposes it.
+#[derive(Clone)]
+pub(crate) struct EmailConfigPut<'a> {
+    pub(crate) server_address: &'a str,
+    pub(crate) server_port: f64,
+    pub(crate) email_address: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) security_type: Option<&'a str>,
+    pub(crate) sender_name: Option<&'a str>,
+    pub(crate) password: &'a SecretString,
+}
+
+impl<'a> EmailConfigPut<'a> {
+    /// The body that puts `password` (and `username`, when given) into `current`.
+    /// `providerConfig`'s fields win over the top-level ones, which are the fallback
+    /// (older answers carry only those). A configuration without `serviceProvider` is taken
+    /// as `BasicAuth`: the top-level fields are that provider's.
+    pub(crate) fn basic_auth(
+        current: &'a EmailConfig,
+        password: &'a SecretString,
+        username: Option<&'a str>,
+    ) -> Result<EmailConfigPut<'a>, PutRefusal> {
+        let provider = current.service_provider.as_deref().unwrap_or(BASIC_AUTH);
+        if provider != BASIC_AUTH {
+            return Err(PutRefusal::Provider(provider.to_owned()));
+        }
+        let given = current.provider_config.as_ref();
+        let pick = |nested: Option<&'a Option<String>>, top: &'a Option<String>| {
+            nested
+                .and_then(Option::as_deref)
+                .or(top.as_deref())
+                .filter(|v| !v.is_empty())
+        };
+        let server_address = pick(given.map(|g| &g.server_address), &current.server_address);
+        let email_address = pick(given.map(|g| &g.email_address), &current.email_address);
+        let username = username.or_else(|| pick(given.map(|g| &g.username), &current.username));
+        let security_type = pick(given.map(|g| &g.security_type), &current.security_type);
+        let sender_name = given.and_then(|g| g.sender_name.as_deref());
+        let server_port = given
+            .and_then(|g| g.server_port)
+            .or(current.server_port)
+            .filter(|p| *p >= 1.0);
+        match (server_address, server_port, email_address, username) {
+            (Some(server_address), Some(server_port), Some(email_address), Some(username)) => {
+                Ok(EmailConfigPut {
+                    server_address,
+                    server_port,
+                    email_address,
+                    username,
+                    security_type,
+                    sender_name,
+                    password,
+                })
+            }
+            _ => {
+                let missing = [
+                    ("serverAddress", server_address.is_none()),
+                    ("serverPort", server_port.is_none()),
+                    ("emailAddress", email_address.is_none()),
+                    ("username", username.is_none()),
+                ];
+                Err(PutRefusal::Missing(
+                    missing
+                        .into_iter()
+                        .filter_map(|(name, absent)| absent.then_some(name))
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for EmailConfigPut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfigPut")
+            .field("server_address", &self.server_address)
+            .field("server_port", &self.server_port)
+            .field("email_address", &self.email_address)
+            .field("username", &self.username)
+            .field("security_type", &self.security_type)
+            .field("sender_name", &self.sender_name)
+            .field("password", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// `putBasicAuthConfig`.
+struct BasicAuthConfig<'b, 'a>(&'b EmailConfigPut<'a>);
+
+impl Serialize for BasicAuthConfig<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut s = serializer.serialize_struct("putBasicAuthConfig", 7)?;
+        s.serialize_field("serverAddress", c.server_address)?;
+        // A whole number as an integer: `587`, not `587.0`.
+        if c.server_port.fract() == 0.0 && c.server_port <= f64::from(u32::MAX) {
+            s.serialize_field("serverPort", &(c.server_port as u32))?;
+        } else {
+            s.serialize_field("serverPort", &c.server_port)?;
+        }
+        s.serialize_field("emailAddress", c.email_address)?;
+        s.serialize_field("username", c.username)?;
+        if let Some(security_type) = c.security_type {
+            s.serialize_field("securityType", security_type)?;
+        } else {
+            s.skip_field("securityType")?;
+        }
+        if let Some(sender_name) = c.sender_name {
+            s.serialize_field("senderName", sender_name)?;
+        } else {
+            s.skip_field("senderName")?;
+        }
+        s.serialize_field("emailPassword", c.password.expose_secret())?;
+        s.end()
+    }
+}
+
+impl Serialize for EmailConfigPut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("putEmailConfig", 2)?;
+        s.serialize_field("serviceProvider", BASIC_AUTH)?;
+        s.serialize_field("providerConfig", &BasicAuthConfig(self))?;
+        s.end()
+    }
+}
+
 /// The `emailConfigPatch` body: `replace` of `/emailPassword`, and of `/username` when
 /// given.
 pub(crate) fn credentials_patch<'a>(
@@ -243,6 +392,69 @@ mod tests {
     }
 
     #[test]
+    fn the_put_is_the_current_basic_auth_config_with_the_password() {
+        let current: EmailConfig =
+            serde_json::from_value(example()).unwrap_or_else(|e| panic!("{e}"));
+        let password = SecretString::from("smtp-pa55");
+        let put = EmailConfigPut::basic_auth(&current, &password, None)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        // `providerConfig` wins: its emailAddress (the From address) is abc@example.com.
+        let full = json!({"serviceProvider": "BasicAuth", "providerConfig": {
+            "serverAddress": "smtp.company.com", "serverPort": 587,
+            "emailAddress": "abc@example.com", "username": "john.smith@company.com",
+            "securityType": "StartTLS", "senderName": "John", "emailPassword": "smtp-pa55"}});
+        assert_eq!(serde_json::to_value(&put).unwrap_or_default(), full);
+        assert!(!format!("{put:?}").contains("smtp-pa55"), "{put:?}");
+        let renamed = EmailConfigPut::basic_auth(&current, &password, Some("svc@acme.example"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            serde_json::to_value(&renamed).unwrap_or_default()["providerConfig"]["username"],
+            json!("svc@acme.example")
+        );
+        // An answer with only the top-level fields (no providerConfig, no serviceProvider).
+        let flat: EmailConfig = serde_json::from_value(json!({
+            "serverAddress": "smtp.example", "serverPort": 25, "emailAddress": "a@example",
+            "username": "a", "passwordExists": true
+        }))
+        .unwrap_or_default();
+        let put =
+            EmailConfigPut::basic_auth(&flat, &password, None).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            serde_json::to_value(&put).unwrap_or_default(),
+            json!({"serviceProvider": "BasicAuth", "providerConfig": {
+                "serverAddress": "smtp.example", "serverPort": 25, "emailAddress": "a@example",
+                "username": "a", "emailPassword": "smtp-pa55"}})
+        );
+    }
+
+    #[test]
+    fn no_put_is_built_for_microsoft_365_or_an_incomplete_config() {
+        let password = SecretString::from("p");
+        let m365: EmailConfig = serde_json::from_value(json!({
+            "serviceProvider": "Microsoft365", "isValid": true,
+            "providerConfig": {"clientId": "c", "providerTenantId": "t", "emailAddress": "a@b"}
+        }))
+        .unwrap_or_default();
+        assert_eq!(
+            EmailConfigPut::basic_auth(&m365, &password, Some("u")).map(|_| ()),
+            Err(PutRefusal::Provider(MICROSOFT_365.to_owned()))
+        );
+        let incomplete: EmailConfig = serde_json::from_value(json!({
+            "serviceProvider": "BasicAuth", "serverAddress": "smtp.example",
+            "providerConfig": {"serverPort": 0, "emailAddress": ""}
+        }))
+        .unwrap_or_default();
+        assert_eq!(
+            EmailConfigPut::basic_auth(&incomplete, &password, None).map(|_| ()),
+            Err(PutRefusal::Missing(vec![
+                "serverPort",
+                "emailAddress",
+                "username"
+            ]))
+        );
+    }
+
+    #[test]
     fn the_credentials_patch_replaces_the_password_and_optionally_the_username() {
         let password = SecretString::from("smtp-pa55");
         assert_eq!(
@@ -304,6 +516,27 @@ mod tests {
         // Deprecated in favour of PUT, with a sunset: see `tenant::email_config`.
         let patch = &def["paths"]["/api/v1/transports/email-config"]["patch"];
         assert_eq!(patch["x-qlik-deprecated"], json!(true));
+        assert_eq!(patch["x-qlik-deprecated-sunset"], json!("2026-11"));
         assert!(patch["responses"]["204"].is_object());
+        // The PUT body's names are `putEmailConfig`'s and `putBasicAuthConfig`'s.
+        let put = &def["paths"]["/api/v1/transports/email-config"]["put"];
+        assert_eq!(put["x-qlik-deprecated"], json!(false));
+        assert!(put["responses"]["204"].is_object() && put["responses"]["400"].is_object());
+        let current: EmailConfig = serde_json::from_value(example()).unwrap_or_default();
+        let body = serde_json::to_value(
+            EmailConfigPut::basic_auth(&current, &password, None)
+                .unwrap_or_else(|e| panic!("{e:?}")),
+        )
+        .unwrap_or_default();
+        let envelope = lenient::schema_properties(&def, "putEmailConfig");
+        for name in lenient::field_names(&body) {
+            assert!(envelope.contains(&name), "putEmailConfig has no {name}");
+        }
+        let basic = lenient::schema_properties(&def, "putBasicAuthConfig");
+        for name in lenient::field_names(&body["providerConfig"]) {
+            assert!(basic.contains(&name), "putBasicAuthConfig has no {name}");
+        }
+        let rejected = lenient::schema_properties(&def, "UpdateEmailConfigError");
+        assert!(rejected.contains("errors"));
     }
 }

@@ -49,8 +49,10 @@ pub use csp_origins::{CspHeader, CspOrigin, CspOriginContent};
 pub use data_connections::{DataConnection, DataConnectionCredentials};
 pub(crate) use email_config::credentials_patch as email_credentials_patch;
 pub use email_config::{
-    CONFIG_NOT_SET, EmailConfig, EmailProviderConfig, SmtpConfigStatus, SmtpVerification,
+    BASIC_AUTH, CONFIG_NOT_SET, EmailConfig, EmailProviderConfig, MICROSOFT_365, SmtpConfigStatus,
+    SmtpVerification,
 };
+pub(crate) use email_config::{EmailConfigPut, PutRefusal as EmailConfigPutRefusal};
 pub use identity::{Tenant, User};
 pub use oauth_clients::{ClientSecretHint, CreatedClientSecret, OAuthClient};
 pub(crate) use oauth_token::TokenResponse;
