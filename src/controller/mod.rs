@@ -232,6 +232,21 @@ where
         .collect()
 }
 
+/// What of a QlikTenant the objects naming it wait on: its `Ready` status (a
+/// `predicate_filter` key, so that a tenant's other status writes wake nobody).
+pub fn tenant_readiness(tenant: &crate::api::QlikTenant) -> Option<u64> {
+    let ready = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.as_str());
+    Some(match ready {
+        None => 0,
+        Some("True") => 1,
+        Some(_) => 2,
+    })
+}
+
 /// Who reports a controller's events: the controller, and the pod it runs in (`POD_NAME`,
 /// set by the chart) so `kubectl get events` tells replicas apart.
 pub fn event_reporter(controller: &str) -> kube::runtime::events::Reporter {

@@ -112,7 +112,7 @@ pub async fn run(shared: Arc<Shared>) {
         watcher::Config::default(),
     )
     .applied_objects()
-    .predicate_filter(tenant_readiness, PredicateConfig::default());
+    .predicate_filter(super::tenant_readiness, PredicateConfig::default());
     let for_tenants = pushes.clone();
     let mut controller = Controller::for_stream(push_events, pushes.clone()).watches_stream(
         tenants,
@@ -166,20 +166,6 @@ fn reading(
         })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
-}
-
-/// What of a QlikTenant its SecretPushes wait on: its `Ready` status.
-fn tenant_readiness(tenant: &QlikTenant) -> Option<u64> {
-    let ready = tenant
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.status.as_str());
-    Some(match ready {
-        None => 0,
-        Some("True") => 1,
-        Some(_) => 2,
-    })
 }
 
 #[tracing::instrument(name = "secret-push", skip_all, fields(namespace = object.namespace(), name = object.name_any()))]

@@ -92,7 +92,7 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
         watcher::Config::default(),
     )
     .applied_objects()
-    .predicate_filter(tenant_readiness, PredicateConfig::default());
+    .predicate_filter(super::tenant_readiness, PredicateConfig::default());
     let controller = controller.watches_stream(tenants, move |tenant: QlikTenant| {
         super::naming_tenant(&rotations, &tenant, |r: &SecretRotation| {
             &r.spec.tenant_ref.name
@@ -115,20 +115,6 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
         )
         .for_each(|result| log_failure(CONTROLLER_NAME, result));
     tokio::join!(ready, running);
-}
-
-/// What of a QlikTenant its SecretRotations wait on: its `Ready` status.
-fn tenant_readiness(tenant: &QlikTenant) -> Option<u64> {
-    let ready = tenant
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.status.as_str());
-    Some(match ready {
-        None => 0,
-        Some("True") => 1,
-        Some(_) => 2,
-    })
 }
 
 #[tracing::instrument(name = "secret-rotation", skip_all, fields(namespace = object.namespace(), name = object.name_any()))]
