@@ -8,7 +8,8 @@
 //! `'single-quoted'` strings (`''` inside is a quote), unquoted ids (GUIDs), integers,
 //! `true`/`false`. Anything else (parentheses, nested properties such as `owner.userId`,
 //! an unknown property, a value of the wrong type) is refused: the site answers 400 with
-//! the reason, so a test never passes on a filter the emulator silently ignored.
+//! the reason, so a test never passes on a filter the emulator silently ignored. A declared
+//! property the entity does not carry matches only `ne`.
 
 use serde_json::{Map, Value};
 
@@ -193,6 +194,11 @@ impl Clause {
             )
         };
         match (field, &self.value) {
+            // A property the entity does not carry (an unset `oidcClientId`) equals nothing.
+            (Value::Null, _) => match self.op {
+                Op::Ne => Ok(true),
+                _ => Ok(false),
+            },
             (Value::String(have), Literal::Text(want) | Literal::Guid(want)) => {
                 let (have, want) = (have.to_lowercase(), want.to_lowercase());
                 match self.op {
@@ -282,6 +288,10 @@ mod tests {
         );
         assert_eq!(check("sessionInactivityTimeout gt 30"), Ok(false));
         assert_eq!(check("defaultVirtualProxy eq false"), Ok(true));
+        let unset = Filter::parse("oidcClientId eq 'x'").unwrap();
+        assert_eq!(unset.matches(&entity(), &["oidcClientId"]), Ok(false));
+        let unset = Filter::parse("oidcClientId ne 'x'").unwrap();
+        assert_eq!(unset.matches(&entity(), &["oidcClientId"]), Ok(true));
     }
 
     #[test]
