@@ -1,13 +1,16 @@
 //! `qlik-tenant-emulator`: runs the in-memory Qlik Cloud tenant of
-//! [`qlik_csp_operator::emulator`] until interrupted. Parses flags, starts, prints
-//! `listening on <base URL>` as the first line of stdout, waits for Ctrl-C or SIGTERM.
+//! [`qlik_csp_operator::emulator`] until interrupted, or with `qrs` a Qlik Sense
+//! Enterprise on Windows site's QRS API ([`qlik_csp_operator::emulator::qrs`]). Parses
+//! flags, starts, prints `listening on <base URL>` as the first line of stdout, waits for
+//! Ctrl-C or SIGTERM.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use qlik_csp_operator::emulator::qrs::{QlikUser, QrsSite, QrsSiteConfig};
 use qlik_csp_operator::emulator::{self, Emulator, EmulatorConfig};
 use qlik_csp_operator::error_chain::error_chain;
 
@@ -22,8 +25,17 @@ secret: request logs carry operation names and statuses only.";
 /// tier rate limits, HTTPS with its own CA, and a control API for faults, counters, time
 /// and seeding.
 #[derive(Debug, Parser)]
-#[command(version, after_help = AFTER_HELP, after_long_help = long_help())]
+#[command(
+    version,
+    after_help = AFTER_HELP,
+    after_long_help = long_help(),
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// Without a mode: the Qlik Cloud tenant (the flags below).
+    #[command(subcommand)]
+    mode: Option<Mode>,
+
     /// Address to listen on; port 0 picks a free port. The bound base URL is printed as
     /// the first line of stdout: "listening on https://127.0.0.1:38211".
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -102,6 +114,54 @@ struct Args {
     access_token_lifetime_secs: u64,
 }
 
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// A Qlik Sense Enterprise on Windows site's Repository Service (QRS) API: mutual TLS
+    /// with a client certificate it issues, the Xrfkey and X-Qlik-User checks, virtual
+    /// proxies and data connections with modifiedDate concurrency, and a control API.
+    #[command(after_long_help = emulator::qrs::control::HELP)]
+    Qrs(QrsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct QrsArgs {
+    /// Address to listen on; port 0 picks a free port. The bound base URL is printed as
+    /// the first line of stdout: "listening on https://127.0.0.1:38211".
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+
+    /// Write the PEM of the site's CA (QMC's root.pem) to this file.
+    #[arg(long, value_name = "PATH")]
+    ca_out: Option<PathBuf>,
+
+    /// Write the PEM of the client certificate the site accepts (QMC's client.pem).
+    #[arg(long, value_name = "PATH")]
+    client_cert_out: Option<PathBuf>,
+
+    /// Write the PKCS#8 PEM of the client certificate's key (QMC's client_key.pem); the
+    /// file is readable by its owner only.
+    #[arg(long, value_name = "PATH")]
+    client_key_out: Option<PathBuf>,
+
+    /// A user X-Qlik-User may name, as DIRECTORY\ID (repeatable); the first owns seeded
+    /// data connections.
+    #[arg(long = "user", value_name = "DIR\\ID", default_values_t = [QlikUser::sa_api()])]
+    users: Vec<QlikUser>,
+
+    /// Names and addresses the serving certificate is valid for (repeatable).
+    #[arg(long = "tls-name", value_name = "NAME", default_values_t = ["127.0.0.1".to_owned(), "localhost".to_owned()])]
+    tls_names: Vec<String>,
+
+    /// What GET /qrs/about reports as buildVersion.
+    #[arg(long, default_value = "38.22.0")]
+    build_version: String,
+
+    /// Seed a virtual proxy with this prefix (repeatable); each is printed after the first
+    /// line as "virtual-proxy <prefix> <id>".
+    #[arg(long = "seed-virtual-proxy", value_name = "PREFIX")]
+    seed_virtual_proxies: Vec<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Switch {
     On,
@@ -135,6 +195,9 @@ async fn main() -> ExitCode {
         )
         .init();
 
+    if let Some(Mode::Qrs(qrs)) = args.mode {
+        return run_qrs(qrs).await;
+    }
     let Some(oauth_clients) = args
         .oauth_clients
         .iter()
@@ -184,6 +247,71 @@ async fn main() -> ExitCode {
     wait_for_signal().await;
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// `qlik-tenant-emulator qrs`.
+async fn run_qrs(args: QrsArgs) -> ExitCode {
+    let config = QrsSiteConfig {
+        listen: args.listen,
+        tls_names: args.tls_names,
+        users: args.users,
+        build_version: args.build_version,
+    };
+    let site = match QrsSite::start(config).await {
+        Ok(site) => site,
+        Err(error) => {
+            eprintln!("qlik-tenant-emulator qrs: {}", error_chain(&error));
+            return ExitCode::FAILURE;
+        }
+    };
+    let outputs = [
+        (&args.ca_out, site.ca_pem(), false),
+        (&args.client_cert_out, site.client_cert_pem(), false),
+        (&args.client_key_out, site.client_key_pem(), true),
+    ];
+    for (path, pem, private) in outputs {
+        if let Some(path) = path
+            && let Err(error) = write_pem(path, pem, private)
+        {
+            eprintln!(
+                "qlik-tenant-emulator qrs: failed to write {}: {error}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut lines = vec![format!("listening on {}", site.base_url())];
+    for prefix in &args.seed_virtual_proxies {
+        let id = site.seed_virtual_proxy(prefix, "", &[]);
+        lines.push(format!("virtual-proxy {prefix} {id}"));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let printed = lines
+        .iter()
+        .try_for_each(|line| writeln!(stdout, "{line}"))
+        .and_then(|()| stdout.flush());
+    drop(stdout);
+    if let Err(error) = printed {
+        eprintln!("qlik-tenant-emulator qrs: failed to write to stdout: {error}");
+        return ExitCode::FAILURE;
+    }
+    wait_for_signal().await;
+    site.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Writes `pem` to `path`; a `private` file is created readable by its owner only.
+fn write_pem(path: &std::path::Path, pem: &str, private: bool) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options.open(path)?.write_all(pem.as_bytes())
 }
 
 async fn wait_for_signal() {

@@ -18,6 +18,9 @@
 //! - pure parts: [`routes`], `wire` (requests, responses, Qlik errors), `state`, `auth`,
 //!   `paging`, `scim` (list filters), `rate_limit`, `faults`, `duration`, `record`,
 //!   `random`, `tls`.
+//! - [`qrs`]: a Qlik Sense Enterprise on Windows site's Repository Service (QRS) API with
+//!   mutual TLS, the Xrfkey and `X-Qlik-User` checks and `modifiedDate` concurrency, on
+//!   the same `server` and `tls` (`qlik-tenant-emulator qrs`).
 
 mod api_keys;
 mod auth;
@@ -33,6 +36,7 @@ mod faults;
 mod identity;
 mod oauth;
 mod paging;
+pub mod qrs;
 mod random;
 mod rate_limit;
 mod record;

@@ -1,9 +1,12 @@
 //! Accepts connections (TLS or plain), reads each request and writes its response. I/O.
 //!
-//! Each connection gets a kill switch so that a `drop` fault can close it without a
-//! response, the way a crashed pod or a reset load balancer would.
+//! The server is shared by the cloud tenant and the QRS site: each is a [`Handler`] that
+//! turns a buffered [`ApiRequest`] into a [`Reply`]. Each connection gets a kill switch so
+//! that a `drop` fault can close it without a response, the way a crashed pod or a reset
+//! load balancer would.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +28,46 @@ use super::wire::{ApiRequest, ApiResponse, Body, ErrorShape, QlikError};
 const MAX_BODY: usize = 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What answers the requests of one listener.
+pub trait Handler: Send + Sync + 'static {
+    /// `http` or `https`, for the `base` of requests (links).
+    fn scheme(&self) -> &'static str;
+    /// The base URL for links when a request has no usable `Host` header.
+    fn default_base(&self) -> &str;
+    /// The answer to a request whose body is over the limit.
+    fn too_large(&self, limit: usize) -> ApiResponse;
+    /// Answers one request.
+    fn handle(&self, request: ApiRequest) -> impl Future<Output = Reply> + Send;
+}
+
+impl Handler for Shared {
+    fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    fn default_base(&self) -> &str {
+        &self.default_base
+    }
+
+    fn too_large(&self, limit: usize) -> ApiResponse {
+        QlikError::status(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_detail(format!("request bodies are limited to {limit} bytes"))
+            .into_response(ErrorShape::NoStatus)
+    }
+
+    async fn handle(&self, request: ApiRequest) -> Reply {
+        if request.path == "/_emulator" || request.path.starts_with("/_emulator/") {
+            return Reply::Respond(control::handle(self, &request));
+        }
+        dispatch::handle(self, request).await
+    }
+}
+
 /// Serves until `shutdown` fires (or its sender is dropped); open connections are closed.
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    shared: Arc<H>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -48,7 +86,7 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
-async fn connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+async fn connection<H: Handler>(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<H>) {
     let _ = stream.set_nodelay(true);
     match tls {
         None => serve_io(TokioIo::new(stream), shared).await,
@@ -62,7 +100,7 @@ async fn connection(stream: TcpStream, tls: Option<TlsAcceptor>, shared: Arc<Sha
     }
 }
 
-async fn serve_io<I>(io: I, shared: Arc<Shared>)
+async fn serve_io<I, H: Handler>(io: I, shared: Arc<H>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -72,7 +110,7 @@ where
         hyper::service::service_fn(move |request| {
             let shared = shared.clone();
             let kill = kill.clone();
-            async move { Ok::<_, Infallible>(respond(&shared, request, &kill).await) }
+            async move { Ok::<_, Infallible>(respond(&*shared, request, &kill).await) }
         })
     };
     let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
@@ -87,19 +125,15 @@ where
     }
 }
 
-async fn respond(
-    shared: &Shared,
+async fn respond<H: Handler>(
+    shared: &H,
     request: Request<Incoming>,
     kill: &Notify,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let error = QlikError::status(StatusCode::PAYLOAD_TOO_LARGE)
-                .with_detail(format!("request bodies are limited to {MAX_BODY} bytes"));
-            return to_http(error.into_response(ErrorShape::NoStatus));
-        }
+        Err(_) => return to_http(shared.too_large(MAX_BODY)),
     };
     let base = parts
         .headers
@@ -107,8 +141,8 @@ async fn respond(
         .and_then(|h| h.to_str().ok())
         .filter(|h| is_plain_host(h))
         .map_or_else(
-            || shared.default_base.clone(),
-            |host| format!("{}://{host}", shared.scheme),
+            || shared.default_base().to_owned(),
+            |host| format!("{}://{host}", shared.scheme()),
         );
     let query = parts
         .uri
@@ -123,10 +157,7 @@ async fn respond(
         body,
         base,
     };
-    if request.path == "/_emulator" || request.path.starts_with("/_emulator/") {
-        return to_http(control::handle(shared, &request));
-    }
-    match dispatch::handle(shared, request).await {
+    match shared.handle(request).await {
         Reply::Respond(response) => to_http(response),
         Reply::Drop => {
             kill.notify_one();

@@ -11,6 +11,7 @@ pub mod control_plane;
 pub mod edge_proxy;
 pub mod emulator;
 pub mod operator;
+pub mod qrs_site;
 pub mod secret_scan;
 pub mod site;
 pub mod tenant_rig;
