@@ -7,7 +7,9 @@
 //! `modifiedDate` unchanged; a stale one gives [`Error::Conflict`]. The password is
 //! declared to the request, which scrubs it (as written and JSON-escaped) from anything
 //! the site answers that ends up in an error; the request body is never logged and is
-//! zeroed once sent. A field not given is sent back as it was read.
+//! zeroed once sent. A username not given is sent back as read; a password not given is
+//! left out of the body, since the site answers it masked (`""`) and sending that back
+//! would set it.
 
 use reqwest::Method;
 use secrecy::zeroize::Zeroize;

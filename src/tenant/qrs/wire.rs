@@ -214,8 +214,10 @@ impl QrsDataConnection {
         self.fields.get("username").and_then(Value::as_str)
     }
 
-    /// The entity with `username` and `password` replaced by those given (`None` leaves a
-    /// field as read).
+    /// The entity to send back with `username` and `password` replaced by those given.
+    /// A `username` not given stays as read; a `password` not given is left out: the site
+    /// answers it masked (`""`), and sending that back would set the password to it,
+    /// while a `PUT` without `password` keeps the stored one.
     pub(crate) fn with_credentials(
         &self,
         username: Option<&str>,
@@ -225,8 +227,13 @@ impl QrsDataConnection {
         if let Some(username) = username {
             fields.insert("username".to_owned(), Value::String(username.to_owned()));
         }
-        if let Some(password) = password {
-            fields.insert("password".to_owned(), Value::String(password.to_owned()));
+        match password {
+            Some(password) => {
+                fields.insert("password".to_owned(), Value::String(password.to_owned()));
+            }
+            None => {
+                fields.remove("password");
+            }
         }
         fields
     }
@@ -343,8 +350,13 @@ mod tests {
         assert_eq!(fields["username"], json!("old"));
         assert_eq!(fields["password"], json!("new-password"));
         assert_eq!(fields["modifiedDate"], json!("d"));
+        // The masked password as read is not sent back: that would overwrite the real one.
         let fields = connection.with_credentials(Some("new"), None);
         assert_eq!(fields["username"], json!("new"));
-        assert_eq!(fields["password"], json!("old-password"));
+        assert_eq!(fields.get("password"), None);
+        assert_eq!(
+            fields["connectionstring"],
+            json!("Server=x;Pwd=conn-secret")
+        );
     }
 }
