@@ -284,3 +284,76 @@ impl QrsClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use reqwest::Method;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::tenant::qrs::{ClientIdentity, QlikUser, QrsClientConfig};
+
+    fn client() -> QrsClient {
+        let identity = ClientIdentity::from_pem(
+            include_str!("testdata/ec_cert.pem"),
+            include_str!("testdata/ec_sec1_key.pem"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let config = QrsClientConfig::new(
+            "https://qlik.example:4242",
+            identity,
+            QlikUser::new("INTERNAL", "sa_api"),
+        );
+        QrsClient::new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_password_the_request_carries_is_scrubbed_from_the_sites_error_answer() {
+        let client = client();
+        let password = SecretString::from(r#"db-"pa55""#);
+        let call = QrsCall::new(
+            "qrs.dataconnection.put",
+            Method::PUT,
+            client.url(&["dataconnection", "x"]),
+        )
+        .redacting([password]);
+        let answer = Answer {
+            status: StatusCode::BAD_REQUEST,
+            headers: HeaderMap::new(),
+            body: br#"password db-"pa55" refused in {"password":"db-\"pa55\""}"#.to_vec(),
+        };
+        let err = client.status_error(&call, &answer);
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("pa55"), "{shown}");
+        assert!(shown.contains("refused"), "{shown}");
+        assert_eq!(err.reason(), "BadRequest");
+    }
+
+    #[test]
+    fn urls_are_under_qrs_and_the_client_shows_no_key() {
+        let client = client();
+        assert_eq!(client.base_url(), "https://qlik.example:4242");
+        assert_eq!(
+            client.url(&["virtualproxyconfig", "a/b"]).as_str(),
+            "https://qlik.example:4242/qrs/virtualproxyconfig/a%2Fb"
+        );
+        let key_line = include_str!("testdata/ec_sec1_key.pem")
+            .lines()
+            .nth(1)
+            .unwrap_or_default();
+        let shown = format!("{client:?} {:?}", client.inner.config);
+        assert!(!shown.contains(key_line), "{shown}");
+        assert!(shown.contains("INTERNAL\\\\sa_api"), "{shown}");
+    }
+
+    #[test]
+    fn a_refused_certificate_is_unauthorized_and_names_the_alert() {
+        let err = client().refused("qrs.about", AlertDescription::UnknownCA);
+        assert_eq!(err.reason(), "Unauthorized");
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "the tenant rejected the credential in the client certificate (user INTERNAL\\sa_api) (qrs.about): the site refused the client certificate in the TLS handshake (UnknownCA)"
+        );
+    }
+}
