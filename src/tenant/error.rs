@@ -42,7 +42,17 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
-    /// The TLS configuration could not be built.
+    /// A part of the client's configuration could not be used: the QRS client certificate
+    /// or key, or the `X-Qlik-User`. The problem never quotes a private key.
+    #[error("failed to load the {what}: {problem}")]
+    InvalidConfig {
+        /// Which part, e.g. `client certificate`, `client key`, `QRS user`.
+        what: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The TLS configuration could not be built (e.g. the client key does not belong to
+    /// the client certificate).
     #[error("failed to build the TLS configuration")]
     Tls(#[source] rustls::Error),
     /// The HTTP client could not be built.
@@ -162,6 +172,22 @@ pub enum Error {
         /// misplaced field could be a credential.
         problem: String,
     },
+    /// More than one object matches what should name exactly one (two QRS virtual proxies
+    /// with the same prefix): the operator will not guess which one to change.
+    #[error("failed to {operation}: {problem}")]
+    Ambiguous {
+        /// The operation.
+        operation: &'static str,
+        /// What matched more than once, without any response value.
+        problem: String,
+    },
+    /// The system's random number generator failed (the QRS client draws a fresh Xrfkey
+    /// for every request). Nothing was sent.
+    #[error("failed to {operation}: the system random number generator failed")]
+    RandomUnavailable {
+        /// The operation.
+        operation: &'static str,
+    },
     /// A list answered 200 but said that it left some items out (its `errors` array).
     /// The tenant could not load them; asking again later may give the whole list.
     #[error("failed to {operation}: the tenant left items out of the list{detail}")]
@@ -224,6 +250,7 @@ impl Error {
             Error::InvalidUrl { .. }
             | Error::UnsupportedUrl { .. }
             | Error::CaBundle { .. }
+            | Error::InvalidConfig { .. }
             | Error::Tls(_)
             | Error::BuildClient(_) => "InvalidConfig",
             Error::Unauthorized { .. } => "Unauthorized",
@@ -239,6 +266,8 @@ impl Error {
             Error::InvalidResponse { .. } => "InvalidResponse",
             Error::ResponseTooLarge { .. } => "ResponseTooLarge",
             Error::IncompleteList { .. } => "IncompleteList",
+            Error::Ambiguous { .. } => "Ambiguous",
+            Error::RandomUnavailable { .. } => "RandomUnavailable",
             Error::OutcomeUnknown { .. } => "OutcomeUnknown",
             Error::UnsupportedEmailProvider { .. } => "Unsupported",
             Error::IncompleteEmailConfig { .. } => "IncompleteConfig",
@@ -254,6 +283,7 @@ impl Error {
                 | Error::TenantUnavailable { .. }
                 | Error::Transport { .. }
                 | Error::IncompleteList { .. }
+                | Error::RandomUnavailable { .. }
                 | Error::OutcomeUnknown { .. }
         )
     }

@@ -1,6 +1,7 @@
 //! Lenient decoding of the error bodies Qlik's APIs answer with: `{"errors": [...]}`
 //! (code, title, detail, status as a string or a number) and the OAuth form
-//! `{"error", "error_description"}`. A body that is absent, not JSON or of another shape
+//! `{"error", "error_description"}`; for the QRS API of a client-managed site, which
+//! answers many failures in plain text, also text ([`ApiErrors::decode_text`]). A body that is absent, not JSON or of another shape
 //! decodes to no errors rather than failing: the HTTP status already says what happened,
 //! the body only adds detail. No I/O.
 //!
@@ -75,6 +76,42 @@ impl ApiErrors {
         ApiErrors::default()
     }
 
+    /// Like [`ApiErrors::decode`]; when that finds nothing, a body of plain text (or a
+    /// JSON string, or a JSON object with a `message`) becomes one error with that text
+    /// as its title, whitespace collapsed and at most 1,000 characters kept. An HTML body
+    /// (the error page of something in between) still decodes to no errors. Secrets are
+    /// scrubbed as written and as a JSON string would escape them, before anything is cut.
+    pub fn decode_text(body: &[u8], secrets: &[&str]) -> ApiErrors {
+        let decoded = ApiErrors::decode(body, secrets);
+        if !decoded.0.is_empty() {
+            return decoded;
+        }
+        let Ok(raw) = std::str::from_utf8(body) else {
+            return decoded;
+        };
+        let text = match serde_json::from_str::<Value>(raw) {
+            Ok(Value::String(s)) => s,
+            Ok(Value::Object(o)) => match ["message", "Message"]
+                .into_iter()
+                .find_map(|k| o.get(k).and_then(Value::as_str))
+            {
+                Some(message) => message.to_owned(),
+                None => return decoded,
+            },
+            Ok(_) => return decoded,
+            Err(_) => raw.to_owned(),
+        };
+        let text = scrub_escaped(&scrub(&text, secrets), secrets);
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || text.starts_with('<') {
+            return decoded;
+        }
+        ApiErrors(vec![ApiError {
+            title: Some(truncate(&text, MAX_STORED_CHARS)),
+            ..ApiError::default()
+        }])
+    }
+
     /// Whether the tenant says a limit was reached (its 409s and some 400s/403s do).
     pub(super) fn mentions_limit(&self) -> bool {
         // Not just "limit": a 400 about the `limit` query parameter is no tenant limit.
@@ -139,6 +176,21 @@ fn truncate(s: &str, max: usize) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
     }
+}
+
+/// The most characters of a plain-text error body kept (shown: [`MAX_DETAIL_CHARS`]).
+const MAX_STORED_CHARS: usize = 1_000;
+
+/// Replaces every non-empty secret in `text`, as a JSON string would escape it (a body
+/// that echoes the request it refused), by `[REDACTED]`.
+fn scrub_escaped(text: &str, secrets: &[&str]) -> String {
+    let escaped: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| serde_json::to_string(s).ok())
+        .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
+        .collect();
+    let escaped: Vec<&str> = escaped.iter().map(String::as_str).collect();
+    scrub(text, &escaped)
 }
 
 /// Replaces every non-empty secret in `text` by `[REDACTED]`.
@@ -255,5 +307,57 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn text_bodies_become_one_error_and_html_none() {
+        let cases = [
+            (
+                "XSRF prevention check failed. Possible XSRF discovered.",
+                ": XSRF prevention check failed. Possible XSRF discovered.",
+            ),
+            ("  Bad\r\n   request \t body \n", ": Bad request body"),
+            (r#""Entity not found""#, ": Entity not found"),
+            (
+                r#"{"Message":"An error has occurred."}"#,
+                ": An error has occurred.",
+            ),
+            (
+                r#"{"errors":[{"code":"X-1","title":"Qlik Cloud form"}]}"#,
+                ": Qlik Cloud form (X-1)",
+            ),
+            ("<html><body>502 Bad Gateway</body></html>", ""),
+            ("", ""),
+            ("   ", ""),
+            ("[1,2]", ""),
+            (r#"{"other":1}"#, ""),
+        ];
+        for (body, shown) in cases {
+            assert_eq!(
+                ApiErrors::decode_text(body.as_bytes(), &[]).to_string(),
+                shown,
+                "{body:?}"
+            );
+        }
+        assert_eq!(
+            ApiErrors::decode_text(&[0xff, 0xfe, b'x'], &[]),
+            ApiErrors::default()
+        );
+    }
+
+    #[test]
+    fn text_bodies_are_scrubbed_as_written_and_json_escaped_before_they_are_cut() {
+        let secret = r#"pa"ss\word"#;
+        let body = format!(
+            r#"refused {{"password":"pa\"ss\\word"}} and {secret} {}"#,
+            "x".repeat(2000)
+        );
+        let errors = ApiErrors::decode_text(body.as_bytes(), &[secret]);
+        let shown = format!("{errors} {errors:?}");
+        assert!(!shown.contains("ss\\"), "{shown}");
+        assert!(!shown.contains(r#"pa\""#), "{shown}");
+        assert_eq!(shown.matches("[REDACTED]").count(), 4, "{shown}");
+        let stored = errors.0[0].title.as_deref().unwrap_or_default();
+        assert!(stored.chars().count() <= MAX_STORED_CHARS + 1);
     }
 }

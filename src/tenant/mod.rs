@@ -34,6 +34,9 @@
 //!   leniently and scrubbed of credentials.
 //! - [`auth`], [`rate_limit`], [`retry`], and private `tls`, `token` (the OAuth exchange)
 //!   and `urls`: the parts.
+//! - [`qrs`]: the client for a client-managed site (Qlik Sense Enterprise on Windows)
+//!   through its Repository Service API: mutual TLS, Xrfkey, virtual proxies and data
+//!   connections, with the same error type, retries and pause on 429.
 //!
 //! Depends on [`crate::csp`] only, for conversions.
 
@@ -49,6 +52,7 @@ pub mod error;
 pub mod error_body;
 pub mod identity;
 pub mod oauth_clients;
+pub mod qrs;
 pub mod rate_limit;
 pub mod retry;
 mod tls;

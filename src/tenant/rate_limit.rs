@@ -77,12 +77,57 @@ impl Window {
     }
 }
 
+/// A tenant-wide pause from `429 Retry-After`: the longest one asked for wins, and every
+/// request to the tenant (every clone of its client) waits for its end. Part of
+/// [`RateLimiter`]; on its own for a client without budgets (the QRS client: a
+/// client-managed site sets no rate limits, but may still answer 429).
+#[derive(Debug, Default)]
+pub(crate) struct Pause {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Pause {
+    /// Holds every request until `until`, or longer if a longer pause is already in
+    /// force; returns the end of the pause now in force.
+    pub(crate) fn pause_until(&self, until: Instant) -> Instant {
+        let mut paused = lock(&self.until);
+        let longest = paused.map_or(until, |p| p.max(until));
+        *paused = Some(longest);
+        longest
+    }
+
+    /// The end of the pause, if one was ever set (it may be over).
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        *lock(&self.until)
+    }
+
+    /// The remaining pause at `now`, if one is in force.
+    pub(crate) fn paused_for(&self, now: Instant) -> Option<Duration> {
+        self.paused_until()
+            .map(|until| until.saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Waits until no pause is in force (one set while waiting applies too). Fails without
+    /// waiting when the pause is longer than `max_pause`: the caller gets the remaining
+    /// wait instead of sleeping through it.
+    pub(crate) async fn wait(&self, max_pause: Duration) -> Result<(), PausedTooLong> {
+        while let Some(remaining) = self.paused_for(Instant::now()) {
+            if remaining > max_pause {
+                return Err(PausedTooLong(remaining));
+            }
+            tokio::time::sleep(remaining).await;
+        }
+        Ok(())
+    }
+}
+
 /// One tenant's limiter, shared by all clones of a client.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     reads: Mutex<Window>,
     writes: Mutex<Window>,
-    paused_until: Mutex<Option<Instant>>,
+    pause: Pause,
 }
 
 /// The wait the tenant asked for is longer than the caller is willing to wait.
@@ -100,30 +145,23 @@ impl RateLimiter {
         RateLimiter {
             reads: Mutex::new(Window::new(limits.reads_per_minute, minute)),
             writes: Mutex::new(Window::new(limits.writes_per_minute, minute)),
-            paused_until: Mutex::new(None),
+            pause: Pause::default(),
         }
     }
 
-    /// Holds every request to this tenant until `until` (from a 429's `Retry-After`), or
-    /// longer if a longer pause is already in force; returns the end of the pause now in
-    /// force.
+    /// See [`Pause::pause_until`].
     pub(crate) fn pause_until(&self, until: Instant) -> Instant {
-        let mut paused = lock(&self.paused_until);
-        let longest = paused.map_or(until, |p| p.max(until));
-        *paused = Some(longest);
-        longest
+        self.pause.pause_until(until)
     }
 
-    /// The end of the pause, if one was ever set (it may be over).
+    /// See [`Pause::paused_until`].
     pub(crate) fn paused_until(&self) -> Option<Instant> {
-        *lock(&self.paused_until)
+        self.pause.paused_until()
     }
 
-    /// The remaining pause at `now`, if one is in force.
+    /// See [`Pause::paused_for`].
     pub(crate) fn paused_for(&self, now: Instant) -> Option<Duration> {
-        self.paused_until()
-            .map(|until| until.saturating_duration_since(now))
-            .filter(|d| !d.is_zero())
+        self.pause.paused_for(now)
     }
 
     /// Waits for the tenant-wide pause, then for a slot in `budget`. Fails without waiting
@@ -139,13 +177,7 @@ impl RateLimiter {
             Budget::Write => &self.writes,
         };
         loop {
-            if let Some(remaining) = self.paused_for(Instant::now()) {
-                if remaining > max_pause {
-                    return Err(PausedTooLong(remaining));
-                }
-                tokio::time::sleep(remaining).await;
-                continue;
-            }
+            self.pause.wait(max_pause).await?;
             let at = lock(window).reserve(Instant::now());
             tokio::time::sleep_until(at).await;
             // Another request's 429 may have paused the tenant while this one waited for
@@ -253,6 +285,22 @@ mod tests {
         let err = limiter
             .acquire(Budget::Write, Duration::from_secs(60))
             .await;
+        assert!(matches!(err, Err(PausedTooLong(d)) if d > Duration::from_secs(500)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_on_its_own_holds_requests_or_fails_fast_like_the_limiters() {
+        let pause = Pause::default();
+        assert!(
+            pause.wait(Duration::ZERO).await.is_ok(),
+            "no pause in force"
+        );
+        let t0 = Instant::now();
+        pause.pause_until(t0 + Duration::from_secs(3));
+        assert!(pause.wait(Duration::from_secs(60)).await.is_ok());
+        assert!(Instant::now() >= t0 + Duration::from_secs(3));
+        pause.pause_until(Instant::now() + Duration::from_secs(600));
+        let err = pause.wait(Duration::from_secs(60)).await;
         assert!(matches!(err, Err(PausedTooLong(d)) if d > Duration::from_secs(500)));
     }
 }

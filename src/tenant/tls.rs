@@ -1,5 +1,6 @@
 //! The client's rustls configuration: the `ring` provider, the platform's root
-//! certificates plus an optional `caBundle`. No network I/O; the platform certificate
+//! certificates plus an optional `caBundle`, and for the QRS client a client certificate
+//! to present (mutual TLS). No network I/O; the platform certificate
 //! store is read from disk once per process, when the first client is built.
 //!
 //! # Guarantees
@@ -11,9 +12,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use rustls::pki_types::CertificateDer;
+use rustls::client::WantsClientCert;
 use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, ConfigBuilder, RootCertStore};
 
 use super::Error;
 
@@ -60,20 +62,43 @@ fn root_store(ca_bundle: Option<&str>) -> Result<Arc<RootCertStore>, Error> {
 /// Builds the TLS configuration for a tenant client. `ca_bundle` is PEM with one or more
 /// certificates, trusted in addition to the platform roots.
 pub(crate) fn client_config(ca_bundle: Option<&str>) -> Result<ClientConfig, Error> {
+    let config = builder(ca_bundle)?.with_no_client_auth();
+    Ok(http1_only(config))
+}
+
+/// Like [`client_config`], presenting `cert_chain` and `key` to servers that ask for a
+/// client certificate (mutual TLS: the QRS API of a client-managed site). Fails with
+/// [`Error::Tls`] when the key does not belong to the chain's first certificate or is of
+/// a type the provider cannot sign with.
+pub(crate) fn mutual_client_config(
+    ca_bundle: Option<&str>,
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ClientConfig, Error> {
+    let config = builder(ca_bundle)?
+        .with_client_auth_cert(cert_chain, key)
+        .map_err(Error::Tls)?;
+    Ok(http1_only(config))
+}
+
+/// The `ring` provider, safe protocol versions and the roots of [`root_store`].
+fn builder(ca_bundle: Option<&str>) -> Result<ConfigBuilder<ClientConfig, WantsClientCert>, Error> {
     let roots = root_store(ca_bundle)?;
     if roots.is_empty() {
         tracing::warn!("no root certificates: no platform roots were found and no caBundle is set");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots))
+}
+
+fn http1_only(mut config: ClientConfig) -> ClientConfig {
     // HTTP/1.1 only: requests are few (rate-limited), and one connection per request keeps
     // a dropped connection from failing unrelated requests multiplexed on it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    config
 }
 
 /// The certificates in a PEM bundle; at least one, and nothing unparsable.
