@@ -147,7 +147,10 @@ async fn a_valid_object_of_each_kind_is_created_and_read_back_with_defaults() {
         .get("acme")
         .await
         .unwrap();
-    assert_eq!(tenant.spec.url, "https://acme.eu.qlikcloud.com");
+    assert_eq!(
+        tenant.spec.url.as_deref(),
+        Some("https://acme.eu.qlikcloud.com")
+    );
     assert_eq!(
         std::time::Duration::from(tenant.spec.sync_interval),
         std::time::Duration::from_secs(600)
@@ -315,6 +318,92 @@ async fn tenants_need_an_https_url_and_exactly_one_credential() {
 }
 
 #[tokio::test]
+async fn a_client_managed_site_replaces_the_cloud_fields_and_is_checked_at_admission() {
+    let env = TestEnv::new().await;
+    let tenants = dynamic::<QlikTenant>(&env);
+    let site = || {
+        json!({
+            "url": "https://qlik.example.com:4242",
+            "certificateSecretRef": { "name": "qlik-site-cert" },
+            "user": { "userDirectory": "INTERNAL", "userId": "sa_api" },
+            "virtualProxyPrefixes": ["", "sales"],
+        })
+    };
+    let with_spec = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "qlikops.io/v1alpha1",
+            "kind": "QlikTenant",
+            "metadata": { "name": name },
+            "spec": spec,
+        })
+    };
+    let refused = [
+        (
+            json!({ "clientManaged": site(), "url": "https://acme.eu.qlikcloud.com", "credentials": api_key_credentials() }),
+            "spec",
+            "not both",
+        ),
+        (
+            json!({}),
+            "spec",
+            "set url and credentials (Qlik Cloud) or clientManaged",
+        ),
+        (
+            json!({ "url": "https://acme.eu.qlikcloud.com" }),
+            "spec",
+            "needs both url and credentials",
+        ),
+        (
+            json!({ "clientManaged": site(), "caBundle": "PEM" }),
+            "spec",
+            "root.pem",
+        ),
+        (
+            json!({ "clientManaged": { "url": "http://qlik.example.com:4242", "certificateSecretRef": { "name": "c" }, "user": { "userDirectory": "INTERNAL", "userId": "sa_api" } } }),
+            "spec.clientManaged.url",
+            "https://",
+        ),
+        (
+            json!({ "clientManaged": { "url": "https://qlik.example.com:4242", "certificateSecretRef": { "name": "c" }, "user": { "userDirectory": "INTERNAL", "userId": "sa_api; UserId=admin" } } }),
+            "spec.clientManaged.user.userId",
+            "must not contain",
+        ),
+        (
+            json!({ "clientManaged": { "url": "https://qlik.example.com:4242", "certificateSecretRef": { "name": "c" }, "user": { "userDirectory": "INTERNAL", "userId": "sa_api" }, "virtualProxyPrefixes": ["/sales"] } }),
+            "spec.clientManaged.virtualProxyPrefixes",
+            "without slashes",
+        ),
+        (
+            json!({ "clientManaged": { "url": "https://qlik.example.com:4242", "certificateSecretRef": { "name": "c" }, "user": { "userDirectory": "INTERNAL", "userId": "sa_api" }, "virtualProxyPrefixes": ["sales", "sales"] } }),
+            "spec.clientManaged.virtualProxyPrefixes[1]",
+            "Duplicate value",
+        ),
+    ];
+    for (index, (spec, field, says)) in refused.into_iter().enumerate() {
+        let object = with_spec(&format!("refused-{index}"), spec);
+        assert_invalid(create(&tenants, object).await, field, says);
+    }
+
+    // The header of a site is always compiled locally: no destination besides its virtual
+    // proxies is needed, and baseDirectives or mode: Both need no `source: Local`.
+    let admitted = [
+        json!({ "clientManaged": site() }),
+        json!({ "clientManaged": site(), "header": { "baseDirectives": { "default-src": ["'self'"] } } }),
+        json!({ "clientManaged": site(), "header": {
+            "mode": "Both",
+            "baseDirectives": { "default-src": ["'self'"] },
+            "candidateDirectives": { "default-src": ["'none'"] },
+        } }),
+    ];
+    for (index, spec) in admitted.into_iter().enumerate() {
+        let object = with_spec(&format!("admitted-{index}"), spec);
+        if let Err(status) = create(&tenants, object).await {
+            panic!("site #{index} was rejected: {}", status.message);
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_header_spec_is_checked_at_admission() {
     let env = TestEnv::new().await;
     let tenants = dynamic::<QlikTenant>(&env);
@@ -326,17 +415,17 @@ async fn a_header_spec_is_checked_at_admission() {
     let refused = [
         (
             json!({ "source": "Local" }),
-            "spec.header",
+            "spec",
             "set configMapName (ingress-nginx), targets",
         ),
         (
             json!({ "configMapName": "csp", "source": "Local", "mode": "Both" }),
-            "spec.header",
+            "spec",
             "mode: Both needs source: Local and candidateDirectives",
         ),
         (
             json!({ "configMapName": "csp", "mode": "Both", "candidateDirectives": { "default-src": ["'self'"] } }),
-            "spec.header",
+            "spec",
             "mode: Both needs source: Local",
         ),
         (

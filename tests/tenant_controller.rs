@@ -195,7 +195,7 @@ async fn an_unreachable_tenant_is_reported_as_unreachable() {
     h.create_admin_secret().await;
     let mut tenant = h.tenant(Some(header_spec(HeaderSource::Tenant, None)));
     // Nothing listens on port 1.
-    tenant.spec.url = "https://127.0.0.1:1".to_owned();
+    tenant.spec.url = Some("https://127.0.0.1:1".to_owned());
     h.create(&tenant).await;
 
     let tenant = h.wait_condition("Ready", "False", "Unreachable").await;

@@ -25,10 +25,7 @@ pub const MAX_TARGETS: usize = 8;
 /// Where and how the compiled CSP header is published.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.source == 'Local' || !has(self.baseDirectives)").message("baseDirectives only apply with source: Local"))]
-#[x_kube(validation = Rule::new("has(self.configMapName) || (has(self.targets) && size(self.targets) > 0)").message("set configMapName (ingress-nginx), targets (HTTPRoutes, Middlewares), or both"))]
 #[x_kube(validation = Rule::new("!has(self.mode) || !self.reportOnly").message("reportOnly is the older spelling of mode: ReportOnly; set one of them"))]
-#[x_kube(validation = Rule::new("!has(self.mode) || self.mode != 'Both' || (self.source == 'Local' && has(self.candidateDirectives))").message("mode: Both needs source: Local and candidateDirectives (the policy reported on)"))]
 #[x_kube(validation = Rule::new("!has(self.candidateDirectives) || (has(self.mode) && self.mode == 'Both')").message("candidateDirectives only apply with mode: Both"))]
 #[x_kube(validation = Rule::new("self.key == 'Content-Security-Policy' || !has(self.targets) || self.targets.all(t, t.kind != 'Middleware')").message("a Middleware target publishes through Traefik's contentSecurityPolicy fields: leave key at Content-Security-Policy"))]
 pub struct HeaderSpec {
@@ -49,7 +46,8 @@ pub struct HeaderSpec {
     pub key: String,
 
     /// `Tenant`: the tenant's own `generate-header`; `Local`: compiled from this tenant's
-    /// CspEntries plus `baseDirectives`.
+    /// CspEntries plus `baseDirectives`. A client-managed site (`clientManaged`) has no
+    /// `generate-header`: its header is always `Local`, whatever this says.
     #[serde(default)]
     pub source: HeaderSource,
 
@@ -118,6 +116,21 @@ pub struct HeaderLine {
 }
 
 impl HeaderSpec {
+    /// `source: Local`, enforced under `Content-Security-Policy`, no base directives and no
+    /// destination: what a client-managed site publishes when `header` is omitted.
+    pub fn local_defaults() -> HeaderSpec {
+        HeaderSpec {
+            config_map_name: None,
+            key: default_header_key(),
+            source: HeaderSource::Local,
+            mode: None,
+            report_only: false,
+            base_directives: None,
+            candidate_directives: None,
+            targets: Vec::new(),
+        }
+    }
+
     /// The rollout mode, with the older `reportOnly: true` read as `ReportOnly`.
     pub fn effective_mode(&self) -> HeaderMode {
         self.mode.unwrap_or(if self.report_only {

@@ -1,6 +1,7 @@
 //! The custom resources (group `qlikops.io`, version `v1alpha1`): types, schema, CEL rules,
 //! printer columns and defaults. No I/O.
 
+pub mod client_managed;
 pub mod common;
 pub mod csp_entry;
 pub mod entry_rules;

@@ -14,6 +14,8 @@ use super::common::{CEL_OBJECT_NAME, MAX_CONDITIONS, TenantRef};
 /// The data connection fields a SecretPush may set (`qUsername` is not secret, but it
 /// often changes with the password, so it may come from the same Secret).
 pub const DATA_CONNECTION_FIELDS: [&str; 3] = ["qUsername", "qPassword", "qConnectionSecret"];
+/// The fields of a data connection on a client-managed site (QRS `DataConnection`).
+pub const QRS_DATA_CONNECTION_FIELDS: [&str; 2] = ["username", "password"];
 /// The email configuration fields a SecretPush may set.
 pub const EMAIL_FIELDS: [&str; 2] = ["emailPassword", "username"];
 
@@ -130,10 +132,11 @@ pub struct DataConnectionTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub name: Option<String>,
-    /// Field → Secret key: `qUsername`, `qPassword`, `qConnectionSecret`.
+    /// Field → Secret key: `qUsername`, `qPassword`, `qConnectionSecret` on Qlik Cloud;
+    /// `username`, `password` on a client-managed site (QRS).
     #[schemars(extend("minProperties" = 1, "maxProperties" = 3), schema_with = "field_map")]
     #[x_kube(
-        validation = Rule::new("self.all(f, f in ['qUsername', 'qPassword', 'qConnectionSecret'])").message("fields may be qUsername, qPassword and qConnectionSecret"),
+        validation = Rule::new("self.all(f, f in ['qUsername', 'qPassword', 'qConnectionSecret', 'username', 'password'])").message("fields may be qUsername, qPassword and qConnectionSecret (Qlik Cloud), or username and password (a client-managed site)"),
         validation = Rule::new(r#"self.all(f, self[f].matches(r"^[-._a-zA-Z0-9]+$"))"#).message("each field maps to a Secret key (alphanumerics, '-', '_' or '.')")
     )]
     pub fields: BTreeMap<String, String>,

@@ -1,10 +1,15 @@
 //! `QlikTenant`: a tenant connection, like cert-manager's Issuer. No I/O.
 
+use std::borrow::Cow;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+pub use super::client_managed::{
+    CertificateSecretRef, ClientManagedSpec, SiteUser, VirtualProxyStatus,
+};
 use super::common::{CEL_CLIENT_ID, MAX_CONDITIONS, MSG_CLIENT_ID, SecretKeyRef};
 pub use super::header::{
     HeaderMode, HeaderSource, HeaderSpec, HeaderTarget, TargetKind, TargetStatus,
@@ -31,6 +36,12 @@ pub const MAX_URL_LEN: usize = 270;
     doc = "A Qlik tenant connection: its URL, the credential the operator uses, and where the tenant's compiled Content-Security-Policy header is published.",
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
     printcolumn(
+        name = "Site",
+        type_ = "string",
+        json_path = ".spec.clientManaged.url",
+        priority = 1
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#
@@ -47,22 +58,40 @@ pub const MAX_URL_LEN: usize = 270;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.clientManaged) != has(self.url)").message("set url and credentials (Qlik Cloud) or clientManaged (Qlik Sense Enterprise on Windows), not both"))]
+#[x_kube(validation = Rule::new("has(self.url) == has(self.credentials)").message("a Qlik Cloud tenant needs both url and credentials"))]
+#[x_kube(validation = Rule::new("!has(self.clientManaged) || !has(self.caBundle)").message("caBundle is for Qlik Cloud tenants; a client-managed site's CA goes in its certificate Secret as root.pem"))]
+#[x_kube(validation = Rule::new("!has(self.header) || has(self.clientManaged) || has(self.header.configMapName) || (has(self.header.targets) && size(self.header.targets) > 0)").message("set configMapName (ingress-nginx), targets (HTTPRoutes, Middlewares), or both"))]
+#[x_kube(validation = Rule::new("!has(self.header) || has(self.clientManaged) || self.header.source == 'Local' || !has(self.header.baseDirectives)").message("baseDirectives only apply with source: Local"))]
+#[x_kube(validation = Rule::new("!has(self.header) || !has(self.header.mode) || self.header.mode != 'Both' || ((has(self.clientManaged) || self.header.source == 'Local') && has(self.header.candidateDirectives))").message("mode: Both needs source: Local and candidateDirectives (the policy reported on)"))]
 pub struct QlikTenantSpec {
-    /// The tenant's base URL, e.g. `https://acme.eu.qlikcloud.com`. HTTPS only, no path,
-    /// query, fragment or user info; port 1-65535.
+    /// Qlik Cloud: the tenant's base URL, e.g. `https://acme.eu.qlikcloud.com`. HTTPS
+    /// only, no path, query, fragment or user info; port 1-65535. Exclusive with
+    /// `clientManaged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 9, max = MAX_URL_LEN))]
     #[x_kube(validation = Rule::new(CEL_TENANT_URL).message("url must be an https:// URL with a host and no path, e.g. https://acme.eu.qlikcloud.com"))]
-    pub url: String,
+    pub url: Option<String>,
 
-    /// The credential the operator authenticates with; exactly one kind.
-    pub credentials: TenantCredentials,
+    /// Qlik Cloud: the credential the operator authenticates with; exactly one kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<TenantCredentials>,
 
-    /// Extra PEM-encoded CA certificates to trust for this tenant (private CAs, the emulator).
+    /// Qlik Sense Enterprise on Windows: the site's Repository Service, its client
+    /// certificate, the user the operator acts as, and the virtual proxies that carry the
+    /// header. Exclusive with `url` and `credentials`. The header is compiled by the
+    /// operator from the CspEntries (`header.source: Local` is implied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_managed: Option<ClientManagedSpec>,
+
+    /// Extra PEM-encoded CA certificates to trust for this tenant (private CAs, the
+    /// emulator). Qlik Cloud only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub ca_bundle: Option<String>,
 
-    /// Where the tenant's compiled CSP header is published. Omit to publish nothing.
+    /// Where the tenant's compiled CSP header is published. Omit to publish nothing (a
+    /// client-managed site still publishes into its virtual proxies, with the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<HeaderSpec>,
 
@@ -172,6 +201,15 @@ pub struct QlikTenantStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub targets: Vec<TargetStatus>,
+    /// A client-managed site: the Repository Service's `buildVersion`, as `/qrs/about`
+    /// reported it at the last connection check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub build_version: Option<String>,
+    /// A client-managed site: what each of `clientManaged.virtualProxyPrefixes` holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub virtual_proxies: Vec<VirtualProxyStatus>,
 }
 
 impl QlikTenantStatus {
@@ -180,6 +218,61 @@ impl QlikTenantStatus {
         self.targets
             .iter()
             .find(|t| t.kind == kind && t.name == name)
+    }
+}
+
+/// How the operator reaches a tenant: exactly one of the two kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection<'a> {
+    /// Qlik Cloud: `url` and `credentials`.
+    Cloud {
+        url: &'a str,
+        credentials: &'a TenantCredentials,
+    },
+    /// Qlik Sense Enterprise on Windows: `clientManaged`.
+    ClientManaged(&'a ClientManagedSpec),
+}
+
+/// The spec sets both kinds of connection, or neither (the CRD refuses it; an object
+/// stored before the rule, or written around it, is reported, never guessed at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "set url and credentials (Qlik Cloud) or clientManaged (Qlik Sense Enterprise on Windows), not both and not neither"
+)]
+pub struct AmbiguousConnection;
+
+impl QlikTenantSpec {
+    /// The connection the spec describes.
+    pub fn connection(&self) -> Result<Connection<'_>, AmbiguousConnection> {
+        match (&self.url, &self.credentials, &self.client_managed) {
+            (Some(url), Some(credentials), None) => Ok(Connection::Cloud { url, credentials }),
+            (None, None, Some(site)) => Ok(Connection::ClientManaged(site)),
+            _ => Err(AmbiguousConnection),
+        }
+    }
+
+    /// Whether this is a client-managed site (`clientManaged`).
+    pub fn is_client_managed(&self) -> bool {
+        self.client_managed.is_some()
+    }
+
+    /// The header to publish and how, as the controllers must read it: `header` as given
+    /// for a Qlik Cloud tenant; for a client-managed site `header` with `source: Local`
+    /// (it has no `generate-header`), or the defaults when `header` is omitted, since the
+    /// site's virtual proxies always carry one.
+    pub fn effective_header(&self) -> Option<Cow<'_, HeaderSpec>> {
+        match (&self.header, self.is_client_managed()) {
+            (None, false) => None,
+            (Some(header), false) => Some(Cow::Borrowed(header)),
+            (Some(header), true) if header.source == HeaderSource::Local => {
+                Some(Cow::Borrowed(header))
+            }
+            (Some(header), true) => Some(Cow::Owned(HeaderSpec {
+                source: HeaderSource::Local,
+                ..header.clone()
+            })),
+            (None, true) => Some(Cow::Owned(HeaderSpec::local_defaults())),
+        }
     }
 }
 

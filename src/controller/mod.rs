@@ -4,7 +4,8 @@
 //! - [`csp_entry`]: `CspEntry` sync with the tenant's `csp-origins`.
 //! - [`secret_rotation`]: `SecretRotation`, credentials rotated into Secrets.
 //! - [`secret_push`]: `SecretPush`, values from Secrets pushed into the tenant.
-//! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared.
+//! - [`tenant_clients`]: one tenant client per `QlikTenant`, shared; [`site_clients`]: the
+//!   QRS client of a client-managed site.
 //! - [`tenant_turns`]: how many reconciles work on one tenant at once.
 //! - [`entry_feed`]: one watch and store of the CspEntries, for the csp-entry and tenant
 //!   controllers.
@@ -31,6 +32,7 @@ pub mod profile;
 pub mod rbac;
 pub mod secret_push;
 pub mod secret_rotation;
+pub mod site_clients;
 pub mod tenant;
 pub mod tenant_clients;
 pub mod tenant_turns;

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::allowed_hosts::AllowedHosts;
 use super::tenant::credentials::{self, CredentialError};
 use crate::api::QlikTenant;
-use crate::api::tenant::TenantCredentials;
+use crate::api::tenant::{Connection, TenantCredentials};
 use crate::tenant::{self, ClientConfig, RateLimits, TenantClient};
 
 pub use crate::api::TenantKey;
@@ -56,6 +56,15 @@ pub enum AccessError {
     /// The client could not be built (URL, CA bundle).
     #[error(transparent)]
     Client(#[from] tenant::Error),
+    /// The tenant is a client-managed site, reached through QRS: this needs a Qlik Cloud
+    /// tenant (API keys, OAuth clients, automations, CSP origins).
+    #[error(
+        "the tenant is a client-managed Qlik Sense site (clientManaged), which this needs a Qlik Cloud tenant for"
+    )]
+    ClientManaged,
+    /// A QRS client was asked for a Qlik Cloud tenant.
+    #[error("the tenant is a Qlik Cloud tenant, not a client-managed site")]
+    NotClientManaged,
 }
 
 impl AccessError {
@@ -66,6 +75,7 @@ impl AccessError {
             AccessError::Credential(e) => e.reason(),
             AccessError::ReadSecret { .. } => "SecretUnreadable",
             AccessError::Client(e) => e.reason(),
+            AccessError::ClientManaged | AccessError::NotClientManaged => "Unsupported",
         }
     }
 
@@ -101,10 +111,12 @@ struct Cached {
 /// The registry.
 pub struct TenantClients {
     clients: Mutex<HashMap<TenantKey, Cached>>,
-    secret_max_age: Duration,
+    /// The QRS clients of client-managed sites ([`super::site_clients`]).
+    pub(super) sites: Mutex<HashMap<TenantKey, super::site_clients::CachedSite>>,
+    pub(super) secret_max_age: Duration,
     /// Applied to every client built (timeouts, retries); URL, CA and budgets come from the
     /// `QlikTenant`.
-    template: ClientConfig,
+    pub(super) template: ClientConfig,
     allowed_hosts: AllowedHosts,
 }
 
@@ -113,6 +125,7 @@ impl TenantClients {
     pub fn new(template: ClientConfig, secret_max_age: Duration) -> TenantClients {
         TenantClients {
             clients: Mutex::default(),
+            sites: Mutex::default(),
             secret_max_age,
             template,
             allowed_hosts: AllowedHosts::default(),
@@ -131,20 +144,24 @@ impl TenantClients {
         kube: &Client,
         tenant: &QlikTenant,
     ) -> Result<TenantClient, AccessError> {
-        self.check_host(&tenant.spec.url)?;
+        let (url, selected) = match tenant.spec.connection() {
+            Ok(Connection::Cloud { url, credentials }) => (url, credentials),
+            Ok(Connection::ClientManaged(_)) => return Err(AccessError::ClientManaged),
+            Err(_) => return Err(AccessError::Credential(CredentialError::Ambiguous)),
+        };
+        self.check_host(url)?;
         let key = key_of(tenant);
         let settings = Settings {
-            url: tenant.spec.url.clone(),
+            url: url.to_owned(),
             ca_bundle: tenant.spec.ca_bundle.clone(),
             writes_per_minute: tenant.spec.rate_limit.writes_per_minute,
             reads_per_minute: tenant.spec.rate_limit.reads_per_minute,
         };
-        let selected = &tenant.spec.credentials;
         if let Some(client) = self.fresh(&key, &settings, selected) {
             return Ok(client);
         }
 
-        let (secret_name, _) = credentials::secret_ref(&tenant.spec.credentials)?;
+        let (secret_name, _) = credentials::secret_ref(selected)?;
         let secrets: Api<Secret> = Api::namespaced(kube.clone(), &key.0);
         let secret =
             secrets
@@ -155,8 +172,7 @@ impl TenantClients {
                     name: secret_name.to_owned(),
                     source,
                 })?;
-        let (credential, source) =
-            credentials::credential(&tenant.spec.credentials, &key.0, secret.as_ref())?;
+        let (credential, source) = credentials::credential(selected, &key.0, secret.as_ref())?;
         let secret_version = secret.as_ref().and_then(|s| s.resource_version());
 
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
@@ -204,6 +220,10 @@ impl TenantClients {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+        self.sites
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// Keeps only the clients of tenants for which `keep` holds (those still in the store).
@@ -212,14 +232,25 @@ impl TenantClients {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|key, _| keep(key));
-    }
-
-    /// How many tenants have a client cached.
-    pub fn len(&self) -> usize {
-        self.clients
+        self.sites
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .retain(|key, _| keep(key));
+    }
+
+    /// How many tenants have a client cached (cloud tenants and client-managed sites).
+    pub fn len(&self) -> usize {
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        clients
+            + self
+                .sites
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
     }
 
     /// Whether no client is cached.
@@ -228,7 +259,7 @@ impl TenantClients {
     }
 
     /// Refuses a URL that does not parse or whose host is not allowed.
-    fn check_host(&self, url: &str) -> Result<(), AccessError> {
+    pub(crate) fn check_host(&self, url: &str) -> Result<(), AccessError> {
         let parsed = url::Url::parse(url).map_err(|source| tenant::Error::InvalidUrl {
             url: url.to_owned(),
             source,

@@ -99,11 +99,17 @@ fn entry_state(entry: &CspEntry) -> EntryState {
     }
 }
 
-/// A tenant is usable once its own controller has said `Ready=True`.
+/// A cloud tenant is usable once its own controller has said `Ready=True`; a
+/// client-managed site always is (nothing is synced to it).
 fn tenant_state(tenant: Option<&QlikTenant>) -> TenantState {
     let Some(tenant) = tenant else {
         return TenantState::Missing;
     };
+    // A client-managed site has no CSP entries of its own: its header is compiled from
+    // the CspEntries, whether or not the site answers right now.
+    if tenant.spec.is_client_managed() {
+        return TenantState::Local;
+    }
     let ready = tenant
         .status
         .as_ref()

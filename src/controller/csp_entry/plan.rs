@@ -17,6 +17,7 @@
 //! | `spec.origin` rejected by [`Origin::parse`]                | `Nothing`               | `InvalidSpec`        | `OnChange`  |
 //! | an older `CspEntry` claims the origin, ours tracks another | `Delete{id}`, id cleared | `DuplicateOrigin`   | `Immediately` |
 //! | an older `CspEntry` claims the origin (tie: smaller name)  | `Nothing`, id cleared   | `DuplicateOrigin`    | `After`     |
+//! | a client-managed site (no remote entries)                  | `Nothing`               | `CompiledLocally`    | `OnChange`  |
 //! | remote entry `status.id`, content differs                  | `Update{adopted:false}` | `Updated`            | `Immediately` |
 //! | remote entry `status.id`, content equal                    | `Nothing`               | `InSync` (1)         | `Drift`     |
 //! | untracked remote entry, same origin, content equal         | `Adopt{id}`             | `Adopted`            | `Drift`     |
@@ -51,6 +52,11 @@ use crate::tenant::wire::{CspOrigin, CspOriginContent};
 
 /// The condition saying whether the tenant's entry matches the spec.
 pub const SYNCED: &str = "Synced";
+/// The Ready reason of an entry of a client-managed site, which has no CSP entries of its
+/// own: the tenant controller compiles its header from the CspEntries.
+pub const COMPILED_LOCALLY: &str = "CompiledLocally";
+const COMPILED_LOCALLY_MESSAGE: &str =
+    "the tenant is a client-managed site: the operator compiles its header from the CspEntries";
 /// Qlik's limit on CSP entries per tenant.
 pub const TENANT_ENTRY_LIMIT: usize = 256;
 /// How long to wait before looking again at a tenant that is not ready.
@@ -83,6 +89,9 @@ pub enum TenantState {
     NotReady { reason: String, message: String },
     /// No such `QlikTenant` in the namespace.
     Missing,
+    /// A client-managed site: nothing is synced, the tenant controller compiles the
+    /// header from the CspEntries.
+    Local,
 }
 
 /// Another `CspEntry` of the same tenant claiming the same origin (case-insensitively).
@@ -246,6 +255,10 @@ pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
         }
         let plan = Plan::not_ready(Action::Nothing, "DuplicateOrigin", message);
         return plan.requeue(Requeue::After(WAIT_FOR_ROOM));
+    }
+    if observed.tenant == TenantState::Local {
+        let plan = Plan::ready(Action::Nothing, COMPILED_LOCALLY, COMPILED_LOCALLY_MESSAGE);
+        return plan.requeue(Requeue::OnChange);
     }
     let tracked = status_id
         .as_deref()
@@ -421,7 +434,7 @@ impl Plan {
 /// when it is ready. A missing tenant is `TenantNotFound`, worded as every kind words it.
 fn tenant_unusable(entry: &EntryState, tenant: &TenantState) -> Option<(&'static str, String)> {
     match tenant {
-        TenantState::Ready => None,
+        TenantState::Ready | TenantState::Local => None,
         TenantState::NotReady { reason, message } => Some((
             TENANT_NOT_READY,
             format!("the tenant is not ready ({reason}): {message}"),

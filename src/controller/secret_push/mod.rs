@@ -4,7 +4,8 @@
 //!
 //! [`observe`] (the Secret by name, its values and their [`digest`]) → [`plan`] (pure,
 //! `now` passed in: push, or wait until when) → [`push`] (the tenant writes and Qlik's
-//! check) → [`plan::after_push`] → status and events. No finalizer: deleting a SecretPush
+//! check; [`push_site`] on a client-managed site) → [`plan::after_push`] → status and
+//! events. No finalizer: deleting a SecretPush
 //! leaves the values in Qlik, as a deleted Secret would leave them in a pod.
 //!
 //! What wakes a SecretPush: a change of its spec (status writes do not: the controller's
@@ -17,6 +18,7 @@ pub mod digest;
 pub mod observe;
 pub mod plan;
 pub mod push;
+pub mod push_site;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,7 @@ use crate::api::reasons::tenant_not_found_message;
 use crate::api::secret_push::{PUSH_SOURCE_LABEL, SecretPushStatus};
 use crate::api::{QlikTenant, SecretPush};
 use crate::controller::backoff::{self, Backoff};
+use crate::controller::site_clients::Remote;
 use crate::controller::{log_failure, own_writes};
 use crate::error_chain::error_chain;
 
@@ -239,7 +242,7 @@ async fn sync(object: &SecretPush, context: &Context) -> Result<Requeue, Error> 
 async fn tenant_client(
     shared: &Shared,
     object: &SecretPush,
-) -> Result<Result<crate::tenant::TenantClient, plan::Failure>, Error> {
+) -> Result<Result<Remote, plan::Failure>, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let name = &object.spec.tenant_ref.name;
     let tenants: Api<QlikTenant> = Api::namespaced(shared.kube.clone(), &namespace);
@@ -259,7 +262,7 @@ async fn tenant_client(
     };
     Ok(shared
         .tenants
-        .for_tenant(&shared.kube, &tenant)
+        .for_remote(&shared.kube, &tenant)
         .await
         .map_err(|e| plan::Failure {
             reason: e.reason(),

@@ -22,7 +22,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::plan::{Failure, Outcome, VERIFICATION_FAILED, Verification};
-use crate::api::secret_push::{AutomationConnectionTarget, DataConnectionTarget, PushTarget};
+use crate::api::secret_push::{
+    AutomationConnectionTarget, DATA_CONNECTION_FIELDS, DataConnectionTarget, PushTarget,
+};
+use crate::controller::site_clients::Remote;
 use crate::error_chain::error_chain;
 use crate::tenant::{self, TenantClient};
 
@@ -50,11 +53,20 @@ type Pushed = Result<Outcome, PushFailure>;
 /// to (named in a message when a name became ambiguous). A failure comes with the pause
 /// the tenant asked for, if any.
 pub async fn push(
-    client: &TenantClient,
+    remote: &Remote,
     target: &PushTarget,
     values: &BTreeMap<String, SecretString>,
     last_id: Option<&str>,
 ) -> (Outcome, Option<Duration>) {
+    let client = match remote {
+        Remote::Cloud(client) => client,
+        Remote::Site(site) => {
+            return match super::push_site::push(site, target, values, last_id).await {
+                Ok(outcome) => (outcome, None),
+                Err(failed) => (Outcome::Failed(failed.failure), failed.retry_after),
+            };
+        }
+    };
     let pushed = if let Some(connection) = &target.data_connection {
         data_connection(client, connection, values, last_id).await
     } else if let Some(connection) = &target.automation_connection {
@@ -74,6 +86,16 @@ async fn data_connection(
     values: &BTreeMap<String, SecretString>,
     last_id: Option<&str>,
 ) -> Pushed {
+    if let Some(field) = target
+        .fields
+        .keys()
+        .find(|f| !DATA_CONNECTION_FIELDS.contains(&f.as_str()))
+    {
+        let message = format!(
+            "a Qlik Cloud data connection has no field {field}: map qUsername, qPassword or qConnectionSecret"
+        );
+        return Err(refused(UNSUPPORTED, &message));
+    }
     let id = match (&target.id, &target.name) {
         (Some(id), _) => id.clone(),
         (None, Some(name)) => find_by_name(client, name, last_id).await?.id,
@@ -310,7 +332,7 @@ async fn tenant_email(client: &TenantClient, values: &BTreeMap<String, SecretStr
 
 /// A tenant error while handling `what`: transient ones are retried with backoff (and a
 /// `Retry-After` pause for the whole tenant); a target that is gone is `TargetNotFound`.
-fn from_tenant(error: &tenant::Error, what: &str) -> PushFailure {
+pub(super) fn from_tenant(error: &tenant::Error, what: &str) -> PushFailure {
     let reason = match error {
         tenant::Error::NotFound { .. } => TARGET_NOT_FOUND,
         e => e.reason(),
@@ -325,7 +347,7 @@ fn from_tenant(error: &tenant::Error, what: &str) -> PushFailure {
     }
 }
 
-fn refused(reason: &'static str, message: &str) -> PushFailure {
+pub(super) fn refused(reason: &'static str, message: &str) -> PushFailure {
     PushFailure {
         failure: Failure {
             reason,

@@ -38,6 +38,9 @@ pub struct Published {
     pub ingresses_bumped: Vec<String>,
     /// Each target of `spec.header.targets`, in order.
     pub targets: Vec<TargetStatus>,
+    /// A client-managed site: each virtual proxy of `clientManaged.virtualProxyPrefixes`
+    /// (set by the reconcile once the site is connected; until then what the status said).
+    pub virtual_proxies: Vec<crate::api::client_managed::VirtualProxyStatus>,
 }
 
 /// Writes the publication into the ConfigMap (if configured, the tenant may, and it
@@ -77,6 +80,7 @@ pub async fn publish_header(
         config_map_written,
         ingresses_bumped,
         targets,
+        virtual_proxies: Vec::new(),
     })
 }
 

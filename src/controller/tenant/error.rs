@@ -116,16 +116,10 @@ pub enum Error {
         "header.mode is Both but there is no candidate policy (source: Local and candidateDirectives), so nothing was written"
     )]
     MissingCandidate,
-    /// A header target did not take the header (the first such target; each is in
-    /// `status.targets`).
-    #[error("{kind} {name}: {message}")]
-    Target {
-        kind: crate::api::header::TargetKind,
-        name: String,
-        reason: &'static str,
-        message: String,
-        transient: bool,
-    },
+    /// A header target or a site's virtual proxy did not take the header (the first
+    /// such; each is in `status.targets` or `status.virtualProxies`).
+    #[error("{}", .0.message)]
+    Destination(super::status::DestinationFailure),
     /// `header.key` is not an HTTP header name (stored before the CRD refused it).
     #[error(
         "header.key is not an HTTP header name (letters, digits, - and _), so nothing was written"
@@ -152,7 +146,7 @@ impl Error {
             Error::PatchStatus { .. } => "StatusWriteFailed",
             Error::InvalidObject => "InvalidObject",
             Error::InvalidHeaderKey | Error::MissingCandidate => "InvalidSpec",
-            Error::Target { reason, .. } => reason,
+            Error::Destination(failure) => failure.reason,
         }
     }
 
@@ -170,7 +164,7 @@ impl Error {
             | Error::ConfigMapConflict { .. }
             | Error::ConfigMapKeyConflict { .. } => false,
             Error::ConfigMapRace { .. } | Error::EntriesUnavailable => true,
-            Error::Target { transient, .. } => *transient,
+            Error::Destination(failure) => failure.transient,
             Error::ReadConfigMap { source, .. }
             | Error::CreateConfigMap { source, .. }
             | Error::ApplyConfigMap { source, .. }

@@ -26,3 +26,4 @@ pub mod reconcile;
 pub mod record;
 pub mod run;
 pub mod status;
+pub mod virtual_proxies;

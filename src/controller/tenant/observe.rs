@@ -14,7 +14,9 @@ use kube::runtime::reflector::ObjectRef;
 use super::context::{Context, Now};
 use super::error::Error;
 use super::pacing::{self, Memory};
+use super::status::Identity;
 use crate::api::{CspEntry, QlikTenant};
+pub use crate::controller::site_clients::Remote;
 use crate::tenant::TenantClient;
 
 /// How long a reconcile waits for the shared CspEntry store's first list before it fails
@@ -33,7 +35,7 @@ pub struct Seen {
 /// remembered of the tenant. No I/O.
 pub async fn seen(ctx: &Context, tenant: &QlikTenant) -> Result<Seen, Error> {
     let me = ObjectRef::from_obj(tenant);
-    let entries = match &tenant.spec.header {
+    let entries = match tenant.spec.effective_header() {
         Some(_) => Some(entries_of(ctx, tenant).await?),
         None => None,
     };
@@ -60,16 +62,17 @@ async fn entries_of(ctx: &Context, tenant: &QlikTenant) -> Result<Vec<Arc<CspEnt
 
 /// A connected tenant: what [`connect`] returns.
 pub struct Connected {
-    pub client: TenantClient,
-    /// Proven by `tenants/me`, or remembered from the last check.
-    pub tenant_id: String,
+    pub remote: Remote,
+    /// Proven by `tenants/me` or `/qrs/about`, or remembered from the last check.
+    pub identity: Identity,
     /// The tenant's pause, when the check was refused only by it (see
     /// [`proven_before_pause`]): the next check waits for its end.
     pub paused: Option<Duration>,
 }
 
-/// A client for the tenant, and its id: proven by `tenants/me` when `check` (the plan
-/// asks once per generation and drift interval), else the id remembered.
+/// A client for the tenant, and who it is: proven by `tenants/me` (a cloud tenant) or
+/// `/qrs/about` (a client-managed site) when `check` (the plan asks once per generation
+/// and drift interval), else what was proven last.
 pub async fn connect(
     ctx: &Context,
     tenant: &QlikTenant,
@@ -77,38 +80,44 @@ pub async fn connect(
     check: bool,
     now: Now,
 ) -> Result<Connected, Error> {
-    let client = ctx
+    let remote = ctx
         .shared
         .tenants
-        .for_tenant(&ctx.shared.kube, tenant)
+        .for_remote(&ctx.shared.kube, tenant)
         .await
         .map_err(Error::Access)?;
     if let (false, Some(checked)) = (check, remembered) {
-        let tenant_id = checked.tenant_id.clone();
+        let identity = checked.identity.clone();
         return Ok(Connected {
-            client,
-            tenant_id,
+            remote,
+            identity,
             paused: None,
         });
     }
-    let (tenant_id, paused) = match client.tenant_id().await {
-        Ok(tenant_id) => {
+    let proven = match &remote {
+        Remote::Cloud(client) => client.tenant_id().await.map(Identity::Tenant),
+        Remote::Site(site) => site.about().await.map(|about| Identity::Site {
+            build_version: about.build_version,
+        }),
+    };
+    let (identity, paused) = match proven {
+        Ok(identity) => {
             let checked = pacing::Checked {
                 at: now.instant,
                 generation: tenant.metadata.generation,
-                tenant_id: tenant_id.clone(),
+                identity: identity.clone(),
             };
             ctx.pacer.checked(&ObjectRef::from_obj(tenant), checked);
-            (tenant_id, None)
+            (identity, None)
         }
         Err(e) => match proven_before_pause(&e, remembered, tenant.metadata.generation) {
-            Some(tenant_id) => (tenant_id, e.retry_after()),
+            Some(identity) => (identity, e.retry_after()),
             None => return Err(Error::Connect(e)),
         },
     };
     Ok(Connected {
-        client,
-        tenant_id,
+        remote,
+        identity,
         paused,
     })
 }
@@ -122,11 +131,11 @@ fn proven_before_pause(
     error: &crate::tenant::Error,
     remembered: Option<&pacing::Checked>,
     generation: Option<i64>,
-) -> Option<String> {
+) -> Option<Identity> {
     let paused = matches!(error, crate::tenant::Error::RateLimited { .. });
     remembered
         .filter(|checked| paused && checked.generation == generation)
-        .map(|checked| checked.tenant_id.clone())
+        .map(|checked| checked.identity.clone())
 }
 
 /// The tenant's `generate-header`, remembered with the entries `digest` it was fetched for.
@@ -162,7 +171,7 @@ mod tests {
         pacing::Checked {
             at: Instant::now(),
             generation: Some(generation),
-            tenant_id: "t-1".to_owned(),
+            identity: Identity::Tenant("t-1".to_owned()),
         }
     }
 
@@ -176,7 +185,7 @@ mod tests {
     #[test]
     fn a_pause_keeps_the_id_proven_for_this_generation() {
         let proven = proven_before_pause(&paused(), Some(&checked(3)), Some(3));
-        assert_eq!(proven.as_deref(), Some("t-1"));
+        assert_eq!(proven, Some(Identity::Tenant("t-1".to_owned())));
     }
 
     #[test]

@@ -129,7 +129,8 @@ pub fn header_still_fresh(
 pub struct Checked {
     pub at: Instant,
     pub generation: Option<i64>,
-    pub tenant_id: String,
+    /// What the check proved: the tenant's id, or the site's build version.
+    pub identity: super::status::Identity,
 }
 
 /// What the controller remembers per tenant between reconciles (lost on restart, which
@@ -320,7 +321,7 @@ mod tests {
         let checked = Checked {
             at: now,
             generation: Some(1),
-            tenant_id: "t1".into(),
+            identity: super::super::status::Identity::Tenant("t1".into()),
         };
         assert!(needs_connection_check(None, Some(1), DRIFT, now));
         assert!(!needs_connection_check(

@@ -21,7 +21,7 @@ use super::error::Error;
 use super::observe::Seen;
 use super::pacing;
 use super::publication::Publication;
-use super::status::{self, Connection, HeaderState};
+use super::status::{self, Connection, HeaderState, Identity};
 use crate::api::QlikTenant;
 use crate::api::header::{HeaderMode, HeaderSpec, TargetStatus};
 use crate::api::tenant::{HeaderSource, QlikTenantStatus};
@@ -81,7 +81,7 @@ pub fn header(
     drift: Duration,
     now: Instant,
 ) -> HeaderPlan {
-    let (Some(spec), Some(entries)) = (&tenant.spec.header, &seen.entries) else {
+    let (Some(spec), Some(entries)) = (tenant.spec.effective_header(), &seen.entries) else {
         return HeaderPlan::Skip;
     };
     let name = tenant.name_any();
@@ -111,7 +111,7 @@ pub fn header(
 /// With `mode: Both` (and `source: Local`, which the CRD requires for it): the candidate
 /// policy, compiled from `candidateDirectives` and the same entries. `None` otherwise.
 pub fn candidate(tenant: &QlikTenant, seen: &Seen) -> Option<Result<Header, Error>> {
-    let spec = tenant.spec.header.as_ref()?;
+    let spec = tenant.spec.effective_header()?;
     if spec.effective_mode() != HeaderMode::Both {
         return None;
     }
@@ -139,14 +139,14 @@ pub fn publication(
 /// still hold the operator's header.
 pub fn status(
     tenant: &QlikTenant,
-    connection: Result<&str, &Error>,
+    connection: Result<&Identity, &Error>,
     published: Option<Result<&Published, &Error>>,
     withdrawing: Vec<TargetStatus>,
     now: Timestamp,
 ) -> QlikTenantStatus {
     let connection = match connection {
-        Ok(tenant_id) => Connection::Connected {
-            tenant_id: tenant_id.to_owned(),
+        Ok(identity) => Connection::Connected {
+            identity: identity.clone(),
         },
         Err(e) => Connection::Failed {
             reason: e.reason(),
@@ -154,7 +154,7 @@ pub fn status(
             transient: e.is_transient(),
         },
     };
-    let header = match (&tenant.spec.header, published) {
+    let header = match (tenant.spec.effective_header(), published) {
         (None, _) => HeaderState::NotConfigured,
         (Some(_), None) => HeaderState::NotChecked,
         (Some(_), Some(Ok(published))) => HeaderState::Published {
@@ -162,6 +162,7 @@ pub fn status(
             candidate: published.candidate.clone(),
             destinations: destinations(published),
             targets: published.targets.clone(),
+            virtual_proxies: published.virtual_proxies.clone(),
         },
         (Some(_), Some(Err(e))) => HeaderState::Failed {
             reason: e.reason(),
@@ -198,7 +199,12 @@ fn destinations(published: &Published) -> String {
         .targets
         .iter()
         .map(|t| format!("{} {}", t.kind, t.name));
-    config_map.chain(targets).collect::<Vec<_>>().join(", ")
+    let proxies = published
+        .virtual_proxies
+        .iter()
+        .map(|p| format!("virtual proxy {:?}", p.prefix));
+    let all: Vec<String> = config_map.chain(targets).chain(proxies).collect();
+    all.join(", ")
 }
 
 #[cfg(test)]
@@ -258,7 +264,7 @@ mod tests {
         Some(Checked {
             at,
             generation: Some(generation),
-            tenant_id: "t-1".into(),
+            identity: Identity::Tenant("t-1".into()),
         })
     }
 
@@ -418,8 +424,16 @@ mod tests {
             config_map_written: true,
             ingresses_bumped: vec![],
             targets: vec![],
+            virtual_proxies: vec![],
         };
-        let next = status(&tenant, Ok("t-1"), Some(Ok(&published)), Vec::new(), now);
+        let identity = Identity::Tenant("t-1".into());
+        let next = status(
+            &tenant,
+            Ok(&identity),
+            Some(Ok(&published)),
+            Vec::new(),
+            now,
+        );
         assert_eq!(next.observed_generation, Some(2));
         assert_eq!(next.tenant_id.as_deref(), Some("t-1"));
         let ready = status::condition(Some(&next), crate::controller::conditions::READY);

@@ -33,13 +33,17 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
-use super::apply::publish_header;
+use super::apply::{Published, publish_header};
 use super::context::{Context, Now};
+use super::observe::{Connected, Remote};
 use super::plan::{self, HeaderPlan, Pace};
-use super::{departures, edge, observe, record, status};
+use super::publication::Publication;
+use super::{departures, edge, observe, record, status, virtual_proxies};
 use crate::api::QlikTenant;
+use crate::api::header::HeaderSpec;
 use crate::controller::tenant_clients::key_of;
 use crate::csp::header;
+use crate::tenant::qrs::QrsClient;
 
 pub use super::context::CONTROLLER_NAME;
 pub use super::error::Error;
@@ -75,19 +79,32 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         (HeaderPlan::Fetched(value), _) => {
             Some(header::validate(&value).map_err(Error::InvalidHeader))
         }
-        (HeaderPlan::Fetch { digest }, Ok(connected)) => Some(
-            observe::fetch_header(&ctx, &tenant, &connected.client, digest, now)
+        (
+            HeaderPlan::Fetch { digest },
+            Ok(Connected {
+                remote: Remote::Cloud(client),
+                ..
+            }),
+        ) => Some(
+            observe::fetch_header(&ctx, &tenant, client, digest, now)
                 .await
                 .and_then(|value| header::validate(&value).map_err(Error::InvalidHeader)),
         ),
-        // The plan asks the tenant only once connected.
-        (HeaderPlan::Fetch { .. }, Err(_)) => None,
+        // The plan asks the tenant only once connected (and a site is always `Local`).
+        (HeaderPlan::Fetch { .. }, _) => None,
     };
-    let published = match (value, &tenant.spec.header) {
+    let published = match (value, tenant.spec.effective_header()) {
         (Some(value), Some(spec)) => {
             let candidate = plan::candidate(&tenant, &seen);
-            let publication = plan::publication(spec, value, candidate);
-            Some(publish_header(&ctx, &tenant, spec, publication).await)
+            let publication = plan::publication(&spec, value, candidate);
+            let site = match &connection {
+                Ok(Connected {
+                    remote: Remote::Site(site),
+                    ..
+                }) => Some(site),
+                _ => None,
+            };
+            Some(publish(&ctx, &tenant, &spec, publication, site).await)
         }
         _ => None,
     };
@@ -99,21 +116,16 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
 
     let next = plan::status(
         &tenant,
-        connection.as_ref().map(|c| c.tenant_id.as_str()),
+        connection.as_ref().map(|c| &c.identity),
         published.as_ref().map(Result::as_ref),
         withdrawing,
         now.wall,
     );
     let published_ok = published.as_ref().and_then(|p| p.as_ref().ok());
     record::record(&ctx, &tenant, &next, published_ok).await?;
-    let target_failure = published_ok.and_then(|p| p.targets.iter().find(|t| !t.published));
-    let target_failure = target_failure.map(|t| Error::Target {
-        kind: t.kind,
-        name: t.name.clone(),
-        reason: status::target_reason(&t.reason),
-        message: t.message.clone(),
-        transient: status::target_failure_is_transient(&t.reason),
-    });
+    let target_failure = published_ok
+        .and_then(|p| status::first_failure(&p.targets, &p.virtual_proxies))
+        .map(Error::Destination);
 
     let paused = connection.as_ref().ok().and_then(|c| c.paused);
     let failure = connection
@@ -138,6 +150,33 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
     }
 }
 
+/// Publishes into the ConfigMap and header targets, then (a connected client-managed
+/// site) into its virtual proxies; a site not connected keeps what its status said of them.
+async fn publish(
+    ctx: &Context,
+    tenant: &QlikTenant,
+    spec: &HeaderSpec,
+    publication: Result<Publication, Error>,
+    site: Option<&QrsClient>,
+) -> Result<Published, Error> {
+    let publication = publication?;
+    let mut published = publish_header(ctx, tenant, spec, Ok(publication.clone())).await?;
+    let previous = tenant.status.as_ref().map(|s| s.virtual_proxies.as_slice());
+    let previous = previous.unwrap_or_default();
+    let prefixes = tenant
+        .spec
+        .client_managed
+        .as_ref()
+        .map(|c| c.virtual_proxy_prefixes.as_slice());
+    published.virtual_proxies = match (site, prefixes) {
+        (Some(site), Some(prefixes)) => {
+            virtual_proxies::publish(site, prefixes, spec, &publication, previous).await
+        }
+        _ => previous.to_vec(),
+    };
+    Ok(published)
+}
+
 /// How soon a target that waits for a person is looked at again.
 const TARGET_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -153,9 +192,8 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
     let pause = error.tenant_pause();
     // A target that is missing, not opted in or refused the header waits for a person,
     // whose fix (an annotation, a route) is not watched: look again within a minute.
-    if let Error::Target {
-        transient: false, ..
-    } = error
+    if let Error::Destination(failure) = error
+        && !failure.transient
     {
         return Action::requeue(drift.min(TARGET_RECHECK));
     }

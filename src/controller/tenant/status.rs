@@ -13,6 +13,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::publication::Facts;
+use crate::api::client_managed::VirtualProxyStatus;
 use crate::api::header::TargetStatus;
 use crate::api::tenant::{PublishedHeader, QlikTenantStatus};
 use crate::controller::conditions::{self, Desired, Progress, READY};
@@ -20,11 +21,20 @@ use crate::controller::conditions::{self, Desired, Progress, READY};
 /// The condition saying whether the current header is in the ConfigMap.
 pub const HEADER_PUBLISHED: &str = "HeaderPublished";
 
+/// What a successful connection check proved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A Qlik Cloud tenant, by its id (`tenants/me`).
+    Tenant(String),
+    /// A client-managed site, by its Repository's `buildVersion` (`/qrs/about`).
+    Site { build_version: String },
+}
+
 /// What the connection check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Connection {
-    /// The credential works; the tenant has this id.
-    Connected { tenant_id: String },
+    /// The credential works; the tenant or site is the one named.
+    Connected { identity: Identity },
     /// No client, or the tenant refused or could not be reached; `transient` when
     /// retrying without a change can help.
     Failed {
@@ -42,13 +52,15 @@ pub enum HeaderState {
     /// The header comes from the tenant, which is not ready: nothing was checked.
     NotChecked,
     /// The header is in the ConfigMap (written now or already there) and was offered to
-    /// every target; `targets` says what each holds.
+    /// every target; `targets` says what each holds, `virtual_proxies` what each of a
+    /// client-managed site's virtual proxies holds.
     Published {
         current: Facts,
         candidate: Option<Facts>,
         /// Where it went, for the condition message, e.g. `ConfigMap csp`.
         destinations: String,
         targets: Vec<TargetStatus>,
+        virtual_proxies: Vec<VirtualProxyStatus>,
     },
     /// The header could not be had, was invalid, or could not be written.
     Failed {
@@ -70,13 +82,28 @@ pub fn build(
     status.observed_generation = generation;
 
     let ready = match connection {
-        Connection::Connected { tenant_id } => {
+        Connection::Connected {
+            identity: Identity::Tenant(tenant_id),
+        } => {
             status.tenant_id = Some(tenant_id.clone());
             Desired {
                 type_: READY,
                 status: true,
                 reason: "Connected",
                 message: format!("the credential is accepted by tenant {tenant_id}"),
+            }
+        }
+        Connection::Connected {
+            identity: Identity::Site { build_version },
+        } => {
+            status.build_version = Some(build_version.clone());
+            Desired {
+                type_: READY,
+                status: true,
+                reason: "Connected",
+                message: format!(
+                    "the client certificate is accepted by the site's Repository Service (build {build_version})"
+                ),
             }
         }
         Connection::Failed {
@@ -113,6 +140,7 @@ pub fn build(
             candidate,
             destinations,
             targets,
+            virtual_proxies,
         } => {
             let before = previous.and_then(|p| p.header.as_ref());
             status.header = Some(published_header(before, current, &now));
@@ -121,8 +149,8 @@ pub fn build(
                 .as_ref()
                 .map(|facts| published_header(before, facts, &now));
             status.targets = targets.clone();
-            let failed = targets.iter().find(|t| !t.published);
-            Some(match failed {
+            status.virtual_proxies = virtual_proxies.clone();
+            Some(match first_failure(targets, virtual_proxies) {
                 None => Desired {
                     type_: HEADER_PUBLISHED,
                     status: true,
@@ -132,11 +160,11 @@ pub fn build(
                         current.length, current.origins
                     ),
                 },
-                Some(target) => Desired {
+                Some(failure) => Desired {
                     type_: HEADER_PUBLISHED,
                     status: false,
-                    reason: target_reason(&target.reason),
-                    message: format!("{} {}: {}", target.kind, target.name, target.message),
+                    reason: failure.reason,
+                    message: failure.message,
                 },
             })
         }
@@ -153,7 +181,7 @@ pub fn build(
         conditions::set(&mut status.conditions, desired, generation, now.clone());
     }
     let (progress, message) = progress(connection, header);
-    conditions::set_progress(&mut status.conditions, progress, message, generation, now);
+    conditions::set_progress(&mut status.conditions, progress, &message, generation, now);
     status
 }
 
@@ -196,17 +224,51 @@ pub fn target_failure_is_transient(reason: &str) -> bool {
     target_reason(reason) == super::edge::reasons::WRITE_FAILED
 }
 
-/// `Reconciling` or `Stalled` for the first failure (the connection's, then the header's).
-fn progress<'a>(connection: &'a Connection, header: &'a HeaderState) -> (Progress<'a>, &'a str) {
-    if let HeaderState::Published { targets, .. } = header
-        && !matches!(connection, Connection::Failed { .. })
-        && let Some(target) = targets.iter().find(|t| !t.published)
-    {
+/// A header target or virtual proxy that does not carry the current header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationFailure {
+    pub reason: &'static str,
+    /// Names the destination, e.g. `HTTPRoute web: …` or `virtual proxy "sales": …`.
+    pub message: String,
+    pub transient: bool,
+}
+
+/// The first header target, then virtual proxy, that does not carry the current header.
+pub fn first_failure(
+    targets: &[TargetStatus],
+    virtual_proxies: &[VirtualProxyStatus],
+) -> Option<DestinationFailure> {
+    if let Some(target) = targets.iter().find(|t| !t.published) {
         let reason = target_reason(&target.reason);
-        return if target_failure_is_transient(reason) {
-            (Progress::Reconciling(reason), target.message.as_str())
+        return Some(DestinationFailure {
+            reason,
+            message: format!("{} {}: {}", target.kind, target.name, target.message),
+            transient: target_failure_is_transient(reason),
+        });
+    }
+    let proxy = virtual_proxies.iter().find(|p| !p.published)?;
+    let reason = super::virtual_proxies::reason(&proxy.reason);
+    Some(DestinationFailure {
+        reason,
+        message: format!("virtual proxy {:?}: {}", proxy.prefix, proxy.message),
+        transient: super::virtual_proxies::is_transient(reason),
+    })
+}
+
+/// `Reconciling` or `Stalled` for the first failure (the connection's, then the header's).
+fn progress(connection: &Connection, header: &HeaderState) -> (Progress<'static>, String) {
+    if let HeaderState::Published {
+        targets,
+        virtual_proxies,
+        ..
+    } = header
+        && !matches!(connection, Connection::Failed { .. })
+        && let Some(failure) = first_failure(targets, virtual_proxies)
+    {
+        return if failure.transient {
+            (Progress::Reconciling(failure.reason), failure.message)
         } else {
-            (Progress::Stalled(reason), target.message.as_str())
+            (Progress::Stalled(failure.reason), failure.message)
         };
     }
     let failure = match (connection, header) {
@@ -229,9 +291,9 @@ fn progress<'a>(connection: &'a Connection, header: &'a HeaderState) -> (Progres
         _ => None,
     };
     match failure {
-        None => (Progress::Done, ""),
-        Some((reason, message, true)) => (Progress::Reconciling(reason), message),
-        Some((reason, message, false)) => (Progress::Stalled(reason), message),
+        None => (Progress::Done, String::new()),
+        Some((reason, message, true)) => (Progress::Reconciling(reason), message.to_owned()),
+        Some((reason, message, false)) => (Progress::Stalled(reason), message.to_owned()),
     }
 }
 
@@ -243,6 +305,8 @@ pub fn changed(previous: Option<&QlikTenantStatus>, next: &QlikTenantStatus) -> 
     !(conditions::same_ignoring_time(&previous.conditions, &next.conditions)
         && previous.observed_generation == next.observed_generation
         && previous.tenant_id == next.tenant_id
+        && previous.build_version == next.build_version
+        && previous.virtual_proxies == next.virtual_proxies
         && previous.header == next.header
         && previous.candidate_header == next.candidate_header
         && previous.targets == next.targets)
@@ -274,7 +338,7 @@ mod tests {
 
     fn connected() -> Connection {
         Connection::Connected {
-            tenant_id: "t-1".into(),
+            identity: Identity::Tenant("t-1".into()),
         }
     }
 
@@ -292,6 +356,7 @@ mod tests {
             candidate: None,
             destinations: "ConfigMap csp".into(),
             targets,
+            virtual_proxies: Vec::new(),
         }
     }
 
@@ -379,6 +444,79 @@ mod tests {
                 .iter()
                 .all(|c| c.observed_generation == Some(2))
         );
+    }
+
+    fn proxy(prefix: &str, reason: &str, sha: Option<&str>) -> VirtualProxyStatus {
+        VirtualProxyStatus {
+            prefix: prefix.into(),
+            published: reason == "Published",
+            reason: reason.into(),
+            message: format!("{reason} message"),
+            sha256: sha.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_site_reports_its_build_and_each_virtual_proxy() {
+        let site = Connection::Connected {
+            identity: Identity::Site {
+                build_version: "38.22.0".into(),
+            },
+        };
+        let header = HeaderState::Published {
+            current: Facts {
+                sha256: "abc".into(),
+                length: 20,
+                origins: 2,
+            },
+            candidate: None,
+            destinations: "virtual proxy \"\"".into(),
+            targets: Vec::new(),
+            virtual_proxies: vec![proxy("", "Published", Some("abc"))],
+        };
+        let status = build(None, Some(1), &site, &header, at(100));
+        assert_eq!(ready_reason(&status), ("True", "Connected"));
+        assert_eq!(status.build_version.as_deref(), Some("38.22.0"));
+        assert_eq!(status.tenant_id, None);
+        assert_eq!(status.virtual_proxies.len(), 1);
+        assert!(changed(Some(&QlikTenantStatus::default()), &status));
+    }
+
+    #[test]
+    fn a_virtual_proxy_the_header_does_not_fit_stalls_and_keeps_its_last_header() {
+        let header = HeaderState::Published {
+            current: Facts {
+                sha256: "new".into(),
+                length: 20,
+                origins: 2,
+            },
+            candidate: None,
+            destinations: String::new(),
+            targets: Vec::new(),
+            virtual_proxies: vec![
+                proxy("", "Published", Some("new")),
+                proxy("embed", "HeaderTooLongForTarget", Some("old")),
+            ],
+        };
+        let status = build(None, Some(1), &connected(), &header, at(100));
+        let c = condition(Some(&status), HEADER_PUBLISHED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "HeaderTooLongForTarget")
+        );
+        assert!(c.message.contains("\"embed\""), "{}", c.message);
+        let stalled = condition(Some(&status), "Stalled").unwrap();
+        assert_eq!(stalled.status, "True");
+        assert_eq!(status.virtual_proxies[1].sha256.as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn a_conflicting_virtual_proxy_is_retried_not_stalled() {
+        let failure = first_failure(&[], &[proxy("", "VirtualProxyConflict", None)]).unwrap();
+        assert!(failure.transient);
+        let failure = first_failure(&[], &[proxy("", "VirtualProxyNotFound", None)]).unwrap();
+        assert!(!failure.transient);
+        assert_eq!(failure.reason, "VirtualProxyNotFound");
     }
 
     #[test]

@@ -423,3 +423,42 @@ fn plan_rejects_an_invalid_origin_defensively() {
     let o = observed().edit(|e| e.spec.origin = "https://cdn.example.com/path".into());
     assert_eq!(summary(&o), "Nothing | False InvalidSpec | - | OnChange");
 }
+
+#[test]
+fn plan_syncs_nothing_for_a_client_managed_site_and_reports_the_entry_compiled_locally() {
+    let o = observed().tenant(TenantState::Local);
+    assert_eq!(summary(&o), "Nothing | True CompiledLocally | - | OnChange");
+    // An id left from when the tenant was a cloud tenant is dropped, never deleted there.
+    assert_eq!(
+        summary(&in_sync().tenant(TenantState::Local)),
+        "Nothing | True CompiledLocally | - | OnChange"
+    );
+}
+
+#[test]
+fn plan_still_refuses_an_invalid_or_duplicated_origin_on_a_site() {
+    let invalid = observed()
+        .tenant(TenantState::Local)
+        .edit(|e| e.spec.origin = "https://cdn.example.com/path".into());
+    assert!(
+        summary(&invalid).contains("False InvalidSpec"),
+        "{}",
+        summary(&invalid)
+    );
+    let mut duplicated = observed().tenant(TenantState::Local);
+    duplicated.rivals = vec![Claimant {
+        name: "older".into(),
+        created: at(10),
+    }];
+    assert!(
+        summary(&duplicated).contains("False DuplicateOrigin"),
+        "{}",
+        summary(&duplicated)
+    );
+}
+
+#[test]
+fn plan_deletion_on_a_site_only_releases_the_finalizer() {
+    let o = observed().tenant(TenantState::Local).deleting();
+    assert_eq!(summary(&o), "RemoveFinalizer | - | - | Never");
+}
