@@ -428,3 +428,51 @@ async fn a_secret_push_writes_a_qrs_data_connections_username_and_password() {
     assert_eq!(count(&qrs, "dataconnection.update", None).await, writes);
     qrs.assert_every_request_carried_a_matching_xrfkey().await;
 }
+
+/// How many reconciles of the tenant controller failed with `reason` so far.
+fn failures(rig: &TenantRig, reason: &str) -> u64 {
+    let text = rig.shared.runtime.metrics.encode(jiff::Timestamp::now());
+    let prefix =
+        format!("qlikops_reconcile_errors_total{{controller=\"tenant\",reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[tokio::test]
+async fn an_unreachable_site_is_recorded_once_not_rewritten_on_every_failed_attempt() {
+    let (rig, qrs) = start(&[Controller::Tenant]).await;
+    let mut tenant = site_tenant(&qrs, &[""]);
+    // Nothing listens on port 1.
+    if let Some(site) = tenant.spec.client_managed.as_mut() {
+        site.url = "https://127.0.0.1:1".to_owned();
+    }
+    rig.create(&tenant).await;
+    let unreachable = rig
+        .wait_tenant(TENANT, "Ready=False Unreachable", |t| {
+            let ready = condition(t, "Ready")?;
+            (ready.reason == "Unreachable").then(|| t.clone())
+        })
+        .await;
+    let message = &condition(&unreachable, "Ready").expect("Ready").message;
+    // Each request carries a fresh Xrfkey; a message quoting it would differ every time.
+    assert!(!message.contains("xrfkey"), "{message}");
+
+    // Two more failed reconciles leave the status as it was: nothing to wake a third.
+    let version = unreachable.metadata.resource_version.clone();
+    let failed = failures(&rig, "Unreachable");
+    support::eventually("two more failed reconciles", DEADLINE, || async {
+        (failures(&rig, "Unreachable") >= failed + 2).then_some(())
+    })
+    .await;
+    let now = rig
+        .api::<QlikTenant>()
+        .get(TENANT)
+        .await
+        .expect("the tenant");
+    assert_eq!(
+        now.metadata.resource_version, version,
+        "the status was rewritten"
+    );
+}

@@ -51,7 +51,13 @@ enum Failed {
 }
 
 impl From<reqwest::Error> for Failed {
-    fn from(error: reqwest::Error) -> Failed {
+    fn from(mut error: reqwest::Error) -> Failed {
+        // The query holds this request's random Xrfkey: in a message it would make every
+        // failure read differently, and a status written on each one would wake the next
+        // reconcile, in a loop. The rest of the URL (host, path) says where it went.
+        if let Some(url) = error.url_mut() {
+            url.set_query(None);
+        }
         Failed::Transport(error)
     }
 }
