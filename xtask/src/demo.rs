@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::bench::cluster;
 use crate::processes::{Emulator, Operator};
+use crate::qrs_site::QrsSite;
 
 pub const USAGE: &str =
     "demo [--once]   start a local control plane, the tenant emulator and the operator,
@@ -83,17 +84,43 @@ async fn demo(
     let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
     let emulator = Emulator::start(bins, work, "acme", &clients)?;
     println!("    {}", emulator.url);
+    let site = match objects.iter().find(|o| is_site(o)) {
+        Some(tenant) => {
+            step(
+                "starting an emulated Qlik Sense Enterprise on Windows site (its QRS API: mutual TLS, Xrfkey)",
+            );
+            let prefixes = tenant["spec"]["clientManaged"]["virtualProxyPrefixes"]
+                .as_array()
+                .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                .unwrap_or_default();
+            let site = QrsSite::start(bins, work, &prefixes)?;
+            println!(
+                "    {} (client certificate exported to {})",
+                site.url,
+                work.display()
+            );
+            Some(site)
+        }
+        None => None,
+    };
     let client = control_plane.admin_client().await?;
 
-    step("applying examples/ (the QlikTenant's url and caBundle point at the emulator)");
+    step("applying examples/ (the QlikTenants' URLs point at the emulators)");
     ensure_namespaces(&client, &objects).await?;
     for namespace in namespaces_of(&objects, "QlikTenant") {
         cluster::create_admin_secret(&client, &namespace).await?;
     }
     for mut object in objects {
-        if object["kind"] == "QlikTenant" {
-            object["spec"]["url"] = json!(emulator.url);
-            object["spec"]["caBundle"] = json!(emulator.ca_pem);
+        match (&site, object["kind"] == "QlikTenant", is_site(&object)) {
+            (Some(site), true, true) => {
+                create_certificate_secret(&client, &object, site).await?;
+                object["spec"]["clientManaged"]["url"] = json!(site.url);
+            }
+            (_, true, _) => {
+                object["spec"]["url"] = json!(emulator.url);
+                object["spec"]["caBundle"] = json!(emulator.ca_pem);
+            }
+            _ => {}
         }
         apply(&client, &object).await?;
     }
@@ -114,6 +141,9 @@ async fn demo(
     let result = show(&client).await;
     operator.check_alive()?;
     result?;
+    if let Some(site) = &site {
+        show_site(&client, site).await?;
+    }
     show_cleanup(&client).await?;
     println!(
         "\nThe control plane is yours to explore:\n    export KUBECONFIG={}\n    kubectl get qlik -A",
@@ -129,6 +159,79 @@ async fn demo(
     Ok(())
 }
 
+/// Whether `object` is a QlikTenant of a client-managed site.
+fn is_site(object: &Value) -> bool {
+    object["kind"] == "QlikTenant" && object["spec"]["clientManaged"].is_object()
+}
+
+/// The site tenant's certificate Secret, from the files the emulated site wrote, as
+/// `kubectl create secret generic --from-file` would make it.
+async fn create_certificate_secret(
+    client: &Client,
+    tenant: &Value,
+    site: &QrsSite,
+) -> Result<(), String> {
+    let namespace = tenant["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
+    let name = tenant["spec"]["clientManaged"]["certificateSecretRef"]["name"]
+        .as_str()
+        .ok_or("the site's QlikTenant names no certificate Secret")?;
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": name, "namespace": namespace },
+        "stringData": {
+            "client.pem": site.client_pem,
+            "client_key.pem": site.client_key_pem,
+            "root.pem": site.ca_pem,
+        },
+    });
+    apply(client, &secret).await
+}
+
+/// The site's QlikTenant and what its virtual proxies now carry.
+async fn show_site(client: &Client, site: &QrsSite) -> Result<(), String> {
+    let tenants: Api<QlikTenant> = Api::all(client.clone());
+    let tenant = eventually(
+        "the site's QlikTenant to publish into every virtual proxy",
+        || async {
+            tenants
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|t| t.spec.is_client_managed() && cluster::tenant_ready(t))
+                .find(|t| {
+                    let proxies = t.status.as_ref().map(|s| s.virtual_proxies.as_slice());
+                    let proxies = proxies.unwrap_or_default();
+                    !proxies.is_empty() && proxies.iter().all(|p| p.published)
+                })
+        },
+    )
+    .await?;
+    let build = tenant.status.as_ref().and_then(|s| s.build_version.clone());
+    step(&format!(
+        "QlikTenant {}/{} (a client-managed site, build {}) is Ready",
+        tenant.namespace().unwrap_or_default(),
+        tenant.name_any(),
+        build.as_deref().unwrap_or("?"),
+    ));
+    print_conditions(tenant.status.as_ref().map(|s| s.conditions.as_slice()));
+    step("its virtual proxies' additionalResponseHeaders (read back from the site)");
+    for proxy in site.virtual_proxies().await? {
+        let prefix = proxy["prefix"].as_str().unwrap_or_default();
+        println!("    prefix {prefix:?}:");
+        let headers = proxy["additionalResponseHeaders"]
+            .as_str()
+            .unwrap_or_default();
+        for line in headers.lines() {
+            println!("      {line}");
+        }
+    }
+    Ok(())
+}
+
 /// Waits for each result and prints it.
 async fn show(client: &Client) -> Result<(), String> {
     let tenants: Api<QlikTenant> = Api::all(client.clone());
@@ -139,6 +242,7 @@ async fn show(client: &Client) -> Result<(), String> {
             .ok()?
             .items
             .into_iter()
+            .filter(|t| !t.spec.is_client_managed())
             .find(cluster::tenant_ready)
     })
     .await?;
@@ -155,7 +259,7 @@ async fn show(client: &Client) -> Result<(), String> {
         list.iter().all(cluster::entry_ready).then_some(list)
     })
     .await?;
-    step("CspEntries, each synced to the tenant");
+    step("CspEntries, each synced to its tenant (or compiled locally for the site)");
     println!("    {:<16} {:<40} {:<8} REASON", "NAME", "ORIGIN", "READY");
     for entry in &listed {
         let ready = entry

@@ -10,6 +10,7 @@ mod envtest;
 mod image;
 mod manifests;
 mod processes;
+mod qrs_site;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -28,7 +29,7 @@ commands:
   test [--without-qlik-definitions] [args...]
                    build the control plane tools if needed, then run `cargo test --workspace`
                    with them (extra args go to cargo test); fails when Qlik's API definitions
-                   (../shared/qlik-api/cloud) are missing, unless --without-qlik-definitions
+                   (../shared/qlik-api/{cloud,qrs}) are missing, unless --without-qlik-definitions
                    knowingly skips the tests that need them
   {bench}
   {demo}";
@@ -82,7 +83,8 @@ const WITHOUT_DEFINITIONS_FLAG: &str = "--without-qlik-definitions";
 const WITHOUT_DEFINITIONS_VAR: &str = "QLIKOPS_WITHOUT_QLIK_DEFINITIONS";
 
 /// Runs the whole suite against the real control plane built by `envtest`. Qlik's API
-/// definitions must be next to the workspace (`../shared/qlik-api/cloud`): without them the
+/// definitions must be next to the workspace (`../shared/qlik-api/cloud` and
+/// `../shared/qlik-api/qrs/Repository.json`): without them the
 /// command fails before building anything, unless `--without-qlik-definitions` is given,
 /// which says loudly (before and after the run) that the conformance tests were skipped.
 fn test(args: &[String]) -> Result<(), String> {
@@ -97,8 +99,13 @@ fn test(args: &[String]) -> Result<(), String> {
         .map(|(_, a)| a)
         .collect();
 
-    let definitions = root.join("../shared/qlik-api/cloud");
-    let skip = match (definitions.is_dir(), without_definitions) {
+    // Both the cloud definitions and the QRS one (tests/emulator_qrs.rs) must be there.
+    let qlik_api = root.join("../shared/qlik-api");
+    let missing = [qlik_api.join("cloud"), qlik_api.join("qrs/Repository.json")]
+        .into_iter()
+        .find(|path| !path.exists());
+    let definitions = missing.clone().unwrap_or(qlik_api);
+    let skip = match (missing.is_none(), without_definitions) {
         (true, false) => false,
         (true, true) => {
             eprintln!(

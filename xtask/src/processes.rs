@@ -252,7 +252,7 @@ impl Drop for Operator {
 /// Spawns `command` so that the kernel kills it if xtask dies first. Call from the thread
 /// that lives as long as the benchmark (`PR_SET_PDEATHSIG` fires when the spawning thread
 /// exits): the main thread.
-fn spawn_tied(command: &mut Command) -> Result<Child, String> {
+pub fn spawn_tied(command: &mut Command) -> Result<Child, String> {
     qlikops_testenv::die_with_parent(command);
     command
         .stdin(Stdio::null())
