@@ -429,17 +429,6 @@ async fn a_secret_push_writes_a_qrs_data_connections_username_and_password() {
     qrs.assert_every_request_carried_a_matching_xrfkey().await;
 }
 
-/// How many reconciles of the tenant controller failed with `reason` so far.
-fn failures(rig: &TenantRig, reason: &str) -> u64 {
-    let text = rig.shared.runtime.metrics.encode(jiff::Timestamp::now());
-    let prefix =
-        format!("qlikops_reconcile_errors_total{{controller=\"tenant\",reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
 #[tokio::test]
 async fn an_unreachable_site_is_recorded_once_not_rewritten_on_every_failed_attempt() {
     let (rig, qrs) = start(&[Controller::Tenant]).await;
@@ -461,9 +450,9 @@ async fn an_unreachable_site_is_recorded_once_not_rewritten_on_every_failed_atte
 
     // Two more failed reconciles leave the status as it was: nothing to wake a third.
     let version = unreachable.metadata.resource_version.clone();
-    let failed = failures(&rig, "Unreachable");
+    let failed = rig.tenant_failures("Unreachable");
     support::eventually("two more failed reconciles", DEADLINE, || async {
-        (failures(&rig, "Unreachable") >= failed + 2).then_some(())
+        (rig.tenant_failures("Unreachable") >= failed + 2).then_some(())
     })
     .await;
     let now = rig
@@ -475,4 +464,29 @@ async fn an_unreachable_site_is_recorded_once_not_rewritten_on_every_failed_atte
         now.metadata.resource_version, version,
         "the status was rewritten"
     );
+}
+
+#[tokio::test]
+async fn a_site_on_a_host_not_allowed_is_refused_before_its_certificate_is_read() {
+    // The operator's default allow-list: Qlik Cloud only, not the site's 127.0.0.1.
+    let rig = TenantRig::builder()
+        .allowed_hosts(qlik_csp_operator::controller::allowed_hosts::AllowedHosts::default())
+        .run(Controller::Tenant)
+        .start()
+        .await;
+    let qrs = QrsSiteFixture::start().await;
+    // No certificate Secret at all: a SecretNotFound would mean it was looked up first.
+    rig.create(&site_tenant(&qrs, &[""])).await;
+    let refused = rig
+        .wait_tenant(TENANT, "Ready=False HostNotAllowed", |t| {
+            let ready = condition(t, "Ready")?;
+            (ready.status == "False" && ready.reason == "HostNotAllowed").then(|| ready.clone())
+        })
+        .await;
+    assert!(
+        refused.message.contains("\"127.0.0.1\""),
+        "{}",
+        refused.message
+    );
+    assert!(qrs.requests().await.is_empty(), "the site was called");
 }

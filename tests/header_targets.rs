@@ -127,17 +127,6 @@ impl TenantRig {
         })
         .await
     }
-
-    /// How many reconciles of the tenant controller failed with `reason` so far.
-    fn failures(&self, reason: &str) -> u64 {
-        let text = self.shared.runtime.metrics.encode(jiff::Timestamp::now());
-        let prefix =
-            format!("qlikops_reconcile_errors_total{{controller=\"tenant\",reason=\"{reason}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    }
 }
 
 fn target_status<'a>(
@@ -320,9 +309,9 @@ async fn a_git_reapply_that_drops_the_header_is_not_fought_and_a_new_header_is_w
     assert!(message.contains("argocd-controller"), "{message}");
 
     // Several reconciles later the route is still as Git left it: no write loop.
-    let seen = rig.failures("HeaderRemovedByAnotherWriter");
+    let seen = rig.tenant_failures("HeaderRemovedByAnotherWriter");
     support::eventually("three more reconciles of the tenant", DEADLINE, || async {
-        (rig.failures("HeaderRemovedByAnotherWriter") >= seen + 3).then_some(())
+        (rig.tenant_failures("HeaderRemovedByAnotherWriter") >= seen + 3).then_some(())
     })
     .await;
     let route = rig.get(TargetKind::HttpRoute, ROUTE).await;

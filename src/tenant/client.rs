@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{Method, StatusCode};
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretString};
@@ -33,7 +33,7 @@ use url::Url;
 use super::auth::{Auth, Bearer, Credential, CredentialSource};
 use super::error::{ApiErrors, Error};
 use super::rate_limit::{Budget, RateLimiter, RateLimits};
-use super::retry::{RetryPolicy, jitter, parse_retry_after};
+use super::retry::{RetryPolicy, jitter, throttle_delay};
 use super::tls;
 use super::urls::{next_page, parse_base_url, same_origin};
 use super::wire::Page;
@@ -574,14 +574,8 @@ impl TenantClient {
                     );
                 }
                 Next::Throttled => {
-                    let asked = answer
-                        .headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-                    let delay = asked
-                        .unwrap_or_else(|| policy.backoff(attempt, jitter()))
-                        .min(MAX_PAUSE);
+                    let (asked, delay) =
+                        throttle_delay(&answer.headers, &policy, attempt, MAX_PAUSE);
                     // Recorded whatever its length: every request to this tenant, from any
                     // controller, waits or fails fast until it ends.
                     let now = Instant::now();

@@ -44,6 +44,24 @@ impl RetryPolicy {
     }
 }
 
+/// How long a `429` pauses the whole tenant or site: what its `Retry-After` header asks
+/// (`asked`), or the backoff for `attempt` when it asks nothing, at most `max_pause`.
+pub(crate) fn throttle_delay(
+    headers: &reqwest::header::HeaderMap,
+    policy: &RetryPolicy,
+    attempt: u32,
+    max_pause: Duration,
+) -> (Option<Duration>, Duration) {
+    let asked = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+    let delay = asked
+        .unwrap_or_else(|| policy.backoff(attempt, jitter()))
+        .min(max_pause);
+    (asked, delay)
+}
+
 /// A jitter fraction in `[0, 1)`. Not cryptographic: it only spreads retries out.
 pub(crate) fn jitter() -> f64 {
     // RandomState is seeded per instance from the OS; hashing nothing yields a fresh value.

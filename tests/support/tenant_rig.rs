@@ -297,6 +297,18 @@ impl TenantRig {
             .unwrap_or_else(|e| panic!("failed to build a tenant client: {e}"))
     }
 
+    /// How many reconciles of the tenant controller failed with `reason` so far (its
+    /// `qlikops_reconcile_errors_total` metric).
+    pub fn tenant_failures(&self, reason: &str) -> u64 {
+        let text = self.shared.runtime.metrics.encode(jiff::Timestamp::now());
+        let prefix =
+            format!("qlikops_reconcile_errors_total{{controller=\"tenant\",reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
     /// The tenant's admin, as a client of its own.
     pub fn admin(&self) -> TenantClient {
         self.tenant_client(Credential::api_key(ADMIN_KEY))

@@ -14,7 +14,7 @@
 //! Every attempt draws a new Xrfkey.
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use rustls::AlertDescription;
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
@@ -28,7 +28,7 @@ use super::status::error_for_status;
 use super::xrfkey::{XRFKEY_HEADER, new_xrfkey};
 use crate::tenant::client::{MAX_PAUSE, decode};
 use crate::tenant::rate_limit::PausedTooLong;
-use crate::tenant::retry::{jitter, parse_retry_after};
+use crate::tenant::retry::{jitter, throttle_delay};
 use crate::tenant::{ApiError, ApiErrors, Error};
 
 /// The header naming the user the request acts as.
@@ -173,14 +173,8 @@ impl QrsClient {
             match status {
                 200..=299 => return Ok(answer),
                 429 => {
-                    let asked = answer
-                        .headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-                    let delay = asked
-                        .unwrap_or_else(|| policy.backoff(attempt, jitter()))
-                        .min(MAX_PAUSE);
+                    let (asked, delay) =
+                        throttle_delay(&answer.headers, &policy, attempt, MAX_PAUSE);
                     let now = Instant::now();
                     let remaining = self
                         .inner
