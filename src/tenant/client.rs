@@ -58,6 +58,32 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
 /// request can take.
 pub const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 
+/// A response body read up to a cap.
+pub(crate) enum Capped {
+    Body(Vec<u8>),
+    /// Longer than the cap (by its `Content-Length`, or once read that far).
+    TooLarge,
+}
+
+/// Reads `response`'s body, at most `limit` bytes. Chunk by chunk: a body without
+/// `Content-Length` (or lying about it) stops at the cap, not at the end of the stream.
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Capped, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(Capped::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Ok(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Capped::Body(body))
+}
+
 /// Told about every request and rate-limit wait (metrics). Implementations must be cheap
 /// and must not block: they run on the request path.
 pub trait RequestObserver: Send + Sync {
@@ -641,28 +667,17 @@ impl TenantClient {
         }
         let mut response = request.send().await?;
         let status = response.status();
-        let limit = self.inner.config.max_response_bytes;
-        let too_large = Failed::TooLarge {
-            status: status.as_u16(),
-        };
-        if response.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(too_large);
-        }
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        // Read chunk by chunk: a body without Content-Length (or lying about it) stops
-        // at the cap, not at the end of the tenant's stream.
-        while let Some(chunk) = response.chunk().await? {
-            if body.len().saturating_add(chunk.len()) > limit {
-                return Err(too_large);
-            }
-            body.extend_from_slice(&chunk);
+        match read_capped(&mut response, self.inner.config.max_response_bytes).await? {
+            Capped::Body(body) => Ok(Answer {
+                status,
+                headers,
+                body,
+            }),
+            Capped::TooLarge => Err(Failed::TooLarge {
+                status: status.as_u16(),
+            }),
         }
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
     }
 
     /// Whether a 401 for a request sent with `bearer` may be cured by retrying: a cached

@@ -26,7 +26,7 @@ use super::call::QrsCall;
 use super::refusal::client_certificate_refusal;
 use super::status::error_for_status;
 use super::xrfkey::{XRFKEY_HEADER, new_xrfkey};
-use crate::tenant::client::{MAX_PAUSE, decode};
+use crate::tenant::client::{Capped, MAX_PAUSE, decode, read_capped};
 use crate::tenant::rate_limit::PausedTooLong;
 use crate::tenant::retry::{jitter, throttle_delay};
 use crate::tenant::{ApiError, ApiErrors, Error};
@@ -236,26 +236,17 @@ impl QrsClient {
         }
         let mut response = request.send().await?;
         let status = response.status();
-        let limit = self.inner.config.max_response_bytes;
-        let too_large = Failed::TooLarge {
-            status: status.as_u16(),
-        };
-        if response.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(too_large);
-        }
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len().saturating_add(chunk.len()) > limit {
-                return Err(too_large);
-            }
-            body.extend_from_slice(&chunk);
+        match read_capped(&mut response, self.inner.config.max_response_bytes).await? {
+            Capped::Body(body) => Ok(Answer {
+                status,
+                headers,
+                body,
+            }),
+            Capped::TooLarge => Err(Failed::TooLarge {
+                status: status.as_u16(),
+            }),
         }
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
     }
 
     fn status_error(&self, call: &QrsCall, answer: &Answer) -> Error {
