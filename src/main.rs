@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use qlik_csp_operator::controller::allowed_hosts::AllowedHosts;
 use qlik_csp_operator::controller::leader::{self, LeaseSettings};
 use qlik_csp_operator::error_chain::error_chain;
-use qlik_csp_operator::{api, controller, render};
+use qlik_csp_operator::{api, controller, import, preview, render};
 
 /// Kubernetes operator for Qlik tenants' CSP allow-list, CSP header and credentials.
 #[derive(Parser)]
@@ -33,6 +33,52 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         paths: Vec<std::path::PathBuf>,
     },
+    /// Write a tenant's CSP entries as CspEntry manifests (and a QlikTenant skeleton), so
+    /// that applying them adopts every entry without a tenant write. Reads the tenant only.
+    /// The credential comes from QLIK_API_KEY, or QLIK_CLIENT_ID and QLIK_CLIENT_SECRET.
+    Import(ImportCommand),
+    /// Preview what applying the CspEntry manifests would do to the live tenant: creates,
+    /// updates, adoptions, deletes, problems and the header's size. Reads the tenant only.
+    /// Exit code 0: no tenant write; 2: tenant writes; 1: an error. Credential as `import`.
+    Plan(PlanCommand),
+}
+
+#[derive(clap::Args)]
+struct ImportCommand {
+    /// The tenant, e.g. https://acme.eu.qlikcloud.com.
+    #[arg(long)]
+    tenant_url: String,
+    /// The namespace of the manifests written.
+    #[arg(long)]
+    namespace: String,
+    /// The QlikTenant name the CspEntries refer to (spec.tenantRef.name).
+    #[arg(long)]
+    tenant_ref: String,
+    /// A directory to write one file per manifest into; standard output when absent.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Extra CA certificates (PEM) to trust besides the system's.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct PlanCommand {
+    /// Manifest files or directories (searched recursively for .yaml, .yml, .json).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    paths: Vec<std::path::PathBuf>,
+    /// The tenant; by default the QlikTenant manifest's spec.url.
+    #[arg(long)]
+    tenant_url: Option<String>,
+    /// The QlikTenant as namespace/name, when the manifests name several.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// `text` for people, `json` for CI bots.
+    #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
+    output: String,
+    /// Extra CA certificates (PEM) to trust besides the system's.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// `run` flags; each has an environment variable for container manifests.
@@ -113,6 +159,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Crd => print_crds(),
         Command::Render { paths } => render(&paths),
+        Command::Import(command) => import(command),
+        Command::Plan(command) => plan(command),
     }
 }
 
@@ -237,6 +285,93 @@ fn render(paths: &[std::path::PathBuf]) -> ExitCode {
             for problem in &problems {
                 eprintln!("error: {problem}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one future to completion on a small runtime (the commands make a few requests).
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Ok(runtime.block_on(future)),
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn import(command: ImportCommand) -> ExitCode {
+    let args = import::ImportArgs {
+        tenant_url: command.tenant_url,
+        namespace: command.namespace,
+        tenant_ref: command.tenant_ref,
+        out: command.out,
+        ca_file: command.ca_file,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let outcome = match block_on(import::run(&args, &mut stdout)) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
+    };
+    match outcome {
+        Ok(imported) => {
+            for refused in &imported.refused {
+                eprintln!(
+                    "skipped: entry {} ({:?}, origin {:?}): {}",
+                    refused.remote_id, refused.remote_name, refused.origin, refused.reason
+                );
+            }
+            let place = args
+                .out
+                .map(|dir| format!(" into {}", dir.display()))
+                .unwrap_or_default();
+            eprintln!(
+                "imported {} entries{place}; skipped {}",
+                imported.entries.len(),
+                imported.refused.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `plan`'s exit code when applying the manifests writes to the tenant.
+const PLAN_HAS_CHANGES: u8 = 2;
+
+fn plan(command: PlanCommand) -> ExitCode {
+    let args = preview::PlanArgs {
+        paths: command.paths,
+        tenant_url: command.tenant_url,
+        tenant: command.tenant,
+        ca_file: command.ca_file,
+    };
+    let outcome = match block_on(preview::run(&args)) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
+    };
+    match outcome {
+        Ok(preview) => {
+            if command.output == "json" {
+                println!("{}", preview::json(&preview));
+            } else {
+                print!("{}", preview::text(&preview));
+            }
+            if preview.writes() > 0 {
+                ExitCode::from(PLAN_HAS_CHANGES)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -7,16 +7,15 @@
 //! and nothing is rendered while any remains.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::Deserialize;
-
-use crate::api::{CspEntry, QlikTenant};
+use crate::api::CspEntry;
 use crate::csp::Directive;
 use crate::csp::header::{self, BaseDirectives, Grant};
+use crate::manifests::{self, Manifests};
 
 pub use crate::api::TenantKey;
+pub use crate::manifests::Problem;
 
 /// The header compiled for one tenant.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,146 +27,50 @@ pub struct Rendered {
     pub header: String,
 }
 
-/// Something in the input that stops rendering, located as precisely as known.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub location: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
-    }
-}
-
 /// Reads every `.yaml`, `.yml` and `.json` file under `paths` (directories recursively, in
 /// name order) and renders the headers.
 pub fn render_paths(paths: &[PathBuf]) -> Result<Vec<Rendered>, Vec<Problem>> {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        collect_files(path, &mut files, &mut problems);
-    }
-    let mut documents = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => documents.push((file.display().to_string(), text)),
-            Err(e) => problems.push(Problem {
-                location: file.display().to_string(),
-                message: format!("failed to read: {e}"),
-            }),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    render_documents(&documents)
-}
-
-fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
-    if path.is_dir() {
-        let entries = match std::fs::read_dir(path) {
-            Ok(entries) => entries,
-            Err(e) => {
-                let message = format!("failed to read the directory: {e}");
-                problems.push(Problem {
-                    location: path.display().to_string(),
-                    message,
-                });
-                return;
-            }
-        };
-        let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        children.sort();
-        for child in children {
-            let manifest = child
-                .extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json");
-            if child.is_dir() || manifest {
-                collect_files(&child, files, problems);
-            }
-        }
-    } else if path.exists() {
-        files.push(path.to_path_buf());
-    } else {
-        let message = "no such file or directory".to_owned();
-        problems.push(Problem {
-            location: path.display().to_string(),
-            message,
-        });
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TypeMeta {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
+    render_manifests(manifests::read_paths(paths)?)
 }
 
 /// Renders from `(source name, text)` pairs, each a stream of YAML (or JSON) documents.
 pub fn render_documents(documents: &[(String, String)]) -> Result<Vec<Rendered>, Vec<Problem>> {
+    let (manifests, mut problems) = manifests::parse_documents(documents);
+    match render_manifests(manifests) {
+        Ok(rendered) if problems.is_empty() => Ok(rendered),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+/// Compiles each tenant's header from parsed manifests.
+pub fn render_manifests(manifests: Manifests) -> Result<Vec<Rendered>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut bases: BTreeMap<TenantKey, BaseDirectives> = BTreeMap::new();
     let mut grants: BTreeMap<TenantKey, Vec<(String, Grant)>> = BTreeMap::new();
-
-    for (source, text) in documents {
-        for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
-            let location = format!("{source}: document {}", index + 1);
-            let value = match serde_norway::Value::deserialize(document) {
-                Ok(serde_norway::Value::Null) => continue,
-                Ok(value) => value,
-                Err(e) => {
-                    problems.push(Problem {
-                        location,
-                        message: format!("not YAML: {e}"),
-                    });
-                    break; // the rest of this stream cannot be trusted
-                }
-            };
-            let Ok(meta) = TypeMeta::deserialize(value.clone()) else {
-                continue;
-            };
-            if !meta
-                .api_version
-                .starts_with(&format!("{}/", crate::api::GROUP))
-            {
-                continue;
-            }
-            match meta.kind.as_str() {
-                "CspEntry" => match serde_path_to_error::deserialize::<_, CspEntry>(value) {
-                    Ok(entry) => read_entry(entry, &location, &mut grants, &mut problems),
-                    Err(e) => problems.push(invalid("CspEntry", location, e)),
-                },
-                "QlikTenant" => match serde_path_to_error::deserialize::<_, QlikTenant>(value) {
-                    Ok(tenant) => {
-                        let key = key_of(
-                            tenant.metadata.namespace.as_deref(),
-                            tenant.metadata.name.as_deref(),
-                        );
-                        let base = tenant
-                            .spec
-                            .header
-                            .and_then(|h| h.base_directives)
-                            .unwrap_or_default();
-                        if bases.insert(key.clone(), base).is_some() {
-                            problems.push(Problem {
-                                location,
-                                message: format!(
-                                    "QlikTenant {}/{} appears more than once in the input; render one setup at a time",
-                                    key.0, key.1
-                                ),
-                            });
-                        }
-                    }
-                    Err(e) => problems.push(invalid("QlikTenant", location, e)),
-                },
-                _ => {}
-            }
+    for tenant in manifests.tenants {
+        let key = Manifests::tenant_key(&tenant.object);
+        let base = tenant
+            .object
+            .spec
+            .header
+            .and_then(|h| h.base_directives)
+            .unwrap_or_default();
+        if bases.insert(key.clone(), base).is_some() {
+            problems.push(Problem {
+                location: tenant.location,
+                message: format!(
+                    "QlikTenant {}/{} appears more than once in the input; render one setup at a time",
+                    key.0, key.1
+                ),
+            });
         }
+    }
+    for entry in manifests.entries {
+        read_entry(entry.object, &entry.location, &mut grants, &mut problems);
     }
 
     let mut rendered = Vec::new();
@@ -193,23 +96,6 @@ pub fn render_documents(documents: &[(String, String)]) -> Result<Vec<Rendered>,
     } else {
         Err(problems)
     }
-}
-
-/// A document that does not match its kind's schema, with the path of the offending field.
-fn invalid(
-    kind: &str,
-    location: String,
-    error: serde_path_to_error::Error<serde_norway::Error>,
-) -> Problem {
-    let message = format!("invalid {kind}: {}: {}", error.path(), error.inner());
-    Problem { location, message }
-}
-
-fn key_of(namespace: Option<&str>, name: Option<&str>) -> TenantKey {
-    (
-        namespace.unwrap_or("default").to_owned(),
-        name.unwrap_or_default().to_owned(),
-    )
 }
 
 fn read_entry(
@@ -251,10 +137,7 @@ fn read_entry(
         });
         return;
     }
-    let key = key_of(
-        entry.metadata.namespace.as_deref(),
-        Some(&entry.spec.tenant_ref.name),
-    );
+    let key = Manifests::entry_tenant(&entry);
     let same_tenant = grants.entry(key).or_default();
     let origin = &grant.origin;
     let lowercase = origin.as_str().to_ascii_lowercase();
@@ -338,17 +221,19 @@ spec:
         let problems = render_documents(&docs(&input)).unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 3, "{text:#?}");
-        assert!(text[0].starts_with("manifests.yaml: document 2 (CspEntry path): spec.origin: origin must not contain a path"), "{}", text[0]);
+        let of = |document: &str| {
+            let found = text.iter().find(|t| t.contains(document));
+            found.cloned().unwrap_or_default()
+        };
+        let path = of("document 2 ");
+        assert!(path.starts_with("manifests.yaml: document 2 (CspEntry path): spec.origin: origin must not contain a path"), "{path}");
+        let inject = of("document 3 ");
         assert!(
-            text[1].contains("document 3 (CspEntry inject): spec.origin"),
-            "{}",
-            text[1]
+            inject.contains("document 3 (CspEntry inject): spec.origin"),
+            "{inject}"
         );
-        assert!(
-            text[2].contains("document 4") && text[2].contains("default-src"),
-            "{}",
-            text[2]
-        );
+        let unknown = of("document 4");
+        assert!(unknown.contains("default-src"), "{unknown}");
     }
 
     #[test]

@@ -310,6 +310,20 @@ async fn an_existing_entry_with_the_same_origin_is_adopted_not_duplicated() {
     let remote = setup.remote().await;
     assert_eq!(remote.len(), 1, "no second entry for the same origin");
     assert_eq!(
+        remote[0], existing,
+        "adopting writes nothing: the console's name stays"
+    );
+
+    // The first write the spec asks for names the entry after the resource.
+    setup
+        .apply(
+            "legacy",
+            spec("https://legacy.example.com", &["font-src", "img-src"]),
+        )
+        .await;
+    setup.wait_ready("legacy", "True", "Updated").await;
+    let remote = setup.remote().await;
+    assert_eq!(
         remote[0].content.name,
         format!("{}/legacy", setup.env.namespace)
     );

@@ -124,6 +124,26 @@ impl From<DirectiveName> for crate::csp::Directive {
     }
 }
 
+impl From<crate::csp::Directive> for DirectiveName {
+    fn from(directive: crate::csp::Directive) -> Self {
+        use crate::csp::Directive as D;
+        match directive {
+            D::ChildSrc => DirectiveName::ChildSrc,
+            D::ConnectSrc => DirectiveName::ConnectSrc,
+            D::FontSrc => DirectiveName::FontSrc,
+            D::FormAction => DirectiveName::FormAction,
+            D::FrameAncestors => DirectiveName::FrameAncestors,
+            D::FrameSrc => DirectiveName::FrameSrc,
+            D::ImgSrc => DirectiveName::ImgSrc,
+            D::MediaSrc => DirectiveName::MediaSrc,
+            D::ObjectSrc => DirectiveName::ObjectSrc,
+            D::ScriptSrc => DirectiveName::ScriptSrc,
+            D::StyleSrc => DirectiveName::StyleSrc,
+            D::WorkerSrc => DirectiveName::WorkerSrc,
+        }
+    }
+}
+
 /// Whether deleting the resource deletes the tenant's entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DeletionPolicy {

@@ -48,6 +48,7 @@ pub mod client;
 pub mod csp_origins;
 pub mod data_connections;
 pub mod email_config;
+pub mod environment;
 pub mod error;
 pub mod error_body;
 pub mod identity;

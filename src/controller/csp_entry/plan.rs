@@ -28,6 +28,12 @@
 //! (1) A Ready reason of `Created`, `Adopted` or `Updated` is kept while in sync, so that
 //! confirming a write does not cost one more status write.
 //!
+//! "Content" is what the entry grants (origin, directives, WebSocket, description), not its
+//! name: adopting a console entry records its id and leaves its name, and a later update
+//! renames it `<namespace>/<name>` with the same `PUT`. Deletion by origin (when the id
+//! was lost) still needs that name, so an adopted entry never renamed is deleted only
+//! through `status.id`.
+//!
 //! Adopting an entry whose content differs is one full `PUT` (`Update{adopted: true}`), not
 //! a record followed by an update on the next reconcile: one tenant call fewer, and a crash
 //! between the `PUT` and the status write is harmless (the next plan adopts it by origin).
@@ -200,11 +206,13 @@ pub fn desired_content(
     ))
 }
 
-/// Whether the tenant's content says the same as `desired` (origins compared
-/// case-insensitively, everything else exactly).
+/// Whether the tenant's content grants what `desired` grants (origins compared
+/// case-insensitively, the rest exactly). The entry's name is left out: the operator names
+/// an entry `<namespace>/<name>` whenever it writes one, but never writes only to rename,
+/// so an entry made in the console and adopted keeps its name, and importing a tenant
+/// (`qlik-csp-operator import`) costs no tenant write.
 fn same_content(remote: &CspOriginContent, desired: &CspOriginContent) -> bool {
-    remote.name == desired.name
-        && remote.origin.eq_ignore_ascii_case(&desired.origin)
+    remote.origin.eq_ignore_ascii_case(&desired.origin)
         && remote.description == desired.description
         && remote.connect_src_wss == desired.connect_src_wss
         && remote.directives() == desired.directives()

@@ -173,8 +173,16 @@ fn plan_adopts_an_existing_entry_with_the_same_origin() {
             ours(|c| c.origin = "HTTPS://CDN.EXAMPLE.COM".into()),
             "Adopt r1 | True Adopted | r1 | Drift",
         ),
+        // Adopting keeps the console's name: no tenant write (`import` relies on it).
         (
             ours(|c| c.name = "typed in the console".into()),
+            "Adopt r1 | True Adopted | r1 | Drift",
+        ),
+        (
+            ours(|c| {
+                c.name = "typed in the console".into();
+                c.font_src = true;
+            }),
             "Update r1 adopted | True Adopted | r1 | Immediately",
         ),
     ];
@@ -190,13 +198,26 @@ fn plan_updates_with_a_full_put_when_the_entry_drifted() {
         ours(|c| c.frame_src = true),
         ours(|c| c.connect_src_wss = true),
         ours(|c| c.description = "edited".into()),
-        ours(|c| c.name = "renamed".into()),
         ours(|c| c.origin = "https://old.example.com".into()),
     ];
     for drift in drifts {
         let o = observed().holding(&[("r1", drift)]).tracking("r1");
         assert_eq!(summary(&o), "Update r1 | True Updated | r1 | Immediately");
     }
+}
+
+#[test]
+fn plan_never_writes_only_to_rename_an_entry() {
+    let renamed = ours(|c| c.name = "renamed in the console".into());
+    let o = observed().holding(&[("r1", renamed)]).tracking("r1");
+    assert_eq!(summary(&o), "Nothing | True InSync | r1 | Drift");
+    let update = plan(&o.edit(|e| e.spec.allow_web_socket = true), now()).action;
+    let renamed_back =
+        matches!(&update, Action::Update { content, .. } if content.name == "web/cdn");
+    assert!(
+        renamed_back,
+        "a write names it after the resource: {update:?}"
+    );
 }
 
 #[test]
