@@ -6,7 +6,11 @@
 //!   else here.
 //! - [`tenant`]: the Qlik tenant client (HTTPS, auth, rate limits, retries, typed errors).
 //! - [`controller`]: the reconcilers and what they share (conditions).
+//! - [`manifests`]: reading CspEntry and QlikTenant manifests from files.
 //! - [`render`]: offline header rendering from manifests (`qlik-csp-operator render`).
+//! - [`import`]: a tenant's CSP entries as CspEntry manifests (`qlik-csp-operator import`).
+//! - [`preview`]: what applying manifests would do to the live tenant, decided by the
+//!   csp-entry controller's own plan (`qlik-csp-operator plan`).
 //! - [`telemetry`]: the log setup (metrics and health endpoints to come).
 //! - [`emulator`]: an in-memory Qlik tenant for tests, benchmarks and the demo.
 //! - [`error_chain`]: an error and its causes on one line.
