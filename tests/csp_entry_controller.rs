@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
@@ -326,6 +327,38 @@ async fn an_existing_entry_with_the_same_origin_is_adopted_not_duplicated() {
     assert_eq!(
         remote[0].content.name,
         format!("{}/legacy", setup.env.namespace)
+    );
+}
+
+#[tokio::test]
+async fn an_entry_clicked_in_the_console_after_the_tenant_was_listed_is_adopted_quietly() {
+    // `first` has made the controller list the tenant; this entry comes after that list.
+    let setup = Setup::with_shared_origin_owned_by_first().await;
+    let origin = Origin::parse("https://late.example.com").unwrap();
+    let content = CspOriginContent::new("late", &origin, [Directive::FontSrc], false, "");
+    let existing = setup.tenant.create_csp_origin(&content).await.unwrap();
+
+    setup
+        .apply("late", spec("https://late.example.com", &["font-src"]))
+        .await;
+    let entry = setup.wait_ready("late", "True", "Adopted").await;
+    assert_eq!(entry.status.and_then(|s| s.id), Some(existing.id));
+    // The create planned from the older list is refused by the tenant (one entry per
+    // origin); that is a stale list, not a rejected spec: no warning, no Ready=False.
+    let events: Api<Event> = Api::namespaced(setup.env.client.clone(), &setup.env.namespace);
+    let events = events.list(&Default::default()).await.unwrap();
+    let warnings: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("late"))
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| format!("{:?}: {:?}", e.reason, e.note))
+        .collect();
+    assert_eq!(warnings, Vec::<String>::new());
+    assert_eq!(
+        setup.remote().await.len(),
+        2,
+        "no second entry for the origin"
     );
 }
 

@@ -36,6 +36,10 @@ pub async fn apply(
                 outcome.created_id = Some(created.id.clone());
                 shared.remote.record_written(key, created);
             }
+            Err(e @ tenant::Error::BadRequest { .. }) => {
+                let error = write_failed(shared, key, e);
+                return Err(stale_or(client()?, &content.origin, error).await);
+            }
             Err(e) => return Err(write_failed(shared, key, e)),
         },
         Action::Update { id, content, .. } => {
@@ -58,6 +62,17 @@ pub async fn apply(
 fn write_failed(shared: &Shared, key: &(String, String), error: tenant::Error) -> Error {
     shared.remote.invalidate(key);
     Error::Write(error)
+}
+
+/// A create the tenant refused as invalid: when an entry for the origin exists after all
+/// (made since the shared list was taken; Qlik refuses a second one), the list was stale,
+/// not the spec. One lookup, only on this failure path, tells them apart; when it fails
+/// too, the refusal stands.
+async fn stale_or(client: &tenant::TenantClient, origin: &str, refusal: Error) -> Error {
+    match client.find_csp_origins_by_origin(origin).await {
+        Ok(found) if !found.is_empty() => Error::StaleList,
+        _ => refusal,
+    }
 }
 
 /// Adds or removes the finalizer (see [`own_writes::set_finalizer`]).

@@ -71,6 +71,11 @@ pub enum Error {
     /// The status could not be written.
     #[error("failed to record the status")]
     Status(#[source] kube::Error),
+    /// The tenant refused a create because it already holds an entry for the origin, made
+    /// since the shared list was taken (in the console, say): the list is taken again and
+    /// the next reconcile adopts it. Not a failure worth a condition or an event.
+    #[error("the tenant already holds an entry for the origin; listing its entries again")]
+    StaleList,
 }
 
 impl Error {
@@ -86,16 +91,19 @@ impl Error {
             Error::Write(tenant::Error::BadRequest { .. }) => "Rejected",
             Error::Write(e) => e.reason(),
             Error::TenantGone => TENANT_NOT_READY,
+            Error::StaleList => "StaleList",
         }
     }
 
-    /// Whether the apiserver refused a write made from a stale copy of the entry (409).
+    /// Whether a write was refused because this reconcile worked from a stale view: of
+    /// the entry (the apiserver's 409), or of the tenant's entries ([`Error::StaleList`]).
+    /// The next reconcile works from a fresh one.
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
             Error::Finalizer(kube::Error::Api(status)) | Error::Status(kube::Error::Api(status))
                 if status.code == 409
-        )
+        ) || matches!(self, Error::StaleList)
     }
 
     /// The remaining `Retry-After` pause of the entry's tenant, when this error is the
@@ -117,7 +125,7 @@ impl Error {
             }
             Error::Access(e) => e.is_transient(),
             Error::List(e) | Error::Write(e) => e.is_transient(),
-            Error::TenantGone => true,
+            Error::TenantGone | Error::StaleList => true,
         }
     }
 
