@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Imported, entry_yaml, import, tenant_skeleton};
-use crate::tenant::environment::{self, CLIENT_ID_VAR, EnvironmentError};
+use crate::tenant::Credential;
+use crate::tenant::environment::{self, EnvironmentError};
 
 /// What `import` was asked.
 #[derive(Clone, Debug)]
@@ -37,17 +38,20 @@ pub enum ImportError {
 /// Reads the tenant and writes the manifests (to `args.out`, or to `stdout`); returns what
 /// was imported and refused, for the caller to report.
 pub async fn run(args: &ImportArgs, stdout: &mut dyn Write) -> Result<Imported, ImportError> {
-    let client = environment::client(&args.tenant_url, args.ca_file.as_deref())?;
+    let credential = environment::process_credential()?;
+    // The skeleton names the kind of credential the import itself used.
+    let client_id = match &credential.0 {
+        Credential::OAuthClient { client_id, .. } => Some(client_id.clone()),
+        Credential::ApiKey(_) => None,
+    };
+    let client = environment::client(&args.tenant_url, args.ca_file.as_deref(), credential)?;
     let remote = client.list_csp_origins().await.map_err(ImportError::List)?;
     let imported = import(&remote, &args.namespace, &args.tenant_ref);
-    let client_id = std::env::var(CLIENT_ID_VAR)
-        .ok()
-        .filter(|_| std::env::var(environment::API_KEY_VAR).map_or(true, |k| k.is_empty()));
     let tenant = tenant_skeleton(
         &args.namespace,
         &args.tenant_ref,
         client.base_url().as_str().trim_end_matches('/'),
-        client_id.as_deref().filter(|id| !id.is_empty()),
+        client_id.as_deref(),
     );
     match &args.out {
         Some(dir) => {

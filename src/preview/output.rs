@@ -109,15 +109,18 @@ fn line(change: &EntryChange, width: usize) -> String {
 }
 
 fn summary_line(preview: &Preview) -> String {
+    let problems = match preview.problems.len() {
+        1 => "1 problem".to_owned(),
+        n => format!("{n} problems"),
+    };
     format!(
-        "Plan: {} to create, {} to update, {} to delete; {} to adopt without a tenant write, {} unchanged, {} left alone, {} problems.",
+        "Plan: {} to create, {} to update, {} to delete; {} to adopt without a tenant write, {} unchanged, {} left alone, {problems}.",
         preview.count(Change::Create),
         preview.count(Change::Update),
         preview.count(Change::Delete),
         preview.count(Change::Adopt),
         preview.count(Change::Unchanged),
         preview.unmanaged.len(),
-        preview.problems.len(),
     )
 }
 

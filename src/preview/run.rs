@@ -53,7 +53,8 @@ fn list(problems: &[Problem]) -> String {
 pub async fn run(args: &PlanArgs) -> Result<Preview, PlanError> {
     let manifests = manifests::read_paths(&args.paths).map_err(PlanError::Manifests)?;
     let input = input(&manifests, args)?;
-    let client = environment::client(&input.url, args.ca_file.as_deref())?;
+    let credential = environment::process_credential()?;
+    let client = environment::client(&input.url, args.ca_file.as_deref(), credential)?;
     let remote = client.list_csp_origins().await.map_err(PlanError::List)?;
     let input = Input { remote, ..input };
     Ok(preview(&input, jiff::Timestamp::now()))

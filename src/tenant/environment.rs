@@ -50,10 +50,18 @@ pub fn credential(
     }
 }
 
+/// The credential of this process's environment.
+pub fn process_credential() -> Result<(Credential, CredentialSource), EnvironmentError> {
+    credential(|name| std::env::var(name).ok())
+}
+
 /// A client for the tenant at `url` (HTTPS only), trusting `ca_file` besides the platform
-/// roots, authenticated with the process environment's credential.
-pub fn client(url: &str, ca_file: Option<&Path>) -> Result<TenantClient, EnvironmentError> {
-    let (credential, source) = credential(|name| std::env::var(name).ok())?;
+/// roots, authenticated with `credential` (from [`process_credential`]).
+pub fn client(
+    url: &str,
+    ca_file: Option<&Path>,
+    (credential, source): (Credential, CredentialSource),
+) -> Result<TenantClient, EnvironmentError> {
     let mut config = ClientConfig::new(url);
     if let Some(path) = ca_file {
         let pem = std::fs::read_to_string(path).map_err(|source| EnvironmentError::CaFile {
