@@ -79,6 +79,10 @@ struct PlanCommand {
     /// Extra CA certificates (PEM) to trust besides the system's.
     #[arg(long)]
     ca_file: Option<std::path::PathBuf>,
+    /// Also read the tenant's CspEntries from the current kubeconfig context (get and list
+    /// only), so that deletes follow their status.id exactly as the operator makes them.
+    #[arg(long)]
+    cluster: bool,
 }
 
 /// `run` flags; each has an environment variable for container manifests.
@@ -352,6 +356,7 @@ fn plan(command: PlanCommand) -> ExitCode {
         tenant_url: command.tenant_url,
         tenant: command.tenant,
         ca_file: command.ca_file,
+        cluster: command.cluster,
     };
     let outcome = match block_on(preview::run(&args)) {
         Ok(outcome) => outcome,

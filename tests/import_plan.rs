@@ -60,7 +60,8 @@ async fn click(rig: &TenantRig, name: &str, origin: &str, directives: &[Directiv
 }
 
 /// Runs the operator's command line with the tenant's admin key in the environment (the
-/// emulator answers from this test's runtime meanwhile).
+/// emulator answers from this test's runtime meanwhile) and the test cluster as its
+/// kubeconfig (read by `plan --cluster` only).
 async fn command(rig: &TenantRig, args: &[&str]) -> Output {
     let ca = rig_ca(rig);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
@@ -68,6 +69,7 @@ async fn command(rig: &TenantRig, args: &[&str]) -> Output {
         .args(["--tenant-url", &rig.emulator.base_url(), "--ca-file"])
         .arg(&ca)
         .env("QLIK_API_KEY", ADMIN_KEY)
+        .env("KUBECONFIG", &rig.env.control_plane.kubeconfig)
         .output()
         .await;
     output.unwrap_or_else(|e| panic!("failed to run qlik-csp-operator: {e}"))
@@ -218,6 +220,27 @@ async fn an_imported_tenant_is_adopted_with_no_tenant_write() {
     assert_eq!(
         plan["summary"]["unmanaged"], 1,
         "the refused entry is left alone"
+    );
+
+    // A pull request drops an adopted entry. Its tenant entry still has its console name,
+    // so only the cluster's status.id shows the operator will delete it.
+    std::fs::remove_file(out.path().join("maps-example-com.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let guess = plan_json(&command(&rig, &["plan", "-o", "json", "-f", &dir]).await);
+    assert_eq!(
+        actions(&guess).iter().filter(|a| a.0 == "delete").count(),
+        0
+    );
+    let output = command(&rig, &["plan", "--cluster", "-o", "json", "-f", &dir]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", plan_json(&output));
+    let exact = plan_json(&output);
+    let deletes: Vec<(String, String)> = actions(&exact)
+        .into_iter()
+        .filter(|a| a.0 == "delete")
+        .collect();
+    assert_eq!(
+        deletes,
+        [("delete".to_owned(), "maps-example-com".to_owned())]
     );
 }
 

@@ -9,7 +9,8 @@
 //! `<namespace>/<name>` (its CspEntry is gone from Git, so GitOps prunes it); any other is
 //! left alone and listed as unmanaged. One caveat follows from adoption keeping the
 //! console's name: an entry adopted and never written since is listed as unmanaged,
-//! though deleting its CspEntry would delete it.
+//! though deleting its CspEntry would delete it. With the cluster's CspEntries in the input
+//! (`plan --cluster`) there is no guess: each tracks the tenant entry its `status.id` names.
 
 mod header;
 mod output;
@@ -46,6 +47,19 @@ pub struct Input {
     pub tenant_manifest: Option<QlikTenant>,
     /// The tenant's entries, as listed.
     pub remote: Vec<CspOrigin>,
+    /// The tenant's CspEntries in the cluster, when read (`plan --cluster`): then which
+    /// tenant entry each tracks is known from its `status.id`, not guessed from names.
+    pub cluster: Option<Vec<Tracked>>,
+}
+
+/// A CspEntry in the cluster, as far as the preview needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub name: String,
+    /// `status.id`: the tenant entry it tracks.
+    pub id: Option<String>,
+    /// `deletionPolicy: Orphan`: deleting it leaves the tenant entry.
+    pub orphan: bool,
 }
 
 /// What happens to one entry.
@@ -170,36 +184,7 @@ pub fn preview(input: &Input, now: Timestamp) -> Preview {
             recorded.into_iter().chain(touched)
         })
         .collect();
-    let mut deletes = Vec::new();
-    let mut unmanaged = Vec::new();
-    let mut unclaimed: Vec<&CspOrigin> = input
-        .remote
-        .iter()
-        .filter(|r| !claimed.contains(&r.id))
-        .collect();
-    unclaimed.sort_by(|a, b| (&a.content.name, &a.id).cmp(&(&b.content.name, &b.id)));
-    let prefix = format!("{}/", input.namespace);
-    for r in unclaimed {
-        match r.content.name.strip_prefix(&prefix) {
-            Some(entry) if !names.contains(entry) => deletes.push(EntryChange {
-                change: Change::Delete,
-                entry: entry.to_owned(),
-                origin: r.content.origin.clone(),
-                remote_id: Some(r.id.clone()),
-                remote_name: Some(r.content.name.clone()),
-                fields: Vec::new(),
-            }),
-            // Named after a CspEntry of the manifests that tracks another entry: the
-            // operator leaves this one (it deletes only what a CspEntry tracks).
-            Some(_) => {}
-            None => unmanaged.push(Unmanaged {
-                id: r.id.clone(),
-                name: r.content.name.clone(),
-                origin: r.content.origin.clone(),
-            }),
-        }
-    }
-
+    let (deletes, unmanaged) = leftovers(input, &claimed, &names);
     let deleted: BTreeSet<&str> = deletes
         .iter()
         .filter_map(|d| d.remote_id.as_deref())
@@ -252,9 +237,59 @@ pub fn preview(input: &Input, now: Timestamp) -> Preview {
     }
 }
 
+/// What happens to the tenant entries no manifest claims: deleted when a CspEntry that
+/// leaves Git tracks them, else left alone. Without the cluster, "tracks" is read from the
+/// name the operator gives what it writes, `<namespace>/<name>`.
+fn leftovers(
+    input: &Input,
+    claimed: &BTreeSet<String>,
+    names: &BTreeSet<&str>,
+) -> (Vec<EntryChange>, Vec<Unmanaged>) {
+    let mut unclaimed: Vec<&CspOrigin> = input
+        .remote
+        .iter()
+        .filter(|r| !claimed.contains(&r.id))
+        .collect();
+    unclaimed.sort_by(|a, b| (&a.content.name, &a.id).cmp(&(&b.content.name, &b.id)));
+    let prefix = format!("{}/", input.namespace);
+    let tracker = |r: &CspOrigin| -> Option<String> {
+        match &input.cluster {
+            Some(cluster) => cluster
+                .iter()
+                .find(|t| t.id.as_deref() == Some(r.id.as_str()) && !t.orphan)
+                .map(|t| t.name.clone()),
+            None => r.content.name.strip_prefix(&prefix).map(str::to_owned),
+        }
+    };
+    let mut deletes = Vec::new();
+    let mut unmanaged = Vec::new();
+    for r in unclaimed {
+        match tracker(r) {
+            Some(entry) if !names.contains(entry.as_str()) => deletes.push(EntryChange {
+                change: Change::Delete,
+                entry,
+                origin: r.content.origin.clone(),
+                remote_id: Some(r.id.clone()),
+                remote_name: Some(r.content.name.clone()),
+                fields: Vec::new(),
+            }),
+            // Named after a CspEntry of the manifests that tracks another entry: the
+            // operator leaves this one (it deletes only what a CspEntry tracks).
+            Some(_) => {}
+            None => unmanaged.push(Unmanaged {
+                id: r.id.clone(),
+                name: r.content.name.clone(),
+                origin: r.content.origin.clone(),
+            }),
+        }
+    }
+    (deletes, unmanaged)
+}
+
 /// The controller's plan for `entry` with its finalizer in place, against `remote`, with
-/// `held` entries in the tenant (`None`: no limit). Its status is what the cluster would
-/// hold for an entry already synced: the id of the tenant's entry named after it, if any.
+/// `held` entries in the tenant (`None`: no limit). Its status holds the id the cluster
+/// records for it; without the cluster, the id of the tenant entry named after it, as the
+/// cluster would hold for an entry the operator synced.
 fn plan_one(
     input: &Input,
     entry: &CspEntry,
@@ -263,10 +298,19 @@ fn plan_one(
     now: Timestamp,
 ) -> Plan {
     let name = entry.metadata.name.clone().unwrap_or_default();
-    let ours = remote_name(&input.namespace, &name);
-    let tracked = remote.iter().find(|r| r.content.name == ours);
-    let status = tracked.map(|r| CspEntryStatus {
-        id: Some(r.id.clone()),
+    let id = match &input.cluster {
+        Some(cluster) => cluster
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.id.clone()),
+        None => {
+            let ours = remote_name(&input.namespace, &name);
+            let tracked = remote.iter().find(|r| r.content.name == ours);
+            tracked.map(|r| r.id.clone())
+        }
+    };
+    let status = id.map(|id| CspEntryStatus {
+        id: Some(id),
         ..CspEntryStatus::default()
     });
     let rivals = input

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::{Input, Preview, preview};
-use crate::api::TenantKey;
+use super::{Input, Preview, Tracked, preview};
+use crate::api::{CspEntry, DeletionPolicy, TenantKey};
 use crate::manifests::{self, Manifests, Problem};
 use crate::tenant::environment::{self, EnvironmentError};
 
@@ -19,6 +19,8 @@ pub struct PlanArgs {
     pub tenant: Option<String>,
     /// Extra CA certificates (PEM) to trust.
     pub ca_file: Option<PathBuf>,
+    /// Read the tenant's CspEntries from the current kubeconfig context (get and list).
+    pub cluster: bool,
 }
 
 /// Why `plan` could not preview.
@@ -42,6 +44,8 @@ pub enum PlanError {
     Environment(#[from] EnvironmentError),
     #[error("failed to list the tenant's CSP entries")]
     List(#[source] crate::tenant::Error),
+    #[error("failed to read the CspEntries from the cluster (the current kubeconfig context)")]
+    Cluster(#[source] kube::Error),
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -56,8 +60,39 @@ pub async fn run(args: &PlanArgs) -> Result<Preview, PlanError> {
     let credential = environment::process_credential()?;
     let client = environment::client(&input.url, args.ca_file.as_deref(), credential)?;
     let remote = client.list_csp_origins().await.map_err(PlanError::List)?;
-    let input = Input { remote, ..input };
+    let cluster = if args.cluster {
+        Some(cluster_entries(&input.namespace, &input.tenant).await?)
+    } else {
+        None
+    };
+    let input = Input {
+        remote,
+        cluster,
+        ..input
+    };
     Ok(preview(&input, jiff::Timestamp::now()))
+}
+
+/// The tenant's CspEntries in its namespace, from the current kubeconfig context.
+async fn cluster_entries(namespace: &str, tenant: &str) -> Result<Vec<Tracked>, PlanError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(PlanError::Cluster)?;
+    let api: kube::Api<CspEntry> = kube::Api::namespaced(client, namespace);
+    let listed = api
+        .list(&Default::default())
+        .await
+        .map_err(PlanError::Cluster)?;
+    Ok(listed
+        .items
+        .into_iter()
+        .filter(|e| e.spec.tenant_ref.name == tenant)
+        .map(|e| Tracked {
+            name: e.metadata.name.unwrap_or_default(),
+            id: e.status.and_then(|s| s.id),
+            orphan: e.spec.deletion_policy == DeletionPolicy::Orphan,
+        })
+        .collect())
 }
 
 /// The tenant's manifests, without its live entries yet.
@@ -116,5 +151,6 @@ fn input(manifests: &Manifests, args: &PlanArgs) -> Result<Input, PlanError> {
         entries,
         tenant_manifest,
         remote: Vec::new(),
+        cluster: None,
     })
 }

@@ -35,6 +35,7 @@ fn input(entries: Vec<CspEntry>, remote: Vec<CspOrigin>) -> Input {
         entries,
         tenant_manifest: None,
         remote,
+        cluster: None,
     }
 }
 
@@ -314,4 +315,57 @@ fn the_json_carries_every_change_and_the_counts() {
         "{text}"
     );
     assert!(text.ends_with("Plan: 1 to create, 0 to update, 0 to delete; 0 to adopt without a tenant write, 0 unchanged, 1 left alone, 0 problems.\n"), "{text}");
+}
+
+#[test]
+fn with_the_cluster_deletes_follow_status_ids_not_names() {
+    let remote = vec![
+        held(
+            "r1",
+            "Maps (by hand)",
+            "https://maps.example.com",
+            &[Directive::ImgSrc],
+        ),
+        held(
+            "r2",
+            "web/kept",
+            "https://kept.example.com",
+            &[Directive::ImgSrc],
+        ),
+        held(
+            "r3",
+            "Orphaned",
+            "https://orphan.example.com",
+            &[Directive::ImgSrc],
+        ),
+    ];
+    let tracked = |name: &str, id: &str, orphan| Tracked {
+        name: name.into(),
+        id: Some(id.into()),
+        orphan,
+    };
+    // `maps` (adopted under the console's name) and `gone` (deletionPolicy Orphan) left
+    // Git; `kept` stays.
+    let mut with_cluster = input(
+        vec![entry("kept", "https://kept.example.com", &["img-src"])],
+        remote.clone(),
+    );
+    with_cluster.cluster = Some(vec![
+        tracked("maps", "r1", false),
+        tracked("kept", "r2", false),
+        tracked("gone", "r3", true),
+    ]);
+    assert_eq!(
+        summary(&preview(&with_cluster, now())),
+        ["Unchanged kept r2", "Delete maps r1", "unmanaged r3"]
+    );
+    // Without the cluster the adopted entry cannot be told from one nobody manages.
+    let without = input(
+        vec![entry("kept", "https://kept.example.com", &["img-src"])],
+        remote,
+    );
+    assert_eq!(
+        summary(&preview(&without, now())),
+        ["Unchanged kept r2", "unmanaged r1", "unmanaged r3"]
+    );
 }
