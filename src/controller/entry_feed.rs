@@ -19,9 +19,10 @@
 //! a tenant to settle before it publishes, is woken without waiting for the write to come
 //! back through the watch. The watch event that follows is then not sent to it again.
 //!
-//! Entries are stored without `managedFields` and the `kubectl apply` copy (often larger
-//! than the entry itself): no reconcile reads them (the csp-entry controller reads the
-//! entry afresh before it writes).
+//! Entries are stored without `managedFields`, the `kubectl apply` copy (often larger than
+//! the entry itself), the description and every condition but `Ready` (without its
+//! message): no reader of the store reads them (the csp-entry controller reads the entry
+//! afresh before it plans).
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -33,6 +34,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::Shared;
+use super::conditions::READY;
 use crate::api::CspEntry;
 
 /// The annotation `kubectl apply` keeps a whole copy of the object in.
@@ -217,10 +219,21 @@ impl Dispatch {
     }
 }
 
-/// Drops from a watched entry what no reconcile reads.
+/// Drops from a watched entry what no reader of the store reads: the csp-entry controller
+/// reads the entry afresh before it plans, and the tenant controller reads only the spec's
+/// grant, `Ready`'s status and reason, `observedGeneration` and `status.id`. About 400
+/// bytes an entry (the `Synced` condition, the messages, the description), 4 MiB at
+/// 10,000 entries.
 fn slim(entry: &mut CspEntry) {
     entry.managed_fields_mut().clear();
     entry.annotations_mut().remove(LAST_APPLIED);
+    entry.spec.description = None;
+    if let Some(status) = entry.status.as_mut() {
+        status.conditions.retain(|c| c.type_ == READY);
+        for condition in &mut status.conditions {
+            condition.message = String::new();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -354,15 +367,46 @@ mod tests {
     }
 
     #[test]
-    fn slimming_drops_managed_fields_and_the_kubectl_copy_only() {
+    fn slimming_keeps_only_what_the_stores_readers_read() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
         let mut stored = entry("a", "acme");
         stored.managed_fields_mut().push(Default::default());
         stored
             .annotations_mut()
             .insert(LAST_APPLIED.into(), "{...}".into());
         stored.annotations_mut().insert("team".into(), "web".into());
+        stored.spec.description = Some("why".into());
+        let condition = |type_: &str| Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: "Created".into(),
+            message: "created the tenant's entry".into(),
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        };
+        stored.status = Some(crate::api::CspEntryStatus {
+            conditions: vec![condition("Ready"), condition("Synced")],
+            observed_generation: Some(1),
+            id: Some("r1".into()),
+            last_sync_time: None,
+        });
+        let before = stored.clone();
         slim(&mut stored);
         assert!(stored.managed_fields().is_empty());
         assert_eq!(stored.annotations().len(), 1);
+        assert_eq!(stored.spec.description, None);
+        // What the tenant controller and the rivals check read is untouched.
+        assert_eq!(stored.has_settled(), before.has_settled());
+        assert_eq!(stored.grant(), before.grant());
+        assert_eq!(stored.claim_rank(), before.claim_rank());
+        let status = stored.status.as_ref();
+        assert_eq!(status.and_then(|s| s.id.as_deref()), Some("r1"));
+        let kept: Vec<(&str, &str, &str)> = status
+            .map(|s| s.conditions.iter())
+            .into_iter()
+            .flatten()
+            .map(|c| (c.type_.as_str(), c.reason.as_str(), c.message.as_str()))
+            .collect();
+        assert_eq!(kept, [("Ready", "Created", "")]);
     }
 }
