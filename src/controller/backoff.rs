@@ -29,6 +29,10 @@
 //!   the same instant; never less than the first failure's backoff. The pause is not
 //!   capped by `max`: the tenant decides. Failing during a pause does not lengthen the
 //!   object's streak: the tenant asked for the wait, the object did not fail.
+//! - Only a failure at or after the object's scheduled retry lengthens its streak. One
+//!   that comes sooner (a watch event reconciled it early: a burst rewrites its tenant's
+//!   status many times a minute) keeps the scheduled retry: otherwise a few seconds of
+//!   such events against a flaky tenant would push the object to the 5-minute cap.
 //! - Memory is bounded by the objects failing now: a success forgets the object, and an
 //!   object that has not failed again within its last wait plus `max` (deleted, or
 //!   fixed without a reconcile) is forgotten at the next failure of any object.
@@ -100,6 +104,8 @@ impl Policy {
 #[derive(Clone, Copy, Debug)]
 struct Streak {
     failures: u32,
+    /// When the retry the last failure asked for is due.
+    retry_at: Instant,
     /// When the streak is considered over if the object has not failed again.
     forget_at: Instant,
 }
@@ -149,7 +155,11 @@ where
         let key = ObjectRef::from_obj(object);
         let mut streaks = self.lock();
         streaks.retain(|_, streak| streak.forget_at > now);
-        let known = streaks.get(&key).map_or(0, |s| s.failures);
+        let known = streaks.get(&key).copied();
+        if let Some(streak) = known.filter(|s| now < s.retry_at && tenant_pause.is_none()) {
+            return streak.retry_at - now;
+        }
+        let known = known.map_or(0, |s| s.failures);
         // A tenant pause is not the object failing: while it lasts, every reconcile (and
         // watch events bring many) fails at once, and counting those would leave the
         // object at the cap once the pause is over.
@@ -162,10 +172,12 @@ where
         let forget_at = now
             .checked_add(wait.saturating_add(self.policy.max))
             .unwrap_or(now + self.policy.max);
+        let retry_at = now.checked_add(wait).unwrap_or(forget_at);
         streaks.insert(
             key,
             Streak {
                 failures,
+                retry_at,
                 forget_at,
             },
         );
@@ -204,6 +216,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
 
     const SECOND: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
 
     fn object(name: &str) -> ConfigMap {
         let mut object = ConfigMap::default();
@@ -284,8 +297,14 @@ mod tests {
         let backoff = Backoff::new(DEFAULT);
         let now = Instant::now();
         let a = object("a");
+        // Each failure comes when the retry the previous one asked for is due.
+        let mut at = now;
         let waits: Vec<_> = (0..4)
-            .map(|_| backoff.failed_at(&a, None, now, 0.0))
+            .map(|_| {
+                let wait = backoff.failed_at(&a, None, at, 0.0);
+                at += wait;
+                wait
+            })
             .collect();
         assert_eq!(waits, [2.5, 5.0, 10.0, 20.0].map(Duration::from_secs_f64));
         let b = object("b");
@@ -317,8 +336,9 @@ mod tests {
                 Duration::from_secs(595)
             );
         }
+        let after_the_pause = now + Duration::from_secs(595);
         assert_eq!(
-            backoff.failed_at(&a, None, now, 0.0),
+            backoff.failed_at(&a, None, after_the_pause, 0.0),
             Duration::from_secs(5),
             "the streak's second failure, not its twenty-second"
         );
@@ -329,8 +349,28 @@ mod tests {
             "a first failure during a pause"
         );
         assert_eq!(
-            backoff.failed_at(&b, None, now, 0.0),
+            backoff.failed_at(&b, None, now + Duration::from_secs(30), 0.0),
             Duration::from_secs_f64(2.5)
+        );
+    }
+
+    #[test]
+    fn failures_before_the_scheduled_retry_keep_it_and_do_not_lengthen_the_streak() {
+        let backoff = Backoff::new(DEFAULT);
+        let now = Instant::now();
+        let a = object("a");
+        assert_eq!(backoff.failed_at(&a, None, now, 0.0), 2500 * MS);
+        // Watch events (its tenant's status rewritten by a burst) reconcile it early, and
+        // the flaky tenant fails those too: the retry stays where it was.
+        for early in [100u32, 900, 2000] {
+            let wait = backoff.failed_at(&a, None, now + early * MS, 0.0);
+            assert_eq!(wait, (2500 - early) * MS);
+        }
+        let due = now + 2500 * MS;
+        assert_eq!(
+            backoff.failed_at(&a, None, due, 0.0),
+            5 * SECOND,
+            "the streak's second failure, not its fifth"
         );
     }
 

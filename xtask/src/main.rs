@@ -1,9 +1,10 @@
-//! Developer commands: `cargo xtask crds | envtest | manifests | test`.
+//! Developer commands: `cargo xtask crds | envtest | manifests | test | bench | chaos | demo`.
 //!
 //! Kept to the standard library plus the operator crate itself (for the CRD types), so that
 //! `cargo xtask` works on a fresh clone with nothing installed but Rust and Go.
 
 mod bench;
+mod chaos;
 mod crds;
 mod demo;
 mod envtest;
@@ -32,11 +33,13 @@ commands:
                    (../shared/qlik-api/{cloud,qrs}) are missing, unless --without-qlik-definitions
                    knowingly skips the tests that need them
   {bench}
+  {chaos}
   {demo}";
 
 fn usage() -> String {
     USAGE_TEMPLATE
         .replace("{bench}", bench::USAGE)
+        .replace("{chaos}", chaos::USAGE)
         .replace("{demo}", demo::USAGE)
         .replace("{image}", image::USAGE)
 }
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Some("image") => image::run(&workspace_root(), &args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        Some("chaos") => chaos::run(&workspace_root(), &args[1..]),
         Some("demo") => demo::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());

@@ -309,11 +309,18 @@ pub fn header_of(config_map: &k8s_openapi::api::core::v1::ConfigMap) -> Option<&
 
 /// Whether `header` allows every origin of entries `0..count`.
 pub fn header_has_all(header: &str, count: usize) -> bool {
+    header_origin_count(header, count) == count
+}
+
+/// How many of the origins of entries `0..count` `header` allows.
+pub fn header_origin_count(header: &str, count: usize) -> usize {
     let sources: std::collections::HashSet<&str> = header
         .split(';')
         .flat_map(|directive| directive.split_whitespace().skip(1))
         .collect();
-    (0..count).all(|index| sources.contains(origin(index).as_str()))
+    (0..count)
+        .filter(|index| sources.contains(origin(*index).as_str()))
+        .count()
 }
 
 /// The namespace of a tracker key.

@@ -8,7 +8,7 @@
 //! each figure's median, min and max ([`summary`]). `--readme` renders a report into
 //! README.md ([`readme`]).
 
-mod burst;
+pub(crate) mod burst;
 pub(crate) mod cluster;
 mod edit_latency;
 mod memory;
@@ -133,15 +133,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
 
     let tools = crate::envtest::ensure(root)?;
-    println!("building the operator and the emulator (release)...");
-    let status = Command::new(crate::cargo())
-        .current_dir(root)
-        .args(["build", "--release", "--locked", "--bins"])
-        .status()
-        .map_err(|e| format!("failed to run cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --release failed ({status})"));
-    }
+    build_release(root)?;
     let work = out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("no async runtime: {e}"))?;
@@ -186,6 +178,22 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Builds the operator and the emulator in release mode: what users run, and what the
+/// figures (and `cargo xtask chaos`'s verdicts) are about.
+pub(crate) fn build_release(root: &Path) -> Result<(), String> {
+    println!("building the operator and the emulator (release)...");
+    let status = Command::new(crate::cargo())
+        .current_dir(root)
+        .args(["build", "--release", "--locked", "--bins"])
+        .status()
+        .map_err(|e| format!("failed to run cargo build: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo build --release failed ({status})"))
+    }
+}
+
 /// The report of `runs`: the machine, each scenario's summarized figures, and the runs.
 fn build_report(runs: &[Value]) -> Value {
     let scenario_runs: Vec<Value> = runs
@@ -211,7 +219,7 @@ fn build_report(runs: &[Value]) -> Value {
 }
 
 /// The 1-minute load average: the machine is shared, and figures mean little without it.
-fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()
@@ -256,7 +264,7 @@ async fn scenarios(
     Ok(report)
 }
 
-fn machine() -> Value {
+pub(crate) fn machine() -> Value {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     // `-dirty` when the working tree has changes: the figures are of uncommitted code.
     let commit = Command::new("git")

@@ -1,0 +1,189 @@
+//! The counts the chaos invariants are made of: the emulator's request log (read over its
+//! control API, the only I/O here) and pure counting over it and over the tenant's
+//! entries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qlik_csp_operator::api::CspEntry;
+use qlik_csp_operator::tenant::wire::CspOrigin;
+use serde_json::Value;
+
+use crate::processes::Emulator;
+
+/// One request the emulator answered (or dropped).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logged {
+    pub method: String,
+    pub operation: String,
+    /// 0 when the connection was dropped.
+    pub status: u16,
+    /// Arrival, in milliseconds since the emulator started.
+    pub at_ms: u64,
+}
+
+impl Logged {
+    /// Qlik's tiers go by method: GETs are reads, everything else is a write.
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+}
+
+/// The emulator's request log: Qlik endpoints only, in arrival order.
+pub async fn request_log(emulator: &Emulator) -> Result<Vec<Logged>, String> {
+    let body: Value = emulator
+        .http()
+        .get(format!("{}/_emulator/requests", emulator.url))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("failed to read the emulator's request log: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("failed to parse the emulator's request log: {e}"))?;
+    let mut log: Vec<Logged> = body["requests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            Some(Logged {
+                method: r["method"].as_str()?.to_owned(),
+                operation: r["operation"].as_str()?.to_owned(),
+                status: u16::try_from(r["status"].as_u64()?).ok()?,
+                at_ms: r["atMs"].as_u64()?,
+            })
+        })
+        .filter(|r| r.operation != "unknown")
+        .collect();
+    log.sort_by_key(|r| r.at_ms);
+    Ok(log)
+}
+
+/// The most arrivals in any window of `window_ms` (sliding: every window that starts at
+/// an arrival, which is where the maximum is). `arrivals` must be sorted.
+pub fn max_in_window(arrivals: &[u64], window_ms: u64) -> u64 {
+    let mut start = 0;
+    let mut most = 0;
+    for (end, &at) in arrivals.iter().enumerate() {
+        while arrivals[start] + window_ms <= at {
+            start += 1;
+        }
+        most = most.max(end + 1 - start);
+    }
+    most as u64
+}
+
+/// Answers by status (`"dropped"` for a dropped connection).
+pub fn by_status(log: &[Logged]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for request in log {
+        let key = match request.status {
+            0 => "dropped".to_owned(),
+            status => status.to_string(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// Remote entries beyond one per origin (origins compared case-insensitively, as Qlik
+/// does).
+pub fn duplicates(remote: &[CspOrigin]) -> u64 {
+    let mut per_origin: HashMap<String, u64> = HashMap::new();
+    for entry in remote {
+        *per_origin
+            .entry(entry.content.origin.to_ascii_lowercase())
+            .or_default() += 1;
+    }
+    per_origin.values().map(|n| n - 1).sum()
+}
+
+/// CspEntries whose origin the tenant does not hold, or whose `status.id` names no remote
+/// entry of that origin.
+pub fn lost(entries: &[CspEntry], remote: &[CspOrigin]) -> u64 {
+    let by_id: HashMap<&str, &CspOrigin> = remote.iter().map(|e| (e.id.as_str(), e)).collect();
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    entries
+        .iter()
+        .filter(|entry| {
+            let origin = entry.spec.origin.as_str();
+            let held = remote.iter().any(|r| same(&r.content.origin, origin));
+            let tracked = entry
+                .status
+                .as_ref()
+                .and_then(|s| s.id.as_deref())
+                .and_then(|id| by_id.get(id))
+                .is_some_and(|r| same(&r.content.origin, origin));
+            !(held && tracked)
+        })
+        .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn remote(id: &str, origin: &str) -> CspOrigin {
+        serde_json::from_value(json!({ "id": id, "origin": origin, "name": id }))
+            .unwrap_or_else(|e| panic!("remote entry: {e}"))
+    }
+
+    fn entry(origin: &str, id: Option<&str>) -> CspEntry {
+        serde_json::from_value(json!({
+            "apiVersion": "qlikops.io/v1alpha1",
+            "kind": "CspEntry",
+            "metadata": { "name": "e" },
+            "spec": { "tenantRef": { "name": "t" }, "origin": origin, "directives": ["img-src"] },
+            "status": { "id": id },
+        }))
+        .unwrap_or_else(|e| panic!("entry: {e}"))
+    }
+
+    #[test]
+    fn the_window_maximum_counts_arrivals_less_than_a_window_apart() {
+        assert_eq!(max_in_window(&[], 60_000), 0);
+        assert_eq!(max_in_window(&[0, 59_999, 60_000], 60_000), 2);
+        assert_eq!(max_in_window(&[0, 10, 20, 70_000, 70_001], 60_000), 3);
+        assert_eq!(max_in_window(&[5, 5, 5], 60_000), 3);
+    }
+
+    #[test]
+    fn duplicates_count_entries_beyond_one_per_origin_ignoring_case() {
+        let list = [
+            remote("1", "https://a.io"),
+            remote("2", "https://A.io"),
+            remote("3", "https://a.io"),
+            remote("4", "https://b.io"),
+        ];
+        assert_eq!(duplicates(&list), 2);
+        assert_eq!(duplicates(&list[3..]), 0);
+    }
+
+    #[test]
+    fn an_entry_is_lost_without_its_origin_or_with_an_id_naming_no_such_entry() {
+        let list = [remote("1", "https://a.io"), remote("2", "https://b.io")];
+        let entries = [
+            entry("https://a.io", Some("1")),
+            entry("https://b.io", None),
+            entry("https://b.io", Some("1")),
+            entry("https://c.io", Some("9")),
+        ];
+        assert_eq!(lost(&entries[..1], &list), 0);
+        assert_eq!(lost(&entries, &list), 3);
+    }
+
+    #[test]
+    fn statuses_are_counted_with_dropped_connections_apart() {
+        let request = |status| Logged {
+            method: "GET".into(),
+            operation: "csp-origins.list".into(),
+            status,
+            at_ms: 0,
+        };
+        let counts = by_status(&[request(200), request(0), request(200)]);
+        assert_eq!(counts.get("200"), Some(&2));
+        assert_eq!(counts.get("dropped"), Some(&1));
+    }
+}

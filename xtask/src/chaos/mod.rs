@@ -1,0 +1,286 @@
+//! `cargo xtask chaos`: faults injected into a real run of the operator (release build)
+//! against a real kube-apiserver and the tenant emulator. Each scenario records what it did
+//! and checks its invariants as counts; the command writes `target/chaos/report.json`,
+//! prints a table, and fails when any invariant fails.
+//!
+//! Unlike `cargo xtask bench`, nothing here is a figure to compare: a scenario passes or
+//! fails on counts (duplicates, lost entries, requests over a tier limit), never on how
+//! fast it was, so a loaded machine makes a run slower, not red. Timings are recorded for
+//! the reader only, except the convergence bound, which is generous on purpose.
+//!
+//! Scenarios: `tenant_faults` ([`tenant_faults`]). The rest of issue 18's matrix
+//! (control-plane faults, operator kills, leader failover, soak) is still to come.
+
+mod faults;
+mod measure;
+mod tenant_faults;
+
+use std::path::Path;
+
+use qlikops_testenv::ControlPlane;
+use serde_json::{Map, Value, json};
+
+use crate::bench::Bench;
+
+const SCENARIOS: [&str; 1] = ["tenant_faults"];
+
+pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
+                   inject faults into a run of the operator (release build) on a fresh
+                   control plane with the tenant emulator (scenarios: tenant_faults;
+                   default all), check each scenario's invariants as counts, write
+                   target/chaos/report.json and print a table; exits non-zero when
+                   any invariant fails. --quick: fewer entries, shorter outages";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+struct Options {
+    only: Vec<String>,
+    quick: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut only: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
+        let mut quick = false;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--only" => {
+                    let list = args.next().ok_or("--only needs a list of scenarios")?;
+                    only = list.split(',').map(str::to_owned).collect();
+                    if let Some(unknown) = only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                        return Err(format!("unknown scenario {unknown}; known: {SCENARIOS:?}"));
+                    }
+                }
+                "--quick" => quick = true,
+                other => return Err(format!("unknown argument {other}\nusage: {USAGE}")),
+            }
+        }
+        Ok(Options { only, quick })
+    }
+}
+
+/// One invariant of a scenario, as a count against its bound.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub name: &'static str,
+    pub value: u64,
+    bound: Bound,
+}
+
+/// What an invariant's count must be.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Bound {
+    Exactly(u64),
+    AtMost(u64),
+}
+
+impl Check {
+    /// `value` must be `expected`.
+    pub fn exactly(name: &'static str, value: u64, expected: u64) -> Check {
+        Check {
+            name,
+            value,
+            bound: Bound::Exactly(expected),
+        }
+    }
+
+    /// `value` must not exceed `limit`.
+    pub fn at_most(name: &'static str, value: u64, limit: u64) -> Check {
+        Check {
+            name,
+            value,
+            bound: Bound::AtMost(limit),
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        match self.bound {
+            Bound::Exactly(expected) => self.value == expected,
+            Bound::AtMost(limit) => self.value <= limit,
+        }
+    }
+
+    fn bound_text(&self) -> String {
+        match self.bound {
+            Bound::Exactly(expected) => format!("= {expected}"),
+            Bound::AtMost(limit) => format!("<= {limit}"),
+        }
+    }
+}
+
+/// What a scenario hands back: what it did (for the reader) and its invariants.
+pub struct Outcome {
+    pub did: Value,
+    pub checks: Vec<Check>,
+}
+
+impl Outcome {
+    fn passed(&self) -> bool {
+        self.checks.iter().all(Check::passed)
+    }
+
+    fn to_json(&self) -> Value {
+        let invariants: Map<String, Value> = self
+            .checks
+            .iter()
+            .map(|c| {
+                let value = json!({
+                    "value": c.value,
+                    "bound": c.bound_text(),
+                    "passed": c.passed(),
+                });
+                (c.name.to_owned(), value)
+            })
+            .collect();
+        json!({ "passed": self.passed(), "did": self.did, "invariants": invariants })
+    }
+}
+
+pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
+    let options = Options::parse(args)?;
+    let out = crate::target_dir(root).join("chaos");
+    let report_path = out.join("report.json");
+    let tools = crate::envtest::ensure(root)?;
+    crate::bench::build_release(root)?;
+    let work = out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)
+        .map_err(|e| format!("failed to create {}: {e}", work.display()))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("no async runtime: {e}"))?;
+
+    let started_at = jiff::Timestamp::now().to_string();
+    let load_before = crate::bench::load_average();
+    println!("starting etcd and kube-apiserver...");
+    let control_plane = ControlPlane::start(&tools, &root.join("crds"))?;
+    let outcomes = runtime.block_on(async {
+        let bench = Bench {
+            client: control_plane.admin_client().await?,
+            kubeconfig: control_plane.kubeconfig.clone(),
+            bins: crate::target_dir(root).join("release"),
+            work: work.clone(),
+        };
+        scenarios(&bench, &options).await
+    })?;
+    drop(control_plane);
+
+    let passed = outcomes.iter().all(|(_, o)| o.passed());
+    let scenarios: Map<String, Value> = outcomes
+        .iter()
+        .map(|(name, outcome)| ((*name).to_owned(), outcome.to_json()))
+        .collect();
+    let report = json!({
+        "machine": crate::bench::machine(),
+        "started_at": started_at,
+        "load_average_1m": { "before": load_before, "after": crate::bench::load_average() },
+        "quick": options.quick,
+        "passed": passed,
+        "scenarios": scenarios,
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&report_path, text + "\n")
+        .map_err(|e| format!("failed to write {}: {e}", report_path.display()))?;
+    println!("\n{}", table(&outcomes));
+    println!(
+        "report: {}\noperator logs: {}",
+        report_path.display(),
+        work.display()
+    );
+    let failed: Vec<String> = outcomes
+        .iter()
+        .flat_map(|(scenario, o)| {
+            o.checks
+                .iter()
+                .filter(|c| !c.passed())
+                .map(move |c| format!("{scenario}.{}", c.name))
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("invariants failed: {}", failed.join(", ")))
+    }
+}
+
+/// Runs the chosen scenarios, in the order of [`SCENARIOS`].
+async fn scenarios(
+    bench: &Bench,
+    options: &Options,
+) -> Result<Vec<(&'static str, Outcome)>, String> {
+    let wants = |name: &str| options.only.iter().any(|s| s == name);
+    let mut outcomes = Vec::new();
+    if wants("tenant_faults") {
+        let plan = tenant_faults::Plan::new(options.quick);
+        println!("tenant_faults: {plan}...");
+        outcomes.push(("tenant_faults", tenant_faults::run(bench, &plan).await?));
+    }
+    Ok(outcomes)
+}
+
+/// The invariants of every scenario, one per line, as Markdown (the README shows it).
+fn table(outcomes: &[(&'static str, Outcome)]) -> String {
+    let mut lines = vec![
+        "| scenario | invariant | count | bound | result |".to_owned(),
+        "|---|---|---:|---|---|".to_owned(),
+    ];
+    for (scenario, outcome) in outcomes {
+        for check in &outcome.checks {
+            let result = if check.passed() { "pass" } else { "FAIL" };
+            lines.push(format!(
+                "| {scenario} | {} | {} | {} | {result} |",
+                check.name,
+                check.value,
+                check.bound_text()
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn options_name_known_scenarios_and_quick() {
+        assert_eq!(
+            Options::parse(&args("--only tenant_faults --quick")),
+            Ok(Options {
+                only: vec!["tenant_faults".to_owned()],
+                quick: true
+            })
+        );
+        assert_eq!(
+            Options::parse(&[]),
+            Ok(Options {
+                only: vec!["tenant_faults".to_owned()],
+                quick: false
+            })
+        );
+        assert!(Options::parse(&args("--only nope")).is_err());
+        assert!(Options::parse(&args("--only")).is_err());
+        assert!(Options::parse(&args("--slow")).is_err());
+    }
+
+    #[test]
+    fn a_scenario_fails_when_any_count_is_outside_its_bound() {
+        let outcome = Outcome {
+            did: json!({}),
+            checks: vec![
+                Check::exactly("duplicates", 0, 0),
+                Check::at_most("writes_per_minute", 101, 100),
+            ],
+        };
+        assert!(!outcome.passed());
+        let report = outcome.to_json();
+        assert_eq!(report["invariants"]["duplicates"]["passed"], true);
+        assert_eq!(report["invariants"]["writes_per_minute"]["bound"], "<= 100");
+        assert_eq!(report["invariants"]["writes_per_minute"]["passed"], false);
+        let table = table(&[("tenant_faults", outcome)]);
+        assert!(table.contains("| tenant_faults | writes_per_minute | 101 | <= 100 | FAIL |"));
+    }
+}

@@ -1,0 +1,250 @@
+//! `tenant_faults`: a burst of CspEntries on one tenant while the tenant misbehaves
+//! ([`faults::tenant_mix`]: 429s, 5xx, latency, connections dropped before and after a
+//! create took effect), with a full outage in the middle of the burst.
+//!
+//! Invariants, as counts:
+//! - `converged.entries_ready` / `converged.header_origins`: every entry `Ready=True` for
+//!   its generation, and the header ConfigMap holding every origin, within the bound;
+//! - `duplicates`: remote entries beyond one per origin;
+//! - `lost`: entries whose origin the tenant lacks, or whose `status.id` names no remote
+//!   entry of that origin;
+//! - `max_tenant_requests_per_minute.{writes,reads}`: the most requests that arrived at the
+//!   tenant in any 60 s, every attempt counted (faulted ones too), against Qlik's tiers.
+//!
+//! The emulator refuses a second entry with an origin it holds (as Qlik does), so a create
+//! repeated after a lost answer shows up as an entry that never converges (a refused
+//! create), not as a duplicate; `duplicates` guards against that rule ever loosening.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use kube::api::Api;
+use kube::runtime::watcher;
+use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use serde_json::json;
+
+use super::faults::{self, FaultRules};
+use super::measure;
+use super::{Check, Outcome};
+use crate::bench::Bench;
+use crate::bench::burst::{header_tracker, round};
+use crate::bench::cluster::{self, Tracker};
+use crate::processes::{Emulator, Operator};
+
+const NAMESPACE: &str = "chaos-tenant-faults";
+/// Qlik's tier limits, which the emulator enforces (over 5 minutes; the operator must keep
+/// to them per minute).
+const WRITES_PER_MINUTE: u64 = 100;
+const READS_PER_MINUTE: u64 = 1000;
+/// Entries created at once against the apiserver.
+const PARALLEL_CREATES: usize = 16;
+
+/// The scenario's size: the full run or `--quick`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub entries: usize,
+    pub outage: Duration,
+    /// From the first create until every entry is Ready and the header holds every origin.
+    pub converge_within: Duration,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                entries: 100,
+                outage: Duration::from_secs(20),
+                converge_within: Duration::from_secs(240),
+            }
+        } else {
+            Plan {
+                entries: 250,
+                outage: Duration::from_secs(120),
+                converge_within: Duration::from_secs(600),
+            }
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} entries on one faulty tenant, a {} s outage midway, converged within {} s",
+            self.entries,
+            self.outage.as_secs(),
+            self.converge_within.as_secs()
+        )
+    }
+}
+
+pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
+    cluster::create_namespace(&bench.client, NAMESPACE).await?;
+    let emulator = Emulator::start(&bench.bins, &bench.work, "tenant-faults", &[])?;
+    cluster::create_tenant(&bench.client, NAMESPACE, &emulator, "10m").await?;
+    let mut operator = Operator::start(
+        &bench.bins,
+        &bench.kubeconfig,
+        &["--log-format", "json", "--namespace", NAMESPACE],
+        bench.work.join("operator-tenant-faults.log"),
+    )?;
+    let tenants = Tracker::start(
+        Api::<QlikTenant>::namespaced(bench.client.clone(), NAMESPACE),
+        watcher::Config::default(),
+    )
+    .await?;
+    tenants
+        .wait_for("the tenant to be Ready", Duration::from_secs(120), |t| {
+            t.values().any(cluster::tenant_ready)
+        })
+        .await?;
+    let config_maps = header_tracker(bench, NAMESPACE).await?;
+    config_maps
+        .wait_for("the first header", Duration::from_secs(60), |c| {
+            !c.is_empty()
+        })
+        .await?;
+    let entries = Tracker::start(
+        Api::<CspEntry>::namespaced(bench.client.clone(), NAMESPACE),
+        watcher::Config::default(),
+    )
+    .await?;
+
+    let mut rules = FaultRules::new(&emulator);
+    rules.install(faults::tenant_mix()).await?;
+    let start = Instant::now();
+    let deadline = start + plan.converge_within;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let count = plan.entries;
+    cluster::create_entries(&bench.client, NAMESPACE, count, PARALLEL_CREATES).await?;
+
+    // The outage starts midway through the operator's work, when half the entries are in:
+    // some are still to create, some in flight.
+    let half = count / 2;
+    let reached_half = entries
+        .wait_for("half the entries Ready", left(), |e| ready(e) >= half)
+        .await
+        .is_ok();
+    let outage_at = start.elapsed();
+    println!(
+        "tenant_faults: outage of {} s at {:.0} s",
+        plan.outage.as_secs(),
+        outage_at.as_secs_f64()
+    );
+    rules.install(faults::outage()).await?;
+    // The fault's length, not a wait for a condition.
+    tokio::time::sleep(plan.outage).await;
+    rules.install(faults::tenant_mix()).await?;
+    println!("tenant_faults: the tenant is back (faults still on); waiting for convergence");
+
+    // Not `?`: a timeout is a failed invariant, measured and reported like the others.
+    let all_ready = entries
+        .wait_for("every entry Ready", left(), |e| ready(e) == count)
+        .await
+        .is_ok();
+    let full_header = config_maps
+        .wait_for("the header to hold every origin", left(), |c| {
+            c.values()
+                .filter_map(cluster::header_of)
+                .any(|h| cluster::header_has_all(h, count))
+        })
+        .await
+        .is_ok();
+    let converge_seconds = (all_ready && full_header).then(|| round(start.elapsed().as_secs_f64()));
+    rules.clear().await?;
+    operator.check_alive()?;
+
+    // The log before our own listing below, so that it holds the operator's requests only.
+    let log = measure::request_log(&emulator).await?;
+    let calls = emulator.counters().await?;
+    let remote = emulator
+        .admin_client(NAMESPACE)?
+        .list_csp_origins()
+        .await
+        .map_err(|e| format!("failed to list the tenant's entries: {e}"))?;
+    let snapshot: Vec<CspEntry> = entries.read(|e| e.values().cloned().collect())?;
+    let entries_ready = snapshot.iter().filter(|e| cluster::entry_ready(e)).count();
+    let header_origins = config_maps.read(|c| {
+        c.values()
+            .filter_map(cluster::header_of)
+            .map(|h| cluster::header_origin_count(h, count))
+            .max()
+            .unwrap_or(0)
+    })?;
+    let arrivals = |writes: bool| -> Vec<u64> {
+        log.iter()
+            .filter(|r| r.is_write() == writes)
+            .map(|r| r.at_ms)
+            .collect()
+    };
+    let minute = 60_000;
+    let max_writes = measure::max_in_window(&arrivals(true), minute);
+    let max_reads = measure::max_in_window(&arrivals(false), minute);
+
+    let checks = vec![
+        Check::exactly(
+            "converged.entries_ready",
+            entries_ready as u64,
+            count as u64,
+        ),
+        Check::exactly(
+            "converged.header_origins",
+            header_origins as u64,
+            count as u64,
+        ),
+        Check::exactly("duplicates", measure::duplicates(&remote), 0),
+        Check::exactly("lost", measure::lost(&snapshot, &remote), 0),
+        Check::at_most(
+            "max_tenant_requests_per_minute.writes",
+            max_writes,
+            WRITES_PER_MINUTE,
+        ),
+        Check::at_most(
+            "max_tenant_requests_per_minute.reads",
+            max_reads,
+            READS_PER_MINUTE,
+        ),
+    ];
+    let did = json!({
+        "entries": count,
+        "outage_seconds": plan.outage.as_secs(),
+        "outage_started_at_seconds": round(outage_at.as_secs_f64()),
+        "half_ready_before_outage": reached_half,
+        "converge_bound_seconds": plan.converge_within.as_secs(),
+        "converge_seconds": converge_seconds,
+        "not_ready": not_ready(&snapshot),
+        "remote_entries": remote.len(),
+        "tenant_calls": calls.total(),
+        "tenant_calls_by_operation": calls.to_json(),
+        "tenant_answers_by_status": measure::by_status(&log),
+        "faults_injected": rules.fired(),
+    });
+    println!("tenant_faults: {did}");
+    Ok(Outcome { did, checks })
+}
+
+/// How many entries are Ready for their generation.
+fn ready(entries: &std::collections::HashMap<String, CspEntry>) -> usize {
+    entries.values().filter(|e| cluster::entry_ready(e)).count()
+}
+
+/// The entries that are not Ready, with their Ready reason (at most ten: enough to start
+/// from in the operator's log).
+fn not_ready(entries: &[CspEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| !cluster::entry_ready(e))
+        .take(10)
+        .map(|e| {
+            let reason = e
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map_or("no Ready condition", |c| c.reason.as_str());
+            format!(
+                "{}: {reason}",
+                e.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
+        .collect()
+}
