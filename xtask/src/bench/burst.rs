@@ -34,33 +34,11 @@ pub async fn run(bench: &Bench) -> Result<(Value, Value), String> {
 }
 
 async fn burst(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<Value, String> {
-    let mut operator = Operator::start(
-        &bench.bins,
-        &bench.kubeconfig,
-        &["--log-format", "json", "--namespace", namespace],
-        bench.work.join("operator-burst.log"),
-    )?;
-    let tenants = Tracker::start(
-        Api::<QlikTenant>::namespaced(bench.client.clone(), namespace),
-        watcher::Config::default(),
-    )
-    .await?;
-    tenants
-        .wait_for("the tenant to be Ready", Duration::from_secs(120), |t| {
-            t.values().any(cluster::tenant_ready)
-        })
-        .await?;
-    let config_maps = header_tracker(bench, namespace).await?;
-    config_maps
-        .wait_for("the first header", Duration::from_secs(60), |c| {
-            !c.is_empty()
-        })
-        .await?;
-    let entries = Tracker::start(
-        Api::<CspEntry>::namespaced(bench.client.clone(), namespace),
-        watcher::Config::default(),
-    )
-    .await?;
+    let Watched {
+        mut operator,
+        config_maps,
+        entries,
+    } = start_operator(bench, namespace, "operator-burst.log").await?;
 
     let calls_before = emulator.counters().await?;
     let writes_before = config_maps.writes();
@@ -183,6 +161,55 @@ async fn steady(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<V
 }
 
 /// Watches the header ConfigMap of `namespace`.
+/// The operator of one namespace started, its tenant Ready, its first header published,
+/// and the watches a scenario measures with.
+pub(crate) struct Watched {
+    pub operator: Operator,
+    pub config_maps: Tracker<ConfigMap>,
+    pub entries: Tracker<CspEntry>,
+}
+
+/// Starts the release operator for `namespace` (logging to `log` in the work directory)
+/// and waits until its tenant is Ready and has published a first header.
+pub(crate) async fn start_operator(
+    bench: &Bench,
+    namespace: &str,
+    log: &str,
+) -> Result<Watched, String> {
+    let operator = Operator::start(
+        &bench.bins,
+        &bench.kubeconfig,
+        &["--log-format", "json", "--namespace", namespace],
+        bench.work.join(log),
+    )?;
+    let tenants = Tracker::start(
+        Api::<QlikTenant>::namespaced(bench.client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    tenants
+        .wait_for("the tenant to be Ready", Duration::from_secs(120), |t| {
+            t.values().any(cluster::tenant_ready)
+        })
+        .await?;
+    let config_maps = header_tracker(bench, namespace).await?;
+    config_maps
+        .wait_for("the first header", Duration::from_secs(60), |c| {
+            !c.is_empty()
+        })
+        .await?;
+    let entries = Tracker::start(
+        Api::<CspEntry>::namespaced(bench.client.clone(), namespace),
+        watcher::Config::default(),
+    )
+    .await?;
+    Ok(Watched {
+        operator,
+        config_maps,
+        entries,
+    })
+}
+
 pub async fn header_tracker(bench: &Bench, namespace: &str) -> Result<Tracker<ConfigMap>, String> {
     Tracker::start(
         Api::<ConfigMap>::namespaced(bench.client.clone(), namespace),

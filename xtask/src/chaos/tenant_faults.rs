@@ -18,18 +18,16 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use kube::api::Api;
-use kube::runtime::watcher;
-use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use qlik_csp_operator::api::CspEntry;
 use serde_json::json;
 
 use super::faults::{self, FaultRules};
 use super::measure;
 use super::{Check, Outcome};
 use crate::bench::Bench;
-use crate::bench::burst::{header_tracker, round};
-use crate::bench::cluster::{self, Tracker};
-use crate::processes::{Emulator, Operator};
+use crate::bench::burst::{Watched, round, start_operator};
+use crate::bench::cluster;
+use crate::processes::Emulator;
 
 const NAMESPACE: &str = "chaos-tenant-faults";
 /// Qlik's tier limits, which the emulator enforces (over 5 minutes; the operator must keep
@@ -82,33 +80,11 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
     cluster::create_namespace(&bench.client, NAMESPACE).await?;
     let emulator = Emulator::start(&bench.bins, &bench.work, "tenant-faults", &[])?;
     cluster::create_tenant(&bench.client, NAMESPACE, &emulator, "10m").await?;
-    let mut operator = Operator::start(
-        &bench.bins,
-        &bench.kubeconfig,
-        &["--log-format", "json", "--namespace", NAMESPACE],
-        bench.work.join("operator-tenant-faults.log"),
-    )?;
-    let tenants = Tracker::start(
-        Api::<QlikTenant>::namespaced(bench.client.clone(), NAMESPACE),
-        watcher::Config::default(),
-    )
-    .await?;
-    tenants
-        .wait_for("the tenant to be Ready", Duration::from_secs(120), |t| {
-            t.values().any(cluster::tenant_ready)
-        })
-        .await?;
-    let config_maps = header_tracker(bench, NAMESPACE).await?;
-    config_maps
-        .wait_for("the first header", Duration::from_secs(60), |c| {
-            !c.is_empty()
-        })
-        .await?;
-    let entries = Tracker::start(
-        Api::<CspEntry>::namespaced(bench.client.clone(), NAMESPACE),
-        watcher::Config::default(),
-    )
-    .await?;
+    let Watched {
+        mut operator,
+        config_maps,
+        entries,
+    } = start_operator(bench, NAMESPACE, "operator-tenant-faults.log").await?;
 
     let mut rules = FaultRules::new(&emulator);
     rules.install(faults::tenant_mix()).await?;
