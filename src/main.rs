@@ -294,18 +294,22 @@ fn render(paths: &[std::path::PathBuf]) -> ExitCode {
     }
 }
 
-/// Runs one future to completion on a small runtime (the commands make a few requests).
-fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, ExitCode> {
-    match tokio::runtime::Builder::new_current_thread()
+/// Runs a command's future on a small runtime (the commands make a few requests); an
+/// error is printed with its causes and becomes exit code 1.
+fn block_on<T, E: std::error::Error>(
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => Ok(runtime.block_on(future)),
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("error: failed to start the async runtime: {e}");
-            Err(ExitCode::FAILURE)
-        }
-    }
+            ExitCode::FAILURE
+        })?;
+    runtime.block_on(future).map_err(|e| {
+        eprintln!("error: {}", error_chain(&e));
+        ExitCode::FAILURE
+    })
 }
 
 fn import(command: ImportCommand) -> ExitCode {
@@ -317,34 +321,26 @@ fn import(command: ImportCommand) -> ExitCode {
         ca_file: command.ca_file,
     };
     let mut stdout = std::io::stdout().lock();
-    let outcome = match block_on(import::run(&args, &mut stdout)) {
-        Ok(outcome) => outcome,
+    let imported = match block_on(import::run(&args, &mut stdout)) {
+        Ok(imported) => imported,
         Err(code) => return code,
     };
-    match outcome {
-        Ok(imported) => {
-            for refused in &imported.refused {
-                eprintln!(
-                    "skipped: entry {} ({:?}, origin {:?}): {}",
-                    refused.remote_id, refused.remote_name, refused.origin, refused.reason
-                );
-            }
-            let place = args
-                .out
-                .map(|dir| format!(" into {}", dir.display()))
-                .unwrap_or_default();
-            eprintln!(
-                "imported {} entries{place}; skipped {}",
-                imported.entries.len(),
-                imported.refused.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            ExitCode::FAILURE
-        }
+    for refused in &imported.refused {
+        eprintln!(
+            "skipped: entry {} ({:?}, origin {:?}): {}",
+            refused.remote_id, refused.remote_name, refused.origin, refused.reason
+        );
     }
+    let place = args
+        .out
+        .map(|dir| format!(" into {}", dir.display()))
+        .unwrap_or_default();
+    eprintln!(
+        "imported {} entries{place}; skipped {}",
+        imported.entries.len(),
+        imported.refused.len()
+    );
+    ExitCode::SUCCESS
 }
 
 /// `plan`'s exit code when applying the manifests writes to the tenant.
@@ -358,26 +354,18 @@ fn plan(command: PlanCommand) -> ExitCode {
         ca_file: command.ca_file,
         cluster: command.cluster,
     };
-    let outcome = match block_on(preview::run(&args)) {
-        Ok(outcome) => outcome,
+    let preview = match block_on(preview::run(&args)) {
+        Ok(preview) => preview,
         Err(code) => return code,
     };
-    match outcome {
-        Ok(preview) => {
-            if command.output == "json" {
-                println!("{}", preview::json(&preview));
-            } else {
-                print!("{}", preview::text(&preview));
-            }
-            if preview.writes() > 0 {
-                ExitCode::from(PLAN_HAS_CHANGES)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            ExitCode::FAILURE
-        }
+    if command.output == "json" {
+        println!("{}", preview::json(&preview));
+    } else {
+        print!("{}", preview::text(&preview));
+    }
+    if preview.writes() > 0 {
+        ExitCode::from(PLAN_HAS_CHANGES)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -358,3 +358,29 @@ fn write_entries(dir: &Path, namespace: &str, entries: &[(&str, &str, &[&str])])
         std::fs::write(dir.join(format!("{name}.yaml")), text).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn a_plan_that_cannot_read_the_tenant_exits_1_and_says_why() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/csp-entries.yaml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_qlik-csp-operator"))
+        .args([
+            "plan",
+            "--tenant-url",
+            "https://acme.eu.qlikcloud.com",
+            "-f",
+        ])
+        .arg(&examples)
+        .env_remove("QLIK_API_KEY")
+        .env_remove("QLIK_CLIENT_ID")
+        .env_remove("QLIK_CLIENT_SECRET")
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run qlik-csp-operator: {e}"));
+    assert_eq!(output.status.code(), Some(1), "1 is an error, never a plan");
+    assert!(output.stdout.is_empty(), "no plan is printed");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("no credential: set QLIK_API_KEY, or QLIK_CLIENT_ID and QLIK_CLIENT_SECRET"),
+        "{stderr}"
+    );
+}

@@ -106,9 +106,10 @@ impl Emulator {
 }
 
 impl Emulator {
-    /// The emulator's request log: (operation, path, atMs) in completion order.
-    pub async fn requests(&self) -> Result<Vec<(String, String, f64)>, String> {
-        let body: Value = self
+    /// The emulator's request log as it answers it: one JSON object a request (`method`,
+    /// `operation`, `path`, `status`, `atMs`, ...), in completion order.
+    pub async fn request_log(&self) -> Result<Vec<Value>, String> {
+        let mut body: Value = self
             .control
             .get(format!("{}/_emulator/requests", self.url))
             .timeout(std::time::Duration::from_secs(30))
@@ -119,10 +120,17 @@ impl Emulator {
             .json()
             .await
             .map_err(|e| format!("failed to parse the emulator's request log: {e}"))?;
-        Ok(body["requests"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        match body["requests"].take() {
+            Value::Array(requests) => Ok(requests),
+            _ => Err("the emulator's request log has no requests list".to_owned()),
+        }
+    }
+
+    /// The emulator's request log: (operation, path, atMs) in completion order.
+    pub async fn requests(&self) -> Result<Vec<(String, String, f64)>, String> {
+        Ok(self
+            .request_log()
+            .await?
             .iter()
             .filter_map(|r| {
                 Some((

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use qlik_csp_operator::api::CspEntry;
 use qlik_csp_operator::tenant::wire::CspOrigin;
-use serde_json::Value;
 
 use crate::processes::Emulator;
 
@@ -30,21 +29,9 @@ impl Logged {
 
 /// The emulator's request log: Qlik endpoints only, in arrival order.
 pub async fn request_log(emulator: &Emulator) -> Result<Vec<Logged>, String> {
-    let body: Value = emulator
-        .http()
-        .get(format!("{}/_emulator/requests", emulator.url))
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| format!("failed to read the emulator's request log: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("failed to parse the emulator's request log: {e}"))?;
-    let mut log: Vec<Logged> = body["requests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let mut log: Vec<Logged> = emulator
+        .request_log()
+        .await?
         .iter()
         .filter_map(|r| {
             Some(Logged {
