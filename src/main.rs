@@ -177,6 +177,7 @@ fn run(args: RunArgs) -> ExitCode {
         None => LogFormat::Json,
     };
     telemetry::init_logging(format, &args.log_level);
+    one_malloc_arena();
     let (settings, options) = match configure(args) {
         Ok(configured) => configured,
         Err(message) => {
@@ -199,6 +200,25 @@ fn run(args: RunArgs) -> ExitCode {
         }
     }
 }
+
+/// Makes glibc's allocator keep one arena instead of up to eight per core. Its threads
+/// (the runtime's workers, the blocking pool's DNS lookups) otherwise each take an arena,
+/// and every arena keeps the memory its thread freed: at 10,000 CspEntries the operator's
+/// peak RSS was 2.4 MiB lower with one (`cargo xtask bench --only scale`), for a program
+/// that mostly waits on the network and never contends for the allocator. Not needed with
+/// musl or other allocators, which have no per-thread arenas.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    // SAFETY: `mallopt` only sets a parameter of the allocator, which glibc makes safe to
+    // call at any time; it is called once, before the async runtime starts its threads.
+    let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    if set != 1 {
+        tracing::debug!("glibc refused M_ARENA_MAX=1; the allocator keeps its defaults");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
 
 /// The controllers' settings and the process options from the flags.
 fn configure(args: RunArgs) -> Result<(controller::Settings, controller::Options), String> {

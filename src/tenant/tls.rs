@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use rustls::client::WantsClientCert;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, Der, PrivateKeyDer, TrustAnchor};
 use rustls::{ClientConfig, ConfigBuilder, RootCertStore};
 
 use super::Error;
@@ -39,7 +39,26 @@ fn load_platform_roots() -> RootCertStore {
             "some platform root certificates could not be loaded"
         );
     }
-    roots
+    RootCertStore {
+        roots: roots.roots.into_iter().map(held_for_the_process).collect(),
+    }
+}
+
+/// `anchor` with its bytes moved to memory that lives as long as the process, as the
+/// platform store does anyway (a static). A tenant with a `caBundle` copies the platform
+/// roots; the copy then shares these bytes instead of duplicating them: about 10 KB of
+/// references instead of 80 KB of certificates per tenant (the heap profile of 40 tenants
+/// with a private CA each showed 3.3 MiB of copies).
+fn held_for_the_process(anchor: TrustAnchor<'static>) -> TrustAnchor<'static> {
+    fn hold(der: &Der<'_>) -> Der<'static> {
+        let bytes: &'static [u8] = Box::leak(der.as_ref().to_vec().into_boxed_slice());
+        Der::from(bytes)
+    }
+    TrustAnchor {
+        subject: hold(&anchor.subject),
+        subject_public_key_info: hold(&anchor.subject_public_key_info),
+        name_constraints: anchor.name_constraints.as_ref().map(hold),
+    }
 }
 
 /// The roots a tenant client trusts: the shared platform roots when there is no
@@ -177,5 +196,28 @@ mod tests {
             "the caBundle leaked into the shared roots"
         );
         assert!(!PLATFORM_ROOTS.roots.contains(&ca));
+    }
+
+    #[test]
+    fn a_ca_bundle_client_shares_the_platform_certificates_bytes() {
+        let pem = generated_ca_pem();
+        let with_ca = root_store(Some(&pem)).unwrap_or_else(|e| panic!("{e}"));
+        let platform = &PLATFORM_ROOTS.roots;
+        if platform.is_empty() {
+            panic!(
+                "this machine has no platform roots (install ca-certificates): nothing to compare"
+            );
+        }
+        for (copied, shared) in with_ca.roots.iter().zip(platform) {
+            let (copied, shared) = (
+                copied.subject_public_key_info.as_ref(),
+                shared.subject_public_key_info.as_ref(),
+            );
+            assert_eq!(copied, shared);
+            assert!(
+                std::ptr::eq(copied.as_ptr(), shared.as_ptr()),
+                "a caBundle client copied the platform certificates' bytes"
+            );
+        }
     }
 }

@@ -220,12 +220,18 @@ pub async fn run(shared: Arc<Shared>) {
 /// Reconciles with a turn on the entry's tenant (see [`tenant_turns`](super::tenant_turns));
 /// without one, the entry joins the tenant's line and is woken when its turn comes. A
 /// burst's thousands of waiting entries each hold a place in line, not a reconcile.
+///
+/// The work in turn is boxed so that this future stays small until a turn is taken:
+/// kube-runtime creates the future of every entry that is due before it polls any of them,
+/// and a future is as large as its largest state (about 18 KB with the tenant and
+/// apiserver calls inlined). Unboxed, the hundreds created at once by a burst's watch
+/// events were the largest item of the heap profile, though most end at their first poll.
 async fn reconcile(stored: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
     let me = ObjectRef::from_obj(stored.as_ref());
     let Some(_turn) = context.shared.turns.take(&stored.tenant_key(), &me) else {
         return Ok(Requeue::await_change());
     };
-    reconcile_in_turn(stored, context).await
+    Box::pin(reconcile_in_turn(stored, context)).await
 }
 
 #[tracing::instrument(name = "csp-entry", skip_all, fields(namespace = stored.namespace(), name = stored.name_any()))]
