@@ -106,6 +106,8 @@ async fn accept(
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
+            // Out of file descriptors, say: a pause, not a spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         accepted.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,9 @@
 //! in the middle of each ([`rotations`]). Restarts keep the port, flags and data directory
 //! (see [`qlikops_testenv::ControlPlane::restart_apiserver`]); the cuts happen at a TCP
 //! relay the operator's kubeconfig points at ([`Relay`]), the scenario's own watches going
-//! to the apiserver directly so that what it measures is not cut.
+//! to the apiserver directly so that what it measures is not cut. The operator runs with
+//! leader election on, as the chart deploys it: its Lease must outlive every restart (a
+//! lost Lease stops the process, which fails the run).
 //!
 //! Invariants, as counts, taken once everything is done:
 //! - `converged.entries_ready` / `converged.header_origins`: every entry `Ready=True` for
@@ -125,7 +127,13 @@ pub async fn run(
         &relayed,
         NAMESPACE,
         "operator-control-plane.log",
-        &["--grace-period-override", GRACE_PERIOD],
+        &[
+            "--grace-period-override",
+            GRACE_PERIOD,
+            "--leader-election",
+            "--leader-election-namespace",
+            NAMESPACE,
+        ],
     )
     .await?;
     let rotation_tracker = Tracker::start(rotations.clone(), watcher::Config::default()).await?;

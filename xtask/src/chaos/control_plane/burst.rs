@@ -74,7 +74,7 @@ pub async fn run(
         let seen = entries.read(ready)?;
         let when = format!("{when} ({seen} seen Ready)");
         match fault {
-            Fault::Cut => injector.cut(&when),
+            Fault::Cut => injector.cut(&when).await,
             Fault::RestartApiserver => injector.restart_apiserver(&when).await?,
             Fault::RestartEtcd => injector.restart_etcd(&when).await?,
         }

@@ -2,12 +2,17 @@
 //! the apiserver restarted, etcd restarted, the operator's connections cut at the relay.
 //! Does process and network I/O (through [`ControlPlane`] and [`Relay`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qlikops_testenv::{ControlPlane, Relay};
 use serde_json::{Value, json};
 
 use crate::bench::burst::round;
+
+/// How long a cut waits for the operator to have reconnected since the previous cut.
+const RECONNECT_WITHIN: Duration = Duration::from_secs(30);
+/// How often that wait looks (the relay counts connections; nothing notifies).
+const RECONNECT_POLL: Duration = Duration::from_millis(100);
 
 /// Injects the faults and keeps the record of what was done, for the report's `did`.
 pub struct Injector<'a> {
@@ -15,6 +20,8 @@ pub struct Injector<'a> {
     relay: &'a Relay,
     /// The scenario's start: fault times are seconds since then.
     start: Instant,
+    /// Connections the relay had accepted at the last cut.
+    accepted_at_last_cut: u64,
     done: Vec<Value>,
 }
 
@@ -24,6 +31,7 @@ impl<'a> Injector<'a> {
             control_plane,
             relay,
             start,
+            accepted_at_last_cut: 0,
             done: Vec::new(),
         }
     }
@@ -50,8 +58,15 @@ impl<'a> Injector<'a> {
         Ok(())
     }
 
-    /// Closes every connection the operator has open to the apiserver.
-    pub fn cut(&mut self, when: &str) {
+    /// Closes every connection the operator has open to the apiserver, once it has opened
+    /// a new one since the last cut (waiting at most [`RECONNECT_WITHIN`]): two cuts in a
+    /// row would find nothing re-established to break.
+    pub async fn cut(&mut self, when: &str) {
+        let deadline = Instant::now() + RECONNECT_WITHIN;
+        while self.relay.accepted() <= self.accepted_at_last_cut && Instant::now() < deadline {
+            tokio::time::sleep(RECONNECT_POLL).await;
+        }
+        self.accepted_at_last_cut = self.relay.accepted();
         let at = self.seconds();
         let connections = self.relay.cut();
         self.record(json!({

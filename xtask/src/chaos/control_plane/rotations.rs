@@ -65,7 +65,9 @@ pub async fn run(
                 let phase = tracker
                     .read(|r| r.values().find_map(phase_of))?
                     .unwrap_or_default();
-                injector.cut(&format!("rotation {done}, phase {phase}"));
+                injector
+                    .cut(&format!("rotation {done}, phase {phase}"))
+                    .await;
             }
         }
         if let Err(message) = rotation::wait_settled(tracker, revision, done).await {
