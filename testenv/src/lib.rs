@@ -7,6 +7,10 @@
 //! goes away and the built-in `edit`/`view` roles grant what they do on a real cluster;
 //! nothing else of a cluster runs (no scheduler, no kubelet: Pods are never started).
 //!
+//! For the tests and chaos runs of how a client rides out control-plane faults, etcd and
+//! the apiserver can be restarted in place ([`ControlPlane::restart_apiserver`],
+//! [`ControlPlane::restart_etcd`]), and a [`Relay`] cuts a client's connections on demand.
+//!
 //! The processes are spawned by keeper threads that live as long as the process that
 //! started them and ask the kernel (`PR_SET_PDEATHSIG`) to kill them when it goes. So whether
 //! the tests pass, panic, or the process is killed, none of them outlives it. Run
@@ -25,10 +29,13 @@ use kube::{Client, Config};
 mod certs;
 mod crds;
 mod processes;
+mod relay;
+mod restart;
 
 pub use crds::read_crds;
-use processes::spawn_keeper;
+use processes::{Keeper, spawn_keeper};
 pub use processes::{die_with_parent, tail};
+pub use relay::Relay;
 
 /// The variable `cargo xtask test` sets to the directory holding etcd, kube-apiserver,
 /// kube-controller-manager and helm.
@@ -53,9 +60,12 @@ pub struct ControlPlane {
     pub admin_token_file: PathBuf,
     /// Directory holding the envtest tools (`helm` for the chart tests).
     pub bin_dir: PathBuf,
-    /// Process ids of etcd, kube-apiserver and kube-controller-manager.
+    /// Process ids of etcd, kube-apiserver and kube-controller-manager, as started (a
+    /// restart gives the restarted process a new one).
     pub pids: Vec<u32>,
-    /// Set when the apiserver exits, with its exit status.
+    /// The thread that spawned etcd and kube-apiserver, and restarts them on request.
+    keeper: Keeper,
+    /// Set when the apiserver exits on its own, with its exit status.
     exited: Arc<OnceLock<String>>,
     /// Set when the controller-manager exits, with its exit status.
     controller_manager_exited: Arc<OnceLock<String>>,
@@ -236,8 +246,9 @@ fn start(bin_dir: PathBuf, crd_dirs: &[&Path]) -> Result<ControlPlane, String> {
     let etcd_log = run_dir.join("etcd.log");
     let apiserver_log = run_dir.join("kube-apiserver.log");
     let exited = Arc::new(OnceLock::new());
-    let mut pids = spawn_keeper(
+    let keeper = spawn_keeper(
         "apiserver",
+        // In the order of `restart::ETCD` and `restart::APISERVER`.
         vec![(etcd, etcd_log.clone()), (apiserver, apiserver_log.clone())],
         exited.clone(),
     )?;
@@ -274,14 +285,18 @@ fn start(bin_dir: PathBuf, crd_dirs: &[&Path]) -> Result<ControlPlane, String> {
     // Not waited for: only the tests of garbage collection need it, and they wait for what
     // it does with a deadline, while every other test starts at once.
     let controller_manager_exited = Arc::new(OnceLock::new());
-    pids.extend(spawn_keeper(
-        "controller-manager",
-        vec![(
-            controller_manager(&bin_dir, &controller_manager_kubeconfig),
-            run_dir.join(CONTROLLER_MANAGER_LOG),
-        )],
-        controller_manager_exited.clone(),
-    )?);
+    let mut pids = keeper.pids.clone();
+    pids.extend(
+        spawn_keeper(
+            "controller-manager",
+            vec![(
+                controller_manager(&bin_dir, &controller_manager_kubeconfig),
+                run_dir.join(CONTROLLER_MANAGER_LOG),
+            )],
+            controller_manager_exited.clone(),
+        )?
+        .pids,
+    );
 
     Ok(ControlPlane {
         url,
@@ -291,6 +306,7 @@ fn start(bin_dir: PathBuf, crd_dirs: &[&Path]) -> Result<ControlPlane, String> {
         admin_token_file,
         bin_dir,
         pids,
+        keeper,
         exited,
         controller_manager_exited,
     })

@@ -38,7 +38,7 @@ async fn burst(bench: &Bench, namespace: &str, emulator: &Emulator) -> Result<Va
         mut operator,
         config_maps,
         entries,
-    } = start_operator(bench, namespace, "operator-burst.log").await?;
+    } = start_operator(bench, namespace, "operator-burst.log", &[]).await?;
 
     let calls_before = emulator.counters().await?;
     let writes_before = config_maps.writes();
@@ -169,19 +169,18 @@ pub(crate) struct Watched {
     pub entries: Tracker<CspEntry>,
 }
 
-/// Starts the release operator for `namespace` (logging to `log` in the work directory)
-/// and waits until its tenant is Ready and has published a first header.
+/// Starts the release operator for `namespace` (logging to `log` in the work directory,
+/// `extra` added to its flags) and waits until its tenant is Ready and has published a
+/// first header.
 pub(crate) async fn start_operator(
     bench: &Bench,
     namespace: &str,
     log: &str,
+    extra: &[&str],
 ) -> Result<Watched, String> {
-    let operator = Operator::start(
-        &bench.bins,
-        &bench.kubeconfig,
-        &["--log-format", "json", "--namespace", namespace],
-        bench.work.join(log),
-    )?;
+    let mut args = vec!["--log-format", "json", "--namespace", namespace];
+    args.extend_from_slice(extra);
+    let operator = Operator::start(&bench.bins, &bench.kubeconfig, &args, bench.work.join(log))?;
     let tenants = Tracker::start(
         Api::<QlikTenant>::namespaced(bench.client.clone(), namespace),
         watcher::Config::default(),

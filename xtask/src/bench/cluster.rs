@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
 use serde::de::DeserializeOwned;
@@ -206,7 +206,8 @@ where
         let (notify, changed) = tokio::sync::watch::channel(0u64);
         let shared = state.clone();
         let task = tokio::spawn(async move {
-            let mut events = watcher(api, config).boxed();
+            // With backoff: a restarted apiserver (the chaos runs) must not spin the tracker.
+            let mut events = watcher(api, config).default_backoff().boxed();
             let mut version = 0u64;
             while let Some(event) = events.next().await {
                 let Ok(event) = event else { continue };

@@ -13,7 +13,7 @@ pub(crate) mod cluster;
 mod edit_latency;
 mod memory;
 mod readme;
-mod rotation;
+pub(crate) mod rotation;
 mod scale;
 mod spans;
 mod summary;

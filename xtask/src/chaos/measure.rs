@@ -7,7 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use qlik_csp_operator::api::CspEntry;
 use qlik_csp_operator::tenant::wire::CspOrigin;
 
+use super::Check;
 use crate::processes::Emulator;
+
+/// Qlik's tier limits, which the emulator enforces (over 5 minutes; the operator must keep
+/// to them per minute).
+pub const WRITES_PER_MINUTE: u64 = 100;
+pub const READS_PER_MINUTE: u64 = 1000;
 
 /// One request the emulator answered (or dropped).
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +65,30 @@ pub fn max_in_window(arrivals: &[u64], window_ms: u64) -> u64 {
         most = most.max(end + 1 - start);
     }
     most as u64
+}
+
+/// The most writes and the most reads that arrived in any 60 s of `log`, every attempt
+/// counted (faulted ones too), against Qlik's tier limits.
+pub fn tier_checks(log: &[Logged]) -> [Check; 2] {
+    let arrivals = |writes: bool| -> Vec<u64> {
+        log.iter()
+            .filter(|r| r.is_write() == writes)
+            .map(|r| r.at_ms)
+            .collect()
+    };
+    let minute = 60_000;
+    [
+        Check::at_most(
+            "max_tenant_requests_per_minute.writes",
+            max_in_window(&arrivals(true), minute),
+            WRITES_PER_MINUTE,
+        ),
+        Check::at_most(
+            "max_tenant_requests_per_minute.reads",
+            max_in_window(&arrivals(false), minute),
+            READS_PER_MINUTE,
+        ),
+    ]
 }
 
 /// Answers by status (`"dropped"` for a dropped connection).

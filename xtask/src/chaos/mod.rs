@@ -8,9 +8,10 @@
 //! fast it was, so a loaded machine makes a run slower, not red. Timings are recorded for
 //! the reader only, except the convergence bound, which is generous on purpose.
 //!
-//! Scenarios: `tenant_faults` ([`tenant_faults`]). The rest of issue 18's matrix
-//! (control-plane faults, operator kills, leader failover, soak) is still to come.
+//! Scenarios: `tenant_faults` ([`tenant_faults`]), `control_plane` ([`control_plane`]).
+//! The rest of issue 18's matrix (operator kills, leader failover, soak) is still to come.
 
+mod control_plane;
 mod faults;
 mod measure;
 mod tenant_faults;
@@ -22,12 +23,12 @@ use serde_json::{Map, Value, json};
 
 use crate::bench::Bench;
 
-const SCENARIOS: [&str; 1] = ["tenant_faults"];
+const SCENARIOS: [&str; 2] = ["tenant_faults", "control_plane"];
 
 pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
                    inject faults into a run of the operator (release build) on a fresh
-                   control plane with the tenant emulator (scenarios: tenant_faults;
-                   default all), check each scenario's invariants as counts, write
+                   control plane with the tenant emulator (scenarios: tenant_faults,
+                   control_plane; default all), check each scenario's invariants as counts, write
                    target/chaos/report.json and print a table; exits non-zero when
                    any invariant fails. --quick: fewer entries, shorter outages";
 
@@ -160,7 +161,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             bins: crate::target_dir(root).join("release"),
             work: work.clone(),
         };
-        scenarios(&bench, &options).await
+        scenarios(&bench, &control_plane, &options).await
     })?;
     drop(control_plane);
 
@@ -205,6 +206,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 /// Runs the chosen scenarios, in the order of [`SCENARIOS`].
 async fn scenarios(
     bench: &Bench,
+    control_plane: &ControlPlane,
     options: &Options,
 ) -> Result<Vec<(&'static str, Outcome)>, String> {
     let wants = |name: &str| options.only.iter().any(|s| s == name);
@@ -213,6 +215,12 @@ async fn scenarios(
         let plan = tenant_faults::Plan::new(options.quick);
         println!("tenant_faults: {plan}...");
         outcomes.push(("tenant_faults", tenant_faults::run(bench, &plan).await?));
+    }
+    if wants("control_plane") {
+        let plan = control_plane::Plan::new(options.quick);
+        println!("control_plane: {plan}...");
+        let outcome = control_plane::run(bench, control_plane, &plan).await?;
+        outcomes.push(("control_plane", outcome));
     }
     Ok(outcomes)
 }
@@ -255,9 +263,16 @@ mod tests {
             })
         );
         assert_eq!(
+            Options::parse(&args("--only control_plane,tenant_faults")),
+            Ok(Options {
+                only: vec!["control_plane".to_owned(), "tenant_faults".to_owned()],
+                quick: false
+            })
+        );
+        assert_eq!(
             Options::parse(&[]),
             Ok(Options {
-                only: vec!["tenant_faults".to_owned()],
+                only: vec!["tenant_faults".to_owned(), "control_plane".to_owned()],
                 quick: false
             })
         );

@@ -30,10 +30,6 @@ use crate::bench::cluster;
 use crate::processes::Emulator;
 
 const NAMESPACE: &str = "chaos-tenant-faults";
-/// Qlik's tier limits, which the emulator enforces (over 5 minutes; the operator must keep
-/// to them per minute).
-const WRITES_PER_MINUTE: u64 = 100;
-const READS_PER_MINUTE: u64 = 1000;
 /// Entries created at once against the apiserver.
 const PARALLEL_CREATES: usize = 16;
 
@@ -84,7 +80,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         mut operator,
         config_maps,
         entries,
-    } = start_operator(bench, NAMESPACE, "operator-tenant-faults.log").await?;
+    } = start_operator(bench, NAMESPACE, "operator-tenant-faults.log", &[]).await?;
 
     let mut rules = FaultRules::new(&emulator);
     rules.install(faults::tenant_mix()).await?;
@@ -147,17 +143,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
             .max()
             .unwrap_or(0)
     })?;
-    let arrivals = |writes: bool| -> Vec<u64> {
-        log.iter()
-            .filter(|r| r.is_write() == writes)
-            .map(|r| r.at_ms)
-            .collect()
-    };
-    let minute = 60_000;
-    let max_writes = measure::max_in_window(&arrivals(true), minute);
-    let max_reads = measure::max_in_window(&arrivals(false), minute);
-
-    let checks = vec![
+    let mut checks = vec![
         Check::exactly(
             "converged.entries_ready",
             entries_ready as u64,
@@ -170,17 +156,8 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         ),
         Check::exactly("duplicates", measure::duplicates(&remote), 0),
         Check::exactly("lost", measure::lost(&snapshot, &remote), 0),
-        Check::at_most(
-            "max_tenant_requests_per_minute.writes",
-            max_writes,
-            WRITES_PER_MINUTE,
-        ),
-        Check::at_most(
-            "max_tenant_requests_per_minute.reads",
-            max_reads,
-            READS_PER_MINUTE,
-        ),
     ];
+    checks.extend(measure::tier_checks(&log));
     let did = json!({
         "entries": count,
         "outage_seconds": plan.outage.as_secs(),
@@ -200,13 +177,13 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
 }
 
 /// How many entries are Ready for their generation.
-fn ready(entries: &std::collections::HashMap<String, CspEntry>) -> usize {
+pub(super) fn ready(entries: &std::collections::HashMap<String, CspEntry>) -> usize {
     entries.values().filter(|e| cluster::entry_ready(e)).count()
 }
 
 /// The entries that are not Ready, with their Ready reason (at most ten: enough to start
 /// from in the operator's log).
-fn not_ready(entries: &[CspEntry]) -> Vec<String> {
+pub(super) fn not_ready(entries: &[CspEntry]) -> Vec<String> {
     entries
         .iter()
         .filter(|e| !cluster::entry_ready(e))
