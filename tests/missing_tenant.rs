@@ -8,16 +8,16 @@ mod rotation_rig;
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use qlik_csp_operator::api::{CspEntry, QlikTenant, SecretRotation, TenantRef};
 use qlik_csp_operator::controller::{csp_entry, secret_rotation, tenant};
-use qlik_csp_operator::telemetry::metrics::Metrics;
 use rotation_rig::*;
 use serde_json::json;
 use support::eventually;
+use support::reconciles::until_quiet;
 
 /// The QlikTenant the objects name; it is created half way through the test.
 const LATE: &str = "late";
@@ -52,35 +52,6 @@ fn kstatus(conditions: &[Condition]) -> Vec<(String, String, String)> {
 
 fn ready(conditions: &[Condition]) -> Option<&Condition> {
     conditions.iter().find(|c| c.type_ == "Ready")
-}
-
-/// How many reconciles `controller` has finished.
-fn reconciles(metrics: &Metrics, controller: &str) -> u64 {
-    let prefix = format!("qlikops_reconcile_total{{controller=\"{controller}\",");
-    metrics
-        .encode(jiff::Timestamp::now())
-        .lines()
-        .filter(|line| line.starts_with(&prefix))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// Waits until `controller` has finished no reconcile for two seconds.
-async fn until_quiet(metrics: &Metrics, controller: &str) {
-    const QUIET: Duration = Duration::from_secs(2);
-    let deadline = Instant::now() + DEADLINE;
-    let (mut seen, mut since) = (reconciles(metrics, controller), Instant::now());
-    while since.elapsed() < QUIET {
-        assert!(
-            Instant::now() < deadline,
-            "the {controller} controller kept reconciling for {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = reconciles(metrics, controller);
-        if now != seen {
-            (seen, since) = (now, Instant::now());
-        }
-    }
 }
 
 #[tokio::test]
@@ -170,7 +141,7 @@ async fn a_missing_tenant_is_reported_alike_by_every_kind_and_both_recover_once_
 
     // A settle point: the rotation's last reconcile (the one its own status write caused)
     // is over, so only something noticing the tenant can bring the next one soon.
-    until_quiet(&metrics, secret_rotation::METRICS_NAME).await;
+    until_quiet(&metrics, secret_rotation::METRICS_NAME, DEADLINE).await;
 
     // The tenant appears: both recover without being touched.
     let mut late = rig.tenant();

@@ -34,6 +34,7 @@ pub mod secret_push;
 pub mod secret_rotation;
 pub mod site_clients;
 pub mod tenant;
+pub mod tenant_changes;
 pub mod tenant_clients;
 pub mod tenant_turns;
 

@@ -12,6 +12,7 @@ pub mod edge_proxy;
 pub mod emulator;
 pub mod operator;
 pub mod qrs_site;
+pub mod reconciles;
 pub mod secret_scan;
 pub mod site;
 pub mod tenant_rig;

@@ -56,23 +56,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("failed to create {}: {e}", parent.display()))?;
     }
 
-    eprintln!("image: building the release binary");
-    let status = Command::new(crate::cargo())
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--package",
-            NAME,
-            "--bin",
-            NAME,
-        ])
-        .status()
-        .map_err(|e| format!("failed to run cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --release failed ({status})"));
-    }
+    // The same build as `cargo xtask bench` and `chaos` (the operator and the emulator),
+    // so that CI, which builds the image first, compiles the release binaries once.
+    crate::bench::build_release(root)?;
     let binary = crate::target_dir(root).join("release").join(NAME);
     let package = package_metadata(root)?;
     let source = Source::of(root)?;

@@ -184,16 +184,18 @@ pub async fn run(shared: Arc<Shared>) {
         .reconcile_on(shared.turns.woken_entries(store.clone()));
     let entries = store.clone();
     let ready = runtime.ready_when_synced(METRICS_NAME, store.clone());
-    // A tenant that appears, becomes ready (or not) or goes changes what every entry of it
-    // should say: an entry naming a missing tenant (`TenantNotFound`) recovers from here.
+    // A tenant that appears, becomes ready (or not), changes its spec or goes changes what
+    // every entry of it should say: an entry naming a missing tenant (`TenantNotFound`)
+    // recovers from here. Its other status writes (each header it publishes) wake nobody.
     let (tenants, tenant_writer) = reflector::store::<QlikTenant>();
-    let tenant_events = watcher(
-        shared.settings.api::<QlikTenant>(&kube),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(tenant_writer)
-    .touched_objects();
+    let tenant_events = super::tenant_changes::concerning_entries(
+        watcher(
+            shared.settings.api::<QlikTenant>(&kube),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(tenant_writer),
+    );
     let controller = controller.watches_stream(tenant_events, move |tenant| {
         super::naming_tenant(&entries, &tenant, |e: &CspEntry| &e.spec.tenant_ref.name)
     });

@@ -11,7 +11,7 @@
 pub(crate) mod burst;
 pub(crate) mod cluster;
 mod edit_latency;
-mod memory;
+pub(crate) mod memory;
 mod readme;
 pub(crate) mod rotation;
 mod scale;

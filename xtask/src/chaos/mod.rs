@@ -8,12 +8,15 @@
 //! fast it was, so a loaded machine makes a run slower, not red. Timings are recorded for
 //! the reader only, except the convergence bound, which is generous on purpose.
 //!
-//! Scenarios: `tenant_faults` ([`tenant_faults`]), `control_plane` ([`control_plane`]).
-//! The rest of issue 18's matrix (operator kills, leader failover, soak) is still to come.
+//! Scenarios: `tenant_faults` ([`tenant_faults`]), `control_plane` ([`control_plane`]),
+//! and `soak` ([`soak`]), which runs on a control plane of its own alongside the others:
+//! their faults are not its steady state, and 30 minutes of soak after the rest would take
+//! the matrix past 40.
 
 mod control_plane;
 mod faults;
 mod measure;
+mod soak;
 mod tenant_faults;
 
 use std::path::Path;
@@ -23,14 +26,15 @@ use serde_json::{Map, Value, json};
 
 use crate::bench::Bench;
 
-const SCENARIOS: [&str; 2] = ["tenant_faults", "control_plane"];
+const SCENARIOS: [&str; 3] = ["tenant_faults", "control_plane", "soak"];
 
 pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
                    inject faults into a run of the operator (release build) on a fresh
                    control plane with the tenant emulator (scenarios: tenant_faults,
-                   control_plane; default all), check each scenario's invariants as counts, write
-                   target/chaos/report.json and print a table; exits non-zero when
-                   any invariant fails. --quick: fewer entries, shorter outages";
+                   control_plane, soak; default all), check each scenario's invariants as
+                   counts, write target/chaos/report.json and print a table; exits non-zero
+                   when any invariant fails. --quick: fewer entries, shorter outages, a
+                   5-minute soak instead of 30";
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -40,6 +44,10 @@ struct Options {
 }
 
 impl Options {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.iter().any(|s| s == scenario)
+    }
+
     fn parse(args: &[String]) -> Result<Options, String> {
         let mut only: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
         let mut quick = false;
@@ -154,16 +162,45 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let load_before = crate::bench::load_average();
     println!("starting etcd and kube-apiserver...");
     let control_plane = ControlPlane::start(&tools, &root.join("crds"))?;
+    let soak_plane = if options.wants("soak") {
+        println!("starting the soak's own etcd and kube-apiserver...");
+        Some(ControlPlane::start(&tools, &root.join("crds"))?)
+    } else {
+        None
+    };
+    let bench_on = |plane: &ControlPlane| {
+        let kubeconfig = plane.kubeconfig.clone();
+        let work = work.clone();
+        async move {
+            Ok::<Bench, String>(Bench {
+                client: qlikops_testenv::client_from_kubeconfig(&kubeconfig, None).await?,
+                kubeconfig,
+                bins: crate::target_dir(root).join("release"),
+                work,
+            })
+        }
+    };
     let outcomes = runtime.block_on(async {
-        let bench = Bench {
-            client: control_plane.admin_client().await?,
-            kubeconfig: control_plane.kubeconfig.clone(),
-            bins: crate::target_dir(root).join("release"),
-            work: work.clone(),
+        let bench = bench_on(&control_plane).await?;
+        // Not spawned: the operators must be started from this thread (see
+        // `processes::spawn_tied`), so the soak is polled alongside, not on a worker.
+        let soak = async {
+            let Some(plane) = &soak_plane else {
+                return Ok(None);
+            };
+            let plan = soak::Plan::new(options.quick);
+            println!("soak: {plan}...");
+            soak::run(&bench_on(plane).await?, &plan).await.map(Some)
         };
-        scenarios(&bench, &control_plane, &options).await
+        let (outcomes, soak) = futures::join!(scenarios(&bench, &control_plane, &options), soak);
+        let mut outcomes = outcomes?;
+        if let Some(soak) = soak? {
+            outcomes.push(("soak", soak));
+        }
+        Ok::<_, String>(outcomes)
     })?;
     drop(control_plane);
+    drop(soak_plane);
 
     let passed = outcomes.iter().all(|(_, o)| o.passed());
     let scenarios: Map<String, Value> = outcomes
@@ -209,7 +246,7 @@ async fn scenarios(
     control_plane: &ControlPlane,
     options: &Options,
 ) -> Result<Vec<(&'static str, Outcome)>, String> {
-    let wants = |name: &str| options.only.iter().any(|s| s == name);
+    let wants = |name: &str| options.wants(name);
     let mut outcomes = Vec::new();
     if wants("tenant_faults") {
         let plan = tenant_faults::Plan::new(options.quick);
@@ -272,7 +309,11 @@ mod tests {
         assert_eq!(
             Options::parse(&[]),
             Ok(Options {
-                only: vec!["tenant_faults".to_owned(), "control_plane".to_owned()],
+                only: vec![
+                    "tenant_faults".to_owned(),
+                    "control_plane".to_owned(),
+                    "soak".to_owned()
+                ],
                 quick: false
             })
         );

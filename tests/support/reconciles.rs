@@ -1,0 +1,39 @@
+//! The in-process controllers' reconcile counts, from their metrics (no I/O): how many
+//! reconciles a change caused, and when a controller has gone quiet.
+
+use std::time::{Duration, Instant};
+
+use qlik_csp_operator::telemetry::metrics::Metrics;
+
+/// How long a controller must finish no reconcile to count as quiet: far longer than a
+/// watch event takes to arrive and its reconcile to run on a test apiserver.
+pub const QUIET: Duration = Duration::from_secs(2);
+
+/// How many reconciles `controller` has finished.
+pub fn reconciles(metrics: &Metrics, controller: &str) -> u64 {
+    let prefix = format!("qlikops_reconcile_total{{controller=\"{controller}\",");
+    metrics
+        .encode(jiff::Timestamp::now())
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits until `controller` has finished no reconcile for [`QUIET`]; fails the test if it
+/// keeps reconciling for `deadline`. Polls the counter: the metrics have no change feed.
+pub async fn until_quiet(metrics: &Metrics, controller: &str, deadline: Duration) {
+    let give_up = Instant::now() + deadline;
+    let (mut seen, mut since) = (reconciles(metrics, controller), Instant::now());
+    while since.elapsed() < QUIET {
+        assert!(
+            Instant::now() < give_up,
+            "the {controller} controller kept reconciling for {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = reconciles(metrics, controller);
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
+    }
+}
