@@ -8,11 +8,17 @@
 //! fast it was, so a loaded machine makes a run slower, not red. Timings are recorded for
 //! the reader only, except the convergence bound, which is generous on purpose.
 //!
-//! Scenarios: `tenant_faults` ([`tenant_faults`]). The rest of issue 18's matrix
-//! (control-plane faults, operator kills, leader failover, soak) is still to come.
+//! Scenarios: `tenant_faults` ([`tenant_faults`]), `operator_kills` ([`operator_kills`]),
+//! `failover` ([`failover`]). The rest of issue 18's matrix (control-plane faults, soak)
+//! is still to come.
 
+mod converged;
+mod failover;
 mod faults;
+mod kills;
 mod measure;
+mod operator_kills;
+mod rotation_kills;
 mod tenant_faults;
 
 use std::path::Path;
@@ -22,14 +28,16 @@ use serde_json::{Map, Value, json};
 
 use crate::bench::Bench;
 
-const SCENARIOS: [&str; 1] = ["tenant_faults"];
+const SCENARIOS: [&str; 3] = ["tenant_faults", "operator_kills", "failover"];
 
 pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
                    inject faults into a run of the operator (release build) on a fresh
-                   control plane with the tenant emulator (scenarios: tenant_faults;
-                   default all), check each scenario's invariants as counts, write
-                   target/chaos/report.json and print a table; exits non-zero when
-                   any invariant fails. --quick: fewer entries, shorter outages";
+                   control plane with the tenant emulator (scenarios: tenant_faults,
+                   operator_kills, failover; default all), check each scenario's
+                   invariants as counts, write target/chaos/report.json and print a
+                   table; exits non-zero when any invariant fails. --quick: fewer
+                   entries, kills and rotations, shorter outages.
+                   QLIKOPS_CHAOS_SEED=<n> repeats operator_kills' kill moments";
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -214,6 +222,18 @@ async fn scenarios(
         println!("tenant_faults: {plan}...");
         outcomes.push(("tenant_faults", tenant_faults::run(bench, &plan).await?));
     }
+    if wants("operator_kills") {
+        let plan = operator_kills::Plan::new(options.quick);
+        let seed = kills::seed()?;
+        println!("operator_kills: {plan} (seed {seed})...");
+        let outcome = operator_kills::run(bench, &plan, seed).await?;
+        outcomes.push(("operator_kills", outcome));
+    }
+    if wants("failover") {
+        let plan = failover::Plan::new(options.quick);
+        println!("failover: {plan}...");
+        outcomes.push(("failover", failover::run(bench, &plan).await?));
+    }
     Ok(outcomes)
 }
 
@@ -255,11 +275,15 @@ mod tests {
             })
         );
         assert_eq!(
-            Options::parse(&[]),
+            Options::parse(&args("--only operator_kills,failover")),
             Ok(Options {
-                only: vec!["tenant_faults".to_owned()],
+                only: vec!["operator_kills".to_owned(), "failover".to_owned()],
                 quick: false
             })
+        );
+        assert_eq!(
+            Options::parse(&[]).map(|o| o.only),
+            Ok(SCENARIOS.map(str::to_owned).to_vec())
         );
         assert!(Options::parse(&args("--only nope")).is_err());
         assert!(Options::parse(&args("--only")).is_err());
