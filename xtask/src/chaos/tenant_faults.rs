@@ -50,13 +50,13 @@ impl Plan {
                 outage: Duration::from_secs(20),
                 // The operator spaces its writes evenly (90 a minute, no first-minute
                 // burst: see `tenant::rate_limit`), and every faulted attempt spends one.
-                converge_within: Duration::from_secs(300),
+                converge_within: Duration::from_secs(360),
             }
         } else {
             Plan {
                 entries: 250,
                 outage: Duration::from_secs(120),
-                converge_within: Duration::from_secs(720),
+                converge_within: Duration::from_secs(840),
             }
         }
     }
