@@ -215,7 +215,7 @@ async fn times_and_fraction_limit_which_matching_requests_a_fault_hits() {
 }
 
 #[tokio::test]
-async fn the_request_log_records_operations_statuses_and_arrival_times() {
+async fn the_request_log_records_operations_statuses_arrival_times_and_subjects() {
     let t = Tenant::default().await;
     t.call(Method::GET, ORIGINS, None, None).await;
     t.create("log.example.com").await.unwrap();
@@ -246,6 +246,9 @@ async fn the_request_log_records_operations_statuses_and_arrival_times() {
         .map(|r| r["atMs"].as_u64().unwrap())
         .collect();
     assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+    // A create names what it made, so writes can be counted per entry.
+    let subjects: Vec<Option<&str>> = requests.iter().map(|r| r["subject"].as_str()).collect();
+    assert_eq!(subjects, [None, Some("log.example.com"), None]);
     assert_eq!(t.counters().await["total"], 3);
 }
 

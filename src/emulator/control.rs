@@ -78,8 +78,11 @@ CONTROL API (no authentication; JSON, camelCase; never under /api):
                                     automations.{list, create, get, delete, copy,
                                     enable, disable}
   GET    /_emulator/requests        {"requests": [{"method", "path", "operation",
-                                      "status" (0 if dropped), "dropped", "atMs"}]}
+                                      "status" (0 if dropped), "dropped", "atMs",
+                                      "subject"?}]}
                                     atMs: real milliseconds from start to arrival;
+                                    subject: what a create named (a csp-origin's
+                                    origin, an API key's description);
                                     the latest 100000 requests, in completion order
   GET    /_emulator/clock           {"now": RFC 3339}: real time + offset; drives key and
                                     token expiry, timestamps and rate-limit windows

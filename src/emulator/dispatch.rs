@@ -57,6 +57,7 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
     let method = request.method.as_str().to_owned();
     let route = routes::route(&method, &request.path);
     let operation = route.as_ref().ok().map(|r| r.operation);
+    let subject = operation.and_then(|op| subject(op, &request));
     let error_shape = match &route {
         Ok(r) => r.operation.error_shape(),
         Err(RouteError::MethodNotAllowed(op)) => op.error_shape(),
@@ -75,10 +76,14 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
             },
             "request"
         );
-        shared
-            .lock()
-            .record
-            .add(operation, &method, &request.path, outcome, at_ms);
+        shared.lock().record.add(
+            operation,
+            &method,
+            &request.path,
+            outcome,
+            at_ms,
+            subject.clone(),
+        );
         reply
     };
 
@@ -124,6 +129,19 @@ pub async fn handle(shared: &Shared, request: ApiRequest) -> Reply {
         None => {}
     }
     finish(Reply::Respond(response))
+}
+
+/// What a create names, for the request log: the origin of a csp-origin, the description
+/// of an API key (which carries the operator's marker and revision). Read leniently: a
+/// body the handler refuses simply has no subject.
+fn subject(operation: Operation, request: &ApiRequest) -> Option<String> {
+    let field = match operation {
+        Operation::CspOriginsCreate => "origin",
+        Operation::ApiKeysCreate => "description",
+        _ => return None,
+    };
+    let body: serde_json::Value = serde_json::from_slice(&request.body).ok()?;
+    body.get(field)?.as_str().map(str::to_owned)
 }
 
 fn take_fault(shared: &Shared, method: &str, path: &str, when: When) -> Option<Action> {

@@ -33,6 +33,10 @@ pub struct LogEntry {
     pub dropped: bool,
     /// When the request arrived: real milliseconds since the emulator started.
     pub at_ms: u64,
+    /// What a create named (a csp-origin's `origin`, an API key's `description`), so that
+    /// a test can count writes per entry or per credential revision; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// Counters and the log.
@@ -53,6 +57,7 @@ impl Record {
         path: &str,
         outcome: Outcome,
         at_ms: u64,
+        subject: Option<String>,
     ) {
         let name = operation.map_or("unknown", Operation::name);
         let (status, dropped, key) = match outcome {
@@ -78,6 +83,7 @@ impl Record {
             status,
             dropped,
             at_ms,
+            subject,
         });
     }
 
@@ -121,6 +127,7 @@ mod tests {
             "/oauth/token",
             Outcome::Status(200),
             5,
+            None,
         );
         record.add(
             Some(Operation::OAuthToken),
@@ -128,6 +135,7 @@ mod tests {
             "/oauth/token",
             Outcome::Status(429),
             6,
+            None,
         );
         record.add(
             Some(Operation::OAuthToken),
@@ -135,10 +143,19 @@ mod tests {
             "/oauth/token",
             Outcome::Dropped,
             7,
+            None,
         );
-        record.add(None, "GET", "/nope", Outcome::Status(404), 8);
+        record.add(None, "GET", "/nope", Outcome::Status(404), 8, None);
+        record.add(
+            Some(Operation::CspOriginsCreate),
+            "POST",
+            "/api/v1/csp-origins",
+            Outcome::Status(201),
+            9,
+            Some("https://a.io".to_owned()),
+        );
         let counters = record.counters_json();
-        assert_eq!(counters["total"], 4);
+        assert_eq!(counters["total"], 5);
         assert_eq!(counters["operations"]["oauth.token"]["requests"], 3);
         assert_eq!(counters["operations"]["oauth.token"]["byStatus"]["429"], 1);
         assert_eq!(
@@ -151,5 +168,7 @@ mod tests {
         assert_eq!(log["requests"][2]["status"], 0);
         assert_eq!(log["requests"][3]["operation"], "unknown");
         assert_eq!(log["requests"][0]["atMs"], 5);
+        assert!(log["requests"][0].get("subject").is_none());
+        assert_eq!(log["requests"][4]["subject"], "https://a.io");
     }
 }

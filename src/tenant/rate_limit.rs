@@ -3,11 +3,12 @@
 //! on tokio's clock; no other I/O.
 //!
 //! # Guarantees
-//! A sliding window, not a token bucket: no 60-second window ever holds more requests than
-//! the budget, so no 5-minute window (Qlik's) holds more than five budgets. A token bucket
-//! would allow a full burst on top of the refill rate and overshoot Qlik's tier by ~20%.
+//! Requests are spaced evenly (budget per minute), so no 60-second window ever holds more
+//! requests than the budget, and no 5-minute window (Qlik's) more than five budgets, even
+//! across restarts of the process: a new limiter waits one spacing before its first slot.
+//! A token bucket would allow a full burst on top of the refill rate and overshoot Qlik's
+//! tier by ~20%; a sliding window would let every restart burst a budget again.
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,40 +40,37 @@ pub(crate) enum Budget {
     Write,
 }
 
-/// Reserved send times within the last period, oldest first.
+/// Evenly spaced send times: one every `period / budget`.
+///
+/// Not a burst followed by a wait (a sliding window): the limiter lives in one process,
+/// and a process killed and started again (a crash loop, a rollout, a leader failover) would
+/// start with a fresh window and spend the budget again within the same minute. Spacing
+/// every request, and counting the limiter's creation as a send, keeps any number of
+/// successive processes within one budget per period, with no state shared between them.
 #[derive(Debug)]
 pub(crate) struct Window {
-    budget: usize,
-    period: Duration,
-    slots: VecDeque<Instant>,
+    spacing: Duration,
+    next: Instant,
 }
 
 impl Window {
-    pub(crate) fn new(per_period: u32, period: Duration) -> Window {
-        let budget = per_period.max(1) as usize;
+    /// A window whose first slot comes one spacing after `created`.
+    pub(crate) fn new(per_period: u32, period: Duration, created: Instant) -> Window {
+        // Rounded up: a spacing a nanosecond short would fit one request too many into a
+        // period.
+        let nanos = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+        let spacing = Duration::from_nanos(nanos.div_ceil(u64::from(per_period.max(1))));
         Window {
-            budget,
-            period,
-            slots: VecDeque::with_capacity(budget),
+            spacing,
+            next: created + spacing,
         }
     }
 
-    /// Reserves the earliest send time at or after `now` that keeps every window of one
-    /// period within the budget.
+    /// Reserves the earliest send time at or after `now` that is one spacing after the
+    /// previous reservation.
     pub(crate) fn reserve(&mut self, now: Instant) -> Instant {
-        while self.slots.front().is_some_and(|&s| s + self.period <= now) {
-            self.slots.pop_front();
-        }
-        let latest = self.slots.back().copied().unwrap_or(now).max(now);
-        let at = match self.slots.len().checked_sub(self.budget) {
-            // `slots` is sorted, so the budget-th latest slot bounds the new one.
-            Some(i) => latest.max(self.slots[i] + self.period),
-            None => latest,
-        };
-        self.slots.push_back(at);
-        while self.slots.len() > self.budget {
-            self.slots.pop_front();
-        }
+        let at = self.next.max(now);
+        self.next = at + self.spacing;
         at
     }
 }
@@ -142,9 +140,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RateLimiter {
     pub(crate) fn new(limits: RateLimits) -> RateLimiter {
         let minute = Duration::from_secs(60);
+        let now = Instant::now();
         RateLimiter {
-            reads: Mutex::new(Window::new(limits.reads_per_minute, minute)),
-            writes: Mutex::new(Window::new(limits.writes_per_minute, minute)),
+            reads: Mutex::new(Window::new(limits.reads_per_minute, minute, now)),
+            writes: Mutex::new(Window::new(limits.writes_per_minute, minute, now)),
             pause: Pause::default(),
         }
     }
@@ -196,19 +195,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_admits_its_budget_at_once_then_spaces_by_the_period() {
+    fn a_window_spaces_requests_evenly_from_its_creation() {
         let t0 = Instant::now();
-        let mut w = Window::new(3, Duration::from_secs(60));
+        let mut w = Window::new(3, Duration::from_secs(60), t0);
         let got: Vec<_> = (0..7)
             .map(|_| w.reserve(t0).duration_since(t0).as_secs())
             .collect();
-        assert_eq!(got, [0, 0, 0, 60, 60, 60, 120]);
+        assert_eq!(got, [20, 40, 60, 80, 100, 120, 140]);
     }
 
     #[test]
     fn no_period_long_window_ever_holds_more_than_the_budget() {
         let t0 = Instant::now();
-        let mut w = Window::new(5, Duration::from_secs(60));
+        let mut w = Window::new(5, Duration::from_secs(60), t0);
         let mut sent = Vec::new();
         // Arrivals every 7 seconds for 10 minutes, in bursts of three.
         for i in 0..90u64 {
@@ -224,13 +223,45 @@ mod tests {
         }
     }
 
+    /// Found by `cargo xtask chaos --only operator_kills`: an operator killed and started
+    /// again during a burst began with an empty window and sent a second budget within the
+    /// minute (103 writes against Qlik's 100).
     #[test]
-    fn slots_free_up_after_the_period() {
+    fn a_restart_cannot_spend_the_budget_twice_in_a_minute() {
         let t0 = Instant::now();
-        let mut w = Window::new(2, Duration::from_secs(60));
+        let minute = Duration::from_secs(60);
+        let mut sent = Vec::new();
+        let mut at = t0;
+        // Each process sends as fast as it may, then dies; the next starts at once.
+        for lifetime in [5u64, 1, 12, 0, 30, 3, 61, 2] {
+            let mut window = Window::new(90, minute, at);
+            let dies = at + Duration::from_secs(lifetime);
+            loop {
+                let slot = window.reserve(at);
+                if slot > dies {
+                    break;
+                }
+                sent.push(slot);
+                at = slot;
+            }
+            at = dies;
+        }
+        for &start in &sent {
+            let in_window = sent
+                .iter()
+                .filter(|&&s| s >= start && s < start + minute)
+                .count();
+            assert!(in_window <= 90, "{in_window} requests in one minute");
+        }
+    }
+
+    #[test]
+    fn an_idle_window_sends_at_once() {
+        let t0 = Instant::now();
+        let mut w = Window::new(2, Duration::from_secs(60), t0);
         w.reserve(t0);
         w.reserve(t0);
-        let later = t0 + Duration::from_secs(61);
+        let later = t0 + Duration::from_secs(91);
         assert_eq!(w.reserve(later), later);
     }
 

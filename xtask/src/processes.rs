@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use qlik_csp_operator::tenant::{ClientConfig, Credential, CredentialSource, TenantClient};
 use serde_json::Value;
@@ -212,8 +212,23 @@ impl Operator {
         args: &[&str],
         log: PathBuf,
     ) -> Result<Operator, String> {
-        let file = std::fs::File::create(&log)
-            .map_err(|e| format!("failed to create {}: {e}", log.display()))?;
+        Operator::start_with_env(bins, kubeconfig, args, &[], log)
+    }
+
+    /// [`Operator::start`] with more environment variables (a fail point, a pod name).
+    /// The log is appended to, so that a restarted operator's log follows the killed one's.
+    pub fn start_with_env(
+        bins: &Path,
+        kubeconfig: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Result<Operator, String> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
         let mut command = Command::new(bins.join("qlik-csp-operator"));
         // The emulators listen on loopback, which the default host allow-list refuses; the
         // metrics port is picked freely so runs never collide.
@@ -225,6 +240,7 @@ impl Operator {
         command
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file);
         let child = spawn_tied(&mut command)?;
@@ -246,6 +262,38 @@ impl Operator {
                 self.log.display()
             )),
             Err(e) => Err(format!("failed to check the operator: {e}")),
+        }
+    }
+}
+
+impl Operator {
+    /// SIGKILLs the operator (no shutdown, no Lease release: a crash) and reaps it.
+    pub fn kill(mut self) -> Result<(), String> {
+        self.child
+            .kill()
+            .map_err(|e| format!("failed to kill the operator: {e}"))?;
+        self.child
+            .wait()
+            .map(|_| ())
+            .map_err(|e| format!("failed to reap the operator: {e}"))
+    }
+
+    /// Waits for the operator to exit on its own (a fail point aborting it), failing after
+    /// `deadline`.
+    pub async fn exited(&mut self, deadline: std::time::Duration) -> Result<ExitStatus, String> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if std::time::Instant::now() >= until => {
+                    return Err(format!(
+                        "the operator did not exit within {deadline:?}; see {}",
+                        self.log.display()
+                    ));
+                }
+                Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                Err(e) => return Err(format!("failed to check the operator: {e}")),
+            }
         }
     }
 }
@@ -272,8 +320,11 @@ pub fn spawn_tied(command: &mut Command) -> Result<Child, String> {
 fn http_client(ca_pem: &str) -> Result<reqwest::Client, String> {
     let tls = qlik_csp_operator::emulator::client_tls_config_for(ca_pem)
         .map_err(|e| format!("the emulator's CA is unusable: {e}"))?;
+    // Redirects are not followed: `users/me` answers 301 to an accepted credential, and
+    // following it would double a consumer's reads against the budget it shares.
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("failed to build an HTTP client: {e}"))
 }

@@ -181,6 +181,20 @@ pub(crate) async fn start_operator(
     let mut args = vec!["--log-format", "json", "--namespace", namespace];
     args.extend_from_slice(extra);
     let operator = Operator::start(&bench.bins, &bench.kubeconfig, &args, bench.work.join(log))?;
+    let (config_maps, entries) = wait_started(bench, namespace).await?;
+    Ok(Watched {
+        operator,
+        config_maps,
+        entries,
+    })
+}
+
+/// Waits until the tenant of `namespace` is Ready and has published a first header (an
+/// operator is running); returns watches of the header ConfigMap and of the CspEntries.
+pub(crate) async fn wait_started(
+    bench: &Bench,
+    namespace: &str,
+) -> Result<(Tracker<ConfigMap>, Tracker<CspEntry>), String> {
     let tenants = Tracker::start(
         Api::<QlikTenant>::namespaced(bench.client.clone(), namespace),
         watcher::Config::default(),
@@ -202,11 +216,7 @@ pub(crate) async fn start_operator(
         watcher::Config::default(),
     )
     .await?;
-    Ok(Watched {
-        operator,
-        config_maps,
-        entries,
-    })
+    Ok((config_maps, entries))
 }
 
 pub async fn header_tracker(bench: &Bench, namespace: &str) -> Result<Tracker<ConfigMap>, String> {

@@ -8,6 +8,7 @@
 //! each figure's median, min and max ([`summary`]). `--readme` renders a report into
 //! README.md ([`readme`]).
 
+pub(crate) mod api_key_rotation;
 pub(crate) mod burst;
 pub(crate) mod cluster;
 mod edit_latency;

@@ -38,12 +38,12 @@ use qlikops_testenv::{ControlPlane, Relay};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::tenant_faults::not_ready;
+use super::converged::not_ready;
 use super::{Check, Outcome, measure};
 use crate::bench::Bench;
+use crate::bench::api_key_rotation::{self as rotation, Consumer};
 use crate::bench::burst::{Watched, round, start_operator};
 use crate::bench::cluster::{self, Tracker};
-use crate::bench::rotation::{self, Consumer};
 use crate::processes::Emulator;
 use injector::Injector;
 
@@ -102,7 +102,7 @@ pub async fn run(
     cluster::create_namespace(&bench.client, NAMESPACE).await?;
     let emulator = Emulator::start(&bench.bins, &bench.work, "control-plane", &[])?;
     cluster::create_tenant(&bench.client, NAMESPACE, &emulator, "10m").await?;
-    let rotations = rotation::create_rotation(&bench.client, NAMESPACE).await?;
+    let rotations = rotation::create(&bench.client, NAMESPACE, "chaos consumer").await?;
 
     let upstream = control_plane
         .url
@@ -138,7 +138,7 @@ pub async fn run(
     .await?;
     let rotation_tracker = Tracker::start(rotations.clone(), watcher::Config::default()).await?;
     let first = rotation::first_credential(&rotation_tracker).await?;
-    let consumer = Consumer::start(bench, NAMESPACE, &emulator)?;
+    let consumer = Consumer::start(&bench.client, NAMESPACE, &emulator);
 
     let start = Instant::now();
     let mut injector = Injector::new(control_plane, &relay, start);

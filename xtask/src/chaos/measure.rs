@@ -24,6 +24,8 @@ pub struct Logged {
     pub status: u16,
     /// Arrival, in milliseconds since the emulator started.
     pub at_ms: u64,
+    /// What a create named: a csp-origin's origin, an API key's description.
+    pub subject: Option<String>,
 }
 
 impl Logged {
@@ -45,6 +47,7 @@ pub async fn request_log(emulator: &Emulator) -> Result<Vec<Logged>, String> {
                 operation: r["operation"].as_str()?.to_owned(),
                 status: u16::try_from(r["status"].as_u64()?).ok()?,
                 at_ms: r["atMs"].as_u64()?,
+                subject: r["subject"].as_str().map(str::to_owned),
             })
         })
         .filter(|r| r.operation != "unknown")
@@ -102,6 +105,27 @@ pub fn by_status(log: &[Logged]) -> BTreeMap<String, u64> {
         *counts.entry(key).or_default() += 1;
     }
     counts
+}
+
+/// Requests for `operation` per subject (origins lowercased, as Qlik compares them):
+/// `succeeded` counts only the ones the tenant answered 2xx, else every attempt that
+/// reached it, whatever the answer.
+pub fn per_subject(log: &[Logged], operation: &str, succeeded: bool) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for request in log.iter().filter(|r| r.operation == operation) {
+        if succeeded && !(200..300).contains(&request.status) {
+            continue;
+        }
+        if let Some(subject) = &request.subject {
+            *counts.entry(subject.to_ascii_lowercase()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Counts beyond one per subject: the writes that happened twice (or more).
+pub fn beyond_one(counts: &BTreeMap<String, u64>) -> u64 {
+    counts.values().map(|n| n.saturating_sub(1)).sum()
 }
 
 /// Remote entries beyond one per origin (origins compared case-insensitively, as Qlik
@@ -192,12 +216,39 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_counted_per_subject_and_beyond_one() {
+        let create = |subject: &str, status| Logged {
+            method: "POST".into(),
+            operation: "csp-origins.create".into(),
+            status,
+            at_ms: 0,
+            subject: Some(subject.into()),
+        };
+        let log = [
+            create("https://a.io", 201),
+            create("https://A.io", 400),
+            create("https://b.io", 0),
+            create("https://b.io", 201),
+            create("https://c.io", 201),
+            create("https://C.IO", 201),
+        ];
+        let created = per_subject(&log, "csp-origins.create", true);
+        assert_eq!(created.get("https://a.io"), Some(&1));
+        assert_eq!(created.get("https://b.io"), Some(&1));
+        assert_eq!(beyond_one(&created), 1);
+        let attempted = per_subject(&log, "csp-origins.create", false);
+        assert_eq!(beyond_one(&attempted), 3);
+        assert!(per_subject(&log, "api-keys.create", false).is_empty());
+    }
+
+    #[test]
     fn statuses_are_counted_with_dropped_connections_apart() {
         let request = |status| Logged {
             method: "GET".into(),
             operation: "csp-origins.list".into(),
             status,
             at_ms: 0,
+            subject: None,
         };
         let counts = by_status(&[request(200), request(0), request(200)]);
         assert_eq!(counts.get("200"), Some(&2));

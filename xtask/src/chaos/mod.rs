@@ -9,13 +9,19 @@
 //! the reader only, except the convergence bound, which is generous on purpose.
 //!
 //! Scenarios: `tenant_faults` ([`tenant_faults`]), `control_plane` ([`control_plane`]),
-//! and `soak` ([`soak`]), which runs on a control plane of its own alongside the others:
-//! their faults are not its steady state, and 30 minutes of soak after the rest would take
-//! the matrix past 40.
+//! `operator_kills` ([`operator_kills`]), `failover` ([`failover`]), and `soak`
+//! ([`soak`]), which runs on a control plane of its own alongside the others: their faults
+//! are not its steady state, and 30 minutes of soak after the rest would take the matrix
+//! past 40.
 
 mod control_plane;
+mod converged;
+mod failover;
 mod faults;
+mod kills;
 mod measure;
+mod operator_kills;
+mod rotation_kills;
 mod soak;
 mod tenant_faults;
 
@@ -26,15 +32,22 @@ use serde_json::{Map, Value, json};
 
 use crate::bench::Bench;
 
-const SCENARIOS: [&str; 3] = ["tenant_faults", "control_plane", "soak"];
+const SCENARIOS: [&str; 5] = [
+    "tenant_faults",
+    "control_plane",
+    "operator_kills",
+    "failover",
+    "soak",
+];
 
 pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
                    inject faults into a run of the operator (release build) on a fresh
                    control plane with the tenant emulator (scenarios: tenant_faults,
-                   control_plane, soak; default all), check each scenario's invariants as
-                   counts, write target/chaos/report.json and print a table; exits non-zero
-                   when any invariant fails. --quick: fewer entries, shorter outages, a
-                   5-minute soak instead of 30";
+                   control_plane, operator_kills, failover, soak; default all), check each
+                   scenario's invariants as counts, write target/chaos/report.json and print
+                   a table; exits non-zero when any invariant fails. --quick: fewer entries,
+                   kills and rotations, shorter outages, a 5-minute soak instead of 30.
+                   QLIKOPS_CHAOS_SEED=<n> repeats operator_kills' kill moments";
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -259,6 +272,18 @@ async fn scenarios(
         let outcome = control_plane::run(bench, control_plane, &plan).await?;
         outcomes.push(("control_plane", outcome));
     }
+    if wants("operator_kills") {
+        let plan = operator_kills::Plan::new(options.quick);
+        let seed = kills::seed()?;
+        println!("operator_kills: {plan} (seed {seed})...");
+        let outcome = operator_kills::run(bench, &plan, seed).await?;
+        outcomes.push(("operator_kills", outcome));
+    }
+    if wants("failover") {
+        let plan = failover::Plan::new(options.quick);
+        println!("failover: {plan}...");
+        outcomes.push(("failover", failover::run(bench, &plan).await?));
+    }
     Ok(outcomes)
 }
 
@@ -300,22 +325,19 @@ mod tests {
             })
         );
         assert_eq!(
-            Options::parse(&args("--only control_plane,tenant_faults")),
+            Options::parse(&args("--only control_plane,operator_kills,failover")),
             Ok(Options {
-                only: vec!["control_plane".to_owned(), "tenant_faults".to_owned()],
+                only: vec![
+                    "control_plane".to_owned(),
+                    "operator_kills".to_owned(),
+                    "failover".to_owned()
+                ],
                 quick: false
             })
         );
         assert_eq!(
-            Options::parse(&[]),
-            Ok(Options {
-                only: vec![
-                    "tenant_faults".to_owned(),
-                    "control_plane".to_owned(),
-                    "soak".to_owned()
-                ],
-                quick: false
-            })
+            Options::parse(&[]).map(|o| o.only),
+            Ok(SCENARIOS.map(str::to_owned).to_vec())
         );
         assert!(Options::parse(&args("--only nope")).is_err());
         assert!(Options::parse(&args("--only")).is_err());

@@ -27,10 +27,10 @@ use serde_json::{Value, json};
 
 use super::{Check, Outcome};
 use crate::bench::Bench;
+use crate::bench::api_key_rotation::{self as rotations, Consumer};
 use crate::bench::burst::round;
 use crate::bench::cluster::{self, Tracker};
 use crate::bench::memory::OperatorMemory;
-use crate::bench::rotation::{self as rotations, Consumer};
 use crate::processes::{Emulator, Operator};
 
 const NAMESPACE: &str = "chaos-soak";
@@ -126,7 +126,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
     let emulator = Emulator::start(&bench.bins, &bench.work, "soak", &[])?;
     let sync_interval = format!("{SYNC_INTERVAL_SECONDS}s");
     cluster::create_tenant(&bench.client, NAMESPACE, &emulator, &sync_interval).await?;
-    let rotation_api = rotations::create_rotation(&bench.client, NAMESPACE).await?;
+    let rotation_api = rotations::create(&bench.client, NAMESPACE, "soak consumer").await?;
     let operator = Operator::start(
         &bench.bins,
         &bench.kubeconfig,
@@ -149,7 +149,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         .wait_for("every entry Ready", SETTLE_WITHIN, |e| ready(e) == count)
         .await?;
     let first = rotations::first_credential(&rotation_tracker).await?;
-    let consumer = Consumer::start(bench, NAMESPACE, &emulator)?;
+    let consumer = Consumer::start(&bench.client, NAMESPACE, &emulator);
     let metrics = metrics_url(&operator).await?;
     let memory = OperatorMemory::of(&operator);
     let http = reqwest::Client::new();
@@ -172,8 +172,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         }
         if now >= next_rotation {
             rotations_requested += 1;
-            rotations::request_rotation(&rotation_api, &rotation_tracker, rotations_requested)
-                .await?;
+            rotations::request(&rotation_api, &rotation_tracker).await?;
             next_rotation += plan.rotate_every;
         }
         if now >= next_edit {

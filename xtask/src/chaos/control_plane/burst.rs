@@ -12,7 +12,7 @@ use super::injector::Injector;
 use crate::bench::Bench;
 use crate::bench::burst::round;
 use crate::bench::cluster::{self, Tracker};
-use crate::chaos::tenant_faults::ready;
+use crate::chaos::converged::ready;
 
 /// Entries created at once against the apiserver.
 const PARALLEL_CREATES: usize = 16;

@@ -10,8 +10,8 @@ use qlik_csp_operator::api::SecretRotation;
 use qlik_csp_operator::api::secret_rotation::Phase;
 
 use super::injector::Injector;
+use crate::bench::api_key_rotation::{self as rotation, settled_at};
 use crate::bench::cluster::Tracker;
-use crate::bench::rotation::{self, settled_at};
 
 /// Runs `count` rotations after the one at revision `first`; returns how many completed
 /// (stops at the first that does not, within the rotation deadline).
@@ -24,7 +24,7 @@ pub async fn run(
 ) -> Result<i64, String> {
     for done in 1..=count {
         let revision = first + done;
-        rotation::request_rotation(rotations, tracker, done).await?;
+        rotation::request(rotations, tracker).await?;
         let early = done % 2 == 1;
         let moment = if early { "in flight" } else { "draining" };
         let seen = tracker
@@ -70,7 +70,9 @@ pub async fn run(
                     .await;
             }
         }
-        if let Err(message) = rotation::wait_settled(tracker, revision, done).await {
+        if let Err(message) =
+            rotation::wait_settled(tracker, revision, rotation::ROTATION_DEADLINE).await
+        {
             println!("control_plane: {message}");
             return Ok(done - 1);
         }
