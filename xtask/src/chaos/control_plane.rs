@@ -33,12 +33,12 @@ use std::time::{Duration, Instant};
 
 use kube::api::Api;
 use kube::runtime::watcher;
-use qlik_csp_operator::api::{CspEntry, QlikTenant};
+use qlik_csp_operator::api::QlikTenant;
 use qlikops_testenv::{ControlPlane, Relay};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::converged::not_ready;
+use super::converged::Converged;
 use super::{Check, Outcome, measure};
 use crate::bench::Bench;
 use crate::bench::api_key_rotation::{self as rotation, Consumer};
@@ -168,41 +168,17 @@ pub async fn run(
     // consumer's requests only.
     let log = measure::request_log(&emulator).await?;
     let calls = emulator.counters().await?;
-    let remote = emulator
-        .admin_client(NAMESPACE)?
-        .list_csp_origins()
-        .await
-        .map_err(|e| format!("failed to list the tenant's entries: {e}"))?;
+    let end = Converged::observe(&entries, &config_maps, &emulator, NAMESPACE, count).await?;
     let keys = rotation::operator_keys(&emulator, NAMESPACE, &rotation_tracker).await?;
-    let snapshot: Vec<CspEntry> = entries.read(|e| e.values().cloned().collect())?;
-    let entries_ready = snapshot.iter().filter(|e| cluster::entry_ready(e)).count();
     let tenant = Api::<QlikTenant>::namespaced(bench.client.clone(), NAMESPACE)
         .get(cluster::TENANT)
         .await
         .map_err(|e| format!("failed to read the QlikTenant: {e}"))?;
     let published =
         config_maps.read(|c| c.values().find_map(cluster::header_of).map(str::to_owned))?;
-    let header_origins = config_maps.read(|c| {
-        c.values()
-            .filter_map(cluster::header_of)
-            .map(|h| cluster::header_origin_count(h, count))
-            .max()
-            .unwrap_or(0)
-    })?;
 
-    let mut checks = vec![
-        Check::exactly(
-            "converged.entries_ready",
-            entries_ready as u64,
-            count as u64,
-        ),
-        Check::exactly(
-            "converged.header_origins",
-            header_origins as u64,
-            count as u64,
-        ),
-        Check::exactly("duplicates", measure::duplicates(&remote), 0),
-        Check::exactly("lost", measure::lost(&snapshot, &remote), 0),
+    let mut checks = end.checks();
+    checks.extend([
         Check::exactly(
             "stale_tenant_status",
             u64::from(!describes(&tenant, published.as_deref())),
@@ -215,7 +191,7 @@ pub async fn run(
         ),
         Check::exactly("consumer_auth_failures", consumer_failures, 0),
         Check::exactly("leaked_credentials", keys.unaccounted as u64, 0),
-    ];
+    ]);
     checks.extend(measure::tier_checks(&log));
     let did = json!({
         "entries": count,
@@ -229,8 +205,8 @@ pub async fn run(
         "faults": injector.record_json(),
         "relay_connections": relay.accepted(),
         "entry_writes_after_convergence": entries.writes() - entry_writes_at_convergence,
-        "not_ready": not_ready(&snapshot),
-        "remote_entries": remote.len(),
+        "not_ready": end.not_ready(),
+        "remote_entries": end.remote.len(),
         "consumer_requests": consumer_requests,
         "operator_keys_on_tenant": keys.active,
         "tenant_calls": calls.total(),
