@@ -38,7 +38,9 @@ const PARALLEL_CREATES: usize = 16;
 pub struct Plan {
     pub entries: usize,
     pub outage: Duration,
-    /// From the first create until every entry is Ready and the header holds every origin.
+    /// From the first create until every entry is Ready and the header holds every origin:
+    /// the paced writes (one every 0.67 s), the outage, and one longest backoff (300 s)
+    /// for an entry whose retries the faults kept failing, with room to spare.
     pub converge_within: Duration,
 }
 
@@ -50,13 +52,13 @@ impl Plan {
                 outage: Duration::from_secs(20),
                 // The operator spaces its writes evenly (90 a minute, no first-minute
                 // burst: see `tenant::rate_limit`), and every faulted attempt spends one.
-                converge_within: Duration::from_secs(360),
+                converge_within: Duration::from_secs(600),
             }
         } else {
             Plan {
                 entries: 250,
                 outage: Duration::from_secs(120),
-                converge_within: Duration::from_secs(840),
+                converge_within: Duration::from_secs(960),
             }
         }
     }
