@@ -101,6 +101,9 @@ pub struct Metrics {
     /// When each credential expires; the gauge is computed from it at every scrape, so that
     /// it counts down without anyone setting it.
     expiries: Mutex<HashMap<CredentialLabels, jiff::Timestamp>>,
+    /// Ticks when any reconcile finishes, for whoever waits for the controllers to settle
+    /// (see [`Metrics::reconcile_finished`]).
+    finished: tokio::sync::watch::Sender<()>,
 }
 
 impl Metrics {
@@ -180,7 +183,15 @@ impl Metrics {
             cache_probes: Mutex::default(),
             credential_expiry,
             expiries: Mutex::default(),
+            finished: tokio::sync::watch::Sender::new(()),
         }
+    }
+
+    /// A receiver that sees a change each time a reconcile finishes (after its counters
+    /// are updated): an in-process caller, such as a test, waits on it for the controllers
+    /// to go quiet instead of polling the counters.
+    pub fn reconcile_finished(&self) -> tokio::sync::watch::Receiver<()> {
+        self.finished.subscribe()
     }
 
     /// Records one reconcile of `controller` that took `took` and failed with `error_reason`
@@ -209,7 +220,8 @@ impl Metrics {
             .get_or_create(&ControllerLabels {
                 controller: controller.to_owned(),
             })
-            .observe(took.as_secs_f64());
+            .observe(took.as_secs_f64()); // `send_replace`: it never fails, with or without a receiver.
+        self.finished.send_replace(());
     }
 
     /// Sets the size of the header published for QlikTenant `namespace/tenant`.

@@ -21,19 +21,27 @@ pub fn reconciles(metrics: &Metrics, controller: &str) -> u64 {
 }
 
 /// Waits until `controller` has finished no reconcile for [`QUIET`]; fails the test if it
-/// keeps reconciling for `deadline`. Polls the counter: the metrics have no change feed.
+/// keeps reconciling for `deadline`. Woken by every finished reconcile (any controller's),
+/// it restarts the quiet period only when `controller`'s own count moved.
 pub async fn until_quiet(metrics: &Metrics, controller: &str, deadline: Duration) {
     let give_up = Instant::now() + deadline;
-    let (mut seen, mut since) = (reconciles(metrics, controller), Instant::now());
-    while since.elapsed() < QUIET {
+    let mut finished = metrics.reconcile_finished();
+    let mut seen = reconciles(metrics, controller);
+    let mut quiet_at = Instant::now() + QUIET;
+    loop {
         assert!(
             Instant::now() < give_up,
             "the {controller} controller kept reconciling for {deadline:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = reconciles(metrics, controller);
-        if now != seen {
-            (seen, since) = (now, Instant::now());
+        match tokio::time::timeout_at(quiet_at.into(), finished.changed()).await {
+            // No reconcile at all for the quiet period, or the controllers are gone.
+            Err(_) | Ok(Err(_)) => return,
+            Ok(Ok(())) => {
+                let now = reconciles(metrics, controller);
+                if now != seen {
+                    (seen, quiet_at) = (now, Instant::now() + QUIET);
+                }
+            }
         }
     }
 }
