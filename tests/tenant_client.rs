@@ -352,6 +352,34 @@ async fn server_errors_are_given_up_after_the_bounded_attempts() {
     );
 }
 
+/// The entries' backoff caps its waits at a minute while the tenant answers (see
+/// `controller::backoff`): only a real answer may count, never a 5xx or a 429.
+#[tokio::test]
+async fn the_client_remembers_when_the_tenant_last_answered_and_5xx_or_429_are_no_answer() {
+    let tenant = Tenant::start().await;
+    let client = tenant.api_key_client();
+    assert_eq!(client.answered_at(), None, "nothing sent yet");
+    tenant
+        .fault(json!({"method": "GET", "path": "/api/v1/csp-origins*", "fault": "status", "status": 500}))
+        .await;
+    let err = client.list_csp_origins().await.err();
+    assert_eq!(err.as_ref().map(Error::reason), Some("TenantUnavailable"));
+    assert_eq!(client.answered_at(), None, "a 5xx is no answer");
+    tenant
+        .fault(json!({"path": "/api/v1/tenants/me", "fault": "status", "status": 429, "retryAfter": 3600, "times": 1}))
+        .await;
+    let err = client.tenant_id().await.err();
+    assert_eq!(err.as_ref().map(Error::reason), Some("RateLimited"));
+    assert_eq!(client.answered_at(), None, "a 429 is no answer");
+
+    let before = tokio::time::Instant::now();
+    let other = tenant.api_key_client();
+    ok(other.tenant_id().await);
+    let answered = other.answered_at();
+    assert!(answered.is_some_and(|at| at >= before), "{answered:?}");
+    assert_eq!(client.answered_at(), None, "each client keeps its own");
+}
+
 #[tokio::test]
 async fn a_create_whose_response_times_out_is_an_unknown_outcome_found_by_origin() {
     let tenant = Tenant::start().await;

@@ -29,6 +29,15 @@
 //!   the same instant; never less than the first failure's backoff. The pause is not
 //!   capped by `max`: the tenant decides. Failing during a pause does not lengthen the
 //!   object's streak: the tenant asked for the wait, the object did not fail.
+//! - While the object's tenant answers requests (it answered one, anyone's, since the
+//!   object last failed), the wait is capped at `answering_max` (1 minute) instead of
+//!   `max`. A failure that the tenant's other requests do not share is bad luck (one `5xx`
+//!   among many answers) or the object's own, not an outage: backing off for 5 minutes
+//!   would only delay convergence, and a retry a minute is small next to the tenant's
+//!   write budget, which the client's rate limiter keeps anyway. Before this cap, an
+//!   entry that had climbed the ladder during a 20 s outage and then lost four retries to
+//!   a flaky tenant's random `5xx` took 10 minutes to converge (`cargo xtask chaos`,
+//!   tenant_faults). A tenant that answers nobody gets the full backoff.
 //! - Only a failure at or after the object's scheduled retry lengthens its streak. One
 //!   that comes sooner (a watch event reconciled it early: a burst rewrites its tenant's
 //!   status many times a minute) keeps the scheduled retry: otherwise a few seconds of
@@ -60,15 +69,28 @@ pub struct Policy {
     pub initial: Duration,
     /// The cap on the wait (not on a tenant pause).
     pub max: Duration,
+    /// The cap on the wait while the tenant answers other requests.
+    pub answering_max: Duration,
 }
 
 /// The operator's policy: 5 s after the first failure (the fixed retry it replaces),
 /// doubling up to 5 minutes, which keeps a tenant that fails for an hour at about a dozen
-/// attempts per object.
+/// attempts per object; 1 minute at most while the tenant answers.
 pub const DEFAULT: Policy = Policy {
     initial: Duration::from_secs(5),
     max: Duration::from_secs(300),
+    answering_max: Duration::from_secs(60),
 };
+
+/// What is known of an object's tenant when the object failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantState {
+    /// The remaining tenant-wide pause (`429 Retry-After`), if one is in force.
+    pub pause: Option<Duration>,
+    /// When the tenant last answered a request
+    /// ([`TenantClient::answered_at`](crate::tenant::TenantClient::answered_at)).
+    pub answered_at: Option<Instant>,
+}
 
 impl Policy {
     /// The wait after a failure, given a `jitter` in `[0, 1)`. Pure.
@@ -78,6 +100,22 @@ impl Policy {
     /// spread, and at least the first failure's backoff (a tenant answering
     /// `Retry-After: 0` does not make a tight loop).
     pub fn delay(&self, failures: u32, jitter: f64, pause: Option<Duration>) -> Duration {
+        self.delay_capped(failures, jitter, pause, self.max)
+    }
+
+    /// [`Policy::delay`] while the tenant answers other requests: capped at
+    /// `answering_max`. Pure.
+    pub fn delay_answering(&self, failures: u32, jitter: f64) -> Duration {
+        self.delay_capped(failures, jitter, None, self.answering_max.min(self.max))
+    }
+
+    fn delay_capped(
+        &self,
+        failures: u32,
+        jitter: f64,
+        pause: Option<Duration>,
+        cap: Duration,
+    ) -> Duration {
         let jitter = if jitter.is_finite() {
             jitter.clamp(0.0, 1.0)
         } else {
@@ -86,16 +124,18 @@ impl Policy {
         match pause {
             Some(pause) => {
                 let spread = (pause / 10).min(PAUSE_SPREAD_CAP).mul_f64(jitter);
-                pause.saturating_add(spread).max(self.backoff(1, jitter))
+                pause
+                    .saturating_add(spread)
+                    .max(self.backoff(1, jitter, cap))
             }
-            None => self.backoff(failures, jitter),
+            None => self.backoff(failures, jitter, cap),
         }
     }
 
     /// Equal jitter over the capped exponential wait.
-    fn backoff(&self, failures: u32, jitter: f64) -> Duration {
+    fn backoff(&self, failures: u32, jitter: f64, cap: Duration) -> Duration {
         let exp = 2u32.saturating_pow(failures.max(1) - 1);
-        let full = self.initial.saturating_mul(exp).min(self.max);
+        let full = self.initial.saturating_mul(exp).min(cap);
         full / 2 + (full / 2).mul_f64(jitter)
     }
 }
@@ -104,6 +144,8 @@ impl Policy {
 #[derive(Clone, Copy, Debug)]
 struct Streak {
     failures: u32,
+    /// When the object last failed.
+    last_failure: Instant,
     /// When the retry the last failure asked for is due.
     retry_at: Instant,
     /// When the streak is considered over if the object has not failed again.
@@ -141,7 +183,17 @@ where
     /// reconcile; `tenant_pause` is the remaining `Retry-After` pause of its tenant (from
     /// [`Error::retry_after`](crate::tenant::Error::retry_after)).
     pub fn failed(&self, object: &K, tenant_pause: Option<Duration>) -> Duration {
-        self.failed_at(object, tenant_pause, Instant::now(), jitter())
+        let tenant = TenantState {
+            pause: tenant_pause,
+            answered_at: None,
+        };
+        self.failed_on(object, tenant)
+    }
+
+    /// [`Backoff::failed`], knowing also when the tenant last answered: the wait is capped
+    /// at `answering_max` if it answered since the object's previous failure.
+    pub fn failed_on(&self, object: &K, tenant: TenantState) -> Duration {
+        self.failed_on_at(object, tenant, Instant::now(), jitter())
     }
 
     /// [`Backoff::failed`] at `now` with `jitter`.
@@ -152,6 +204,22 @@ where
         now: Instant,
         jitter: f64,
     ) -> Duration {
+        let tenant = TenantState {
+            pause: tenant_pause,
+            answered_at: None,
+        };
+        self.failed_on_at(object, tenant, now, jitter)
+    }
+
+    /// [`Backoff::failed_on`] at `now` with `jitter`.
+    pub fn failed_on_at(
+        &self,
+        object: &K,
+        tenant: TenantState,
+        now: Instant,
+        jitter: f64,
+    ) -> Duration {
+        let tenant_pause = tenant.pause;
         let key = ObjectRef::from_obj(object);
         let mut streaks = self.lock();
         streaks.retain(|_, streak| streak.forget_at > now);
@@ -159,6 +227,11 @@ where
         if let Some(streak) = known.filter(|s| now < s.retry_at && tenant_pause.is_none()) {
             return streak.retry_at - now;
         }
+        // Answered since this object's previous failure (or ever, for a first failure):
+        // other requests get through, so this is no outage.
+        let answering = tenant
+            .answered_at
+            .is_some_and(|answered| known.is_none_or(|s| answered > s.last_failure));
         let known = known.map_or(0, |s| s.failures);
         // A tenant pause is not the object failing: while it lasts, every reconcile (and
         // watch events bring many) fails at once, and counting those would leave the
@@ -167,7 +240,10 @@ where
             Some(_) => known,
             None => known.saturating_add(1),
         };
-        let wait = self.policy.delay(failures, jitter, tenant_pause);
+        let wait = match tenant_pause {
+            None if answering => self.policy.delay_answering(failures, jitter),
+            _ => self.policy.delay(failures, jitter, tenant_pause),
+        };
         // A wait too long for the clock (a pathological pause) ends the streak early.
         let forget_at = now
             .checked_add(wait.saturating_add(self.policy.max))
@@ -177,6 +253,7 @@ where
             key,
             Streak {
                 failures,
+                last_failure: now,
                 retry_at,
                 forget_at,
             },
@@ -371,6 +448,70 @@ mod tests {
             backoff.failed_at(&a, None, due, 0.0),
             5 * SECOND,
             "the streak's second failure, not its fifth"
+        );
+    }
+
+    /// The chaos matrix's tenant_faults scenario in small: an entry climbs the ladder
+    /// during an outage, then keeps losing its retries to random `5xx` of a tenant that
+    /// answers everyone else.
+    #[test]
+    fn an_object_failing_alone_while_its_tenant_answers_waits_at_most_a_minute() {
+        let backoff = Backoff::new(DEFAULT);
+        let t0 = Instant::now();
+        let a = object("a");
+        let answered_before = Some(t0 - SECOND);
+        let mut at = t0;
+        // Five failures during the outage: nobody is answered, the full ladder.
+        for expected in [5, 10, 20, 40, 80] {
+            let outage = TenantState {
+                pause: None,
+                answered_at: answered_before,
+            };
+            let wait = backoff.failed_on_at(&a, outage, at, 0.999_999);
+            assert!(wait > Duration::from_secs(expected) - MS, "{wait:?}");
+            at += wait;
+        }
+        // The tenant is back and answers others; this object loses four more retries.
+        let mut waited_after_the_outage = Duration::ZERO;
+        let mut last_answer = None;
+        for _ in 0..4 {
+            last_answer = Some(at - MS);
+            let answering = TenantState {
+                pause: None,
+                answered_at: last_answer,
+            };
+            let wait = backoff.failed_on_at(&a, answering, at, 0.999_999);
+            assert!(wait <= DEFAULT.answering_max, "{wait:?}");
+            waited_after_the_outage += wait;
+            at += wait;
+        }
+        assert!(
+            waited_after_the_outage <= 4 * DEFAULT.answering_max,
+            "{waited_after_the_outage:?}: the 5-minute cap would make it 20 minutes"
+        );
+        // It is still the streak's tenth failure: the tenant failing everyone again gets
+        // the full cap back.
+        let outage_again = TenantState {
+            pause: None,
+            answered_at: last_answer,
+        };
+        assert_eq!(
+            backoff.failed_on_at(&a, outage_again, at, 0.0),
+            DEFAULT.max / 2
+        );
+    }
+
+    #[test]
+    fn a_tenant_pause_outlasts_the_answering_cap() {
+        let backoff = Backoff::new(DEFAULT);
+        let now = Instant::now();
+        let paused = TenantState {
+            pause: Some(Duration::from_secs(600)),
+            answered_at: Some(now),
+        };
+        assert_eq!(
+            backoff.failed_on_at(&object("a"), paused, now, 0.0),
+            Duration::from_secs(600)
         );
     }
 

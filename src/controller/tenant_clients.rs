@@ -213,6 +213,16 @@ impl TenantClients {
         Ok(client)
     }
 
+    /// When the tenant last answered a request (see [`TenantClient::answered_at`]), if it
+    /// has a client; no I/O.
+    pub fn answered_at(&self, key: &TenantKey) -> Option<Instant> {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .and_then(|cached| cached.client.answered_at())
+    }
+
     /// Forgets the tenant's client (deleted tenant) or forces the Secret to be read again
     /// (after a 401).
     pub fn forget(&self, key: &TenantKey) {

@@ -187,6 +187,9 @@ struct Inner {
     config: ClientConfig,
     auth: Auth,
     limiter: RateLimiter,
+    /// When the tenant last answered a request (any status but 429 and 5xx): whether it is
+    /// serving requests at all, which a caller's backoff takes into account.
+    answered_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for TenantClient {
@@ -363,6 +366,7 @@ impl TenantClient {
                 limiter: RateLimiter::new(config.rate_limits),
                 auth: Auth::new(credential, source),
                 config,
+                answered_at: std::sync::Mutex::default(),
             }),
         })
     }
@@ -393,6 +397,16 @@ impl TenantClient {
     /// The remaining tenant-wide pause a `429 Retry-After` imposed, if one is in force.
     pub fn paused_for(&self) -> Option<Duration> {
         self.inner.limiter.paused_for(Instant::now())
+    }
+
+    /// When the tenant last answered a request of this client with anything but `429` or a
+    /// `5xx` (a `404` is an answer too). `None` before its first answer.
+    pub fn answered_at(&self) -> Option<Instant> {
+        *self
+            .inner
+            .answered_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes over `previous`'s tenant-wide pause, if longer than this client's: for a
@@ -583,6 +597,14 @@ impl TenantClient {
                 }
             };
             let status = answer.status.as_u16();
+            if status != 429 && status < 500 {
+                let now = Instant::now();
+                *self
+                    .inner
+                    .answered_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+            }
             tracing::debug!(operation = op, method = %call.method, path = call.url.path(), status, attempt, elapsed_ms, "tenant request");
             let may_reauthenticate =
                 !reauthenticated && bearer.as_ref().is_some_and(|b| self.may_reauthenticate(b));

@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 
 use self::plan::Requeue as Next;
 use super::Shared;
-use super::backoff::{self, Backoff};
+use super::backoff::{self, Backoff, TenantState};
 use super::conditions::{self, Desired, Progress, READY};
 use super::entry_feed::{EntryChange, Sees};
 use super::own_writes;
@@ -351,7 +351,11 @@ fn error_policy(entry: Arc<CspEntry>, error: &Error, context: Arc<Context>) -> R
         return Requeue::requeue(SELF_WRITE_BACKSTOP);
     }
     let wait = if error.is_transient() {
-        context.backoff.failed(&entry, error.tenant_pause())
+        let tenant = TenantState {
+            pause: error.tenant_pause(),
+            answered_at: context.shared.tenants.answered_at(&entry.tenant_key()),
+        };
+        context.backoff.failed_on(&entry, tenant)
     } else if let Error::Write(tenant::Error::LimitReached { .. }) = error {
         plan::WAIT_FOR_ROOM
     } else {
