@@ -42,6 +42,13 @@
 //!   that comes sooner (a watch event reconciled it early: a burst rewrites its tenant's
 //!   status many times a minute) keeps the scheduled retry: otherwise a few seconds of
 //!   such events against a flaky tenant would push the object to the 5-minute cap.
+//! - A controller can [`hold`](Backoff::hold) a failed object until its retry is due:
+//!   [`Backoff::holding`] then says how long is left, and the reconcile returns without
+//!   calling the tenant. Without it, the object's own status write (each failure records
+//!   its message, and a flaky tenant's messages differ: a 500, a 503, a dropped
+//!   connection) came back through the watch and reconciled it at once, so an entry
+//!   failing with varied errors retried about once a second, its backoff bypassed. A
+//!   change of the object's spec (a new generation) or its deletion ends the hold.
 //! - Memory is bounded by the objects failing now: a success forgets the object, and an
 //!   object that has not failed again within its last wait plus `max` (deleted, or
 //!   fixed without a reconcile) is forgotten at the next failure of any object.
@@ -146,6 +153,8 @@ struct Streak {
     failures: u32,
     /// When the object last failed.
     last_failure: Instant,
+    /// The object's generation when it was held ([`Backoff::hold`]).
+    held: Option<i64>,
     /// When the retry the last failure asked for is due.
     retry_at: Instant,
     /// When the streak is considered over if the object has not failed again.
@@ -254,11 +263,38 @@ where
             Streak {
                 failures,
                 last_failure: now,
+                held: None,
                 retry_at,
                 forget_at,
             },
         );
         wait
+    }
+
+    /// Holds `object`, which just failed, until its retry is due: see [`Backoff::holding`].
+    pub fn hold(&self, object: &K) {
+        let key = ObjectRef::from_obj(object);
+        if let Some(streak) = self.lock().get_mut(&key) {
+            streak.held = Some(object.meta().generation.unwrap_or_default());
+        }
+    }
+
+    /// How long `object` is still held: its retry is not due, and neither its spec nor
+    /// its deletion changed since it was held. `None` when it may be reconciled.
+    pub fn holding(&self, object: &K) -> Option<Duration> {
+        self.holding_at(object, Instant::now())
+    }
+
+    /// [`Backoff::holding`] at `now`.
+    pub fn holding_at(&self, object: &K, now: Instant) -> Option<Duration> {
+        let meta = object.meta();
+        if meta.deletion_timestamp.is_some() {
+            return None;
+        }
+        let streaks = self.lock();
+        let streak = streaks.get(&ObjectRef::from_obj(object))?;
+        let generation = meta.generation.unwrap_or_default();
+        (streak.held == Some(generation) && now < streak.retry_at).then(|| streak.retry_at - now)
     }
 
     /// `object` reconciled without error: its next failure starts a new streak.
@@ -512,6 +548,40 @@ mod tests {
         assert_eq!(
             backoff.failed_on_at(&object("a"), paused, now, 0.0),
             Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn a_held_object_waits_for_its_retry_unless_its_spec_changes_or_it_is_deleted() {
+        let backoff = Backoff::new(DEFAULT);
+        let now = Instant::now();
+        let mut a = object("a");
+        a.metadata.generation = Some(3);
+        assert_eq!(backoff.holding_at(&a, now), None, "never failed");
+        let wait = backoff.failed_at(&a, None, now, 0.0);
+        assert_eq!(backoff.holding_at(&a, now), None, "failed, not held");
+        backoff.hold(&a);
+        assert_eq!(backoff.holding_at(&a, now + SECOND), Some(wait - SECOND));
+        assert_eq!(backoff.holding_at(&a, now + wait), None, "its retry is due");
+
+        let mut edited = a.clone();
+        edited.metadata.generation = Some(4);
+        assert_eq!(backoff.holding_at(&edited, now + SECOND), None);
+        let mut deleted = a.clone();
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert_eq!(backoff.holding_at(&deleted, now + SECOND), None);
+
+        // The next failure releases the hold until the controller holds it again.
+        backoff.failed_at(&a, None, now + wait, 0.0);
+        assert_eq!(backoff.holding_at(&a, now + wait + SECOND), None);
+        backoff.succeeded(&a);
+        backoff.hold(&a);
+        assert_eq!(
+            backoff.holding_at(&a, now),
+            None,
+            "nothing to hold after a success"
         );
     }
 

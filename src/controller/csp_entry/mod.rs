@@ -229,6 +229,11 @@ pub async fn run(shared: Arc<Shared>) {
 /// apiserver calls inlined). Unboxed, the hundreds created at once by a burst's watch
 /// events were the largest item of the heap profile, though most end at their first poll.
 async fn reconcile(stored: Arc<CspEntry>, context: Arc<Context>) -> Result<Requeue, Error> {
+    // An entry the tenant failed waits for its retry: the watch event of its own failure
+    // status (or of any status or metadata write) must not call the tenant again sooner.
+    if let Some(wait) = context.backoff.holding(&stored) {
+        return Ok(Requeue::requeue(wait));
+    }
     let me = ObjectRef::from_obj(stored.as_ref());
     let Some(_turn) = context.shared.turns.take(&stored.tenant_key(), &me) else {
         return Ok(Requeue::await_change());
@@ -355,7 +360,14 @@ fn error_policy(entry: Arc<CspEntry>, error: &Error, context: Arc<Context>) -> R
             pause: error.tenant_pause(),
             answered_at: context.shared.tenants.answered_at(&entry.tenant_key()),
         };
-        context.backoff.failed_on(&entry, tenant)
+        let wait = context.backoff.failed_on(&entry, tenant);
+        // A tenant's failure: nothing but the retry (or an edit) calls it again. Other
+        // failures (the tenant missing or not Ready, the apiserver) are ended by events
+        // this controller watches, and keep reconciling on them.
+        if matches!(error, Error::List(_) | Error::Write(_)) {
+            context.backoff.hold(&entry);
+        }
+        wait
     } else if let Error::Write(tenant::Error::LimitReached { .. }) = error {
         plan::WAIT_FOR_ROOM
     } else {
