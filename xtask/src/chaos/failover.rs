@@ -1,7 +1,15 @@
-//! `failover`: two operator replicas with leader election on, a burst of CspEntries in
+//! `failover`: two operator replicas with leader election on, a burst of CspEntries and an
+//! API key rotation (its consumer calling the tenant with whatever the Secret holds) in
 //! progress, and the leader SIGKILLed (no release: its Lease must expire). Measures how long
 //! until the standby holds the Lease and until it resumes the burst (the next entry made
 //! Ready), then restarts the killed replica, as its Deployment would, as the new standby.
+//!
+//! A third of the way into the burst a rotation is requested, and the leader is killed once
+//! the rotation is `Draining` (the new key in the Secret, the old one still valid): the
+//! standby must revoke the old key and settle the rotation. Not earlier: a kill between a
+//! key's create and its Secret write loses the value, and the operator then rightly creates
+//! another key for the revision (`operator_kills` covers that window), which this scenario
+//! would count as a repeated write.
 //!
 //! Invariants, as counts:
 //! - `takeover_ms`: from the kill until the Lease names the standby, at most the lease
@@ -11,8 +19,14 @@
 //! - no tenant write happens twice, from the emulator's request log:
 //!   `csp_creates_beyond_one_per_origin` (creates the tenant accepted) and
 //!   `csp_create_attempts_beyond_one_per_origin` (every create that reached it: no fault
-//!   is injected here, so a second attempt can only be a repeated write);
-//! - `max_tenant_requests_per_minute.{writes,reads}`: both replicas' requests together.
+//!   is injected here, so a second attempt can only be a repeated write), and
+//!   `api_key_creates_beyond_one_per_revision` (API keys the tenant created, per revision
+//!   of the SecretRotation);
+//! - `rotations_completed`, `consumer_auth_failures`, `leaked_credentials`,
+//!   `lost_credentials`: as in `operator_kills` (the Secret checked right after the kill
+//!   and at the end);
+//! - `max_tenant_requests_per_minute.{writes,reads}`: both replicas' requests together,
+//!   and the consumer's.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -22,12 +36,14 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::converged::{self, Converged};
 use super::kills::Restartable;
+use super::rotating::{Rotating, draining, phase_of};
 use super::{Check, Outcome, measure};
 use crate::bench::Bench;
+use crate::bench::api_key_rotation::ROTATION_DEADLINE;
 use crate::bench::burst::{round, wait_started};
 use crate::bench::cluster::{self, Tracker};
 use crate::processes::Emulator;
@@ -39,6 +55,9 @@ const LEASE_SECONDS: u64 = 15;
 /// What a takeover may take beyond the lease duration: the standby retries on a timer.
 const TAKEOVER_MARGIN: Duration = Duration::from_secs(5);
 const REPLICAS: [&str; 2] = ["replica-a", "replica-b"];
+/// The old key's grace period: longer than the consumer's read-then-call, far shorter than
+/// a real one, so that the standby revokes the old key as soon as it leads.
+const GRACE_PERIOD: &str = "3s";
 const PARALLEL_CREATES: usize = 16;
 
 /// The scenario's size: the full run or `--quick`.
@@ -69,7 +88,8 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "two replicas, {} entries, the leader SIGKILLed a third of the way in (lease {LEASE_SECONDS} s)",
+            "two replicas, {} entries, the leader SIGKILLed a third of the way in, with an API key \
+             rotation in flight (lease {LEASE_SECONDS} s)",
             self.entries
         )
     }
@@ -88,6 +108,8 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         LEASE,
         "--leader-election-lease-seconds",
         &lease_seconds,
+        "--grace-period-override",
+        GRACE_PERIOD,
     ];
     // POD_NAME starts each replica's Lease identity, so the holder says which one leads.
     let mut replicas = REPLICAS.map(|name| {
@@ -109,6 +131,8 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
     let first = replicas[0].start()?;
     let (config_maps, entries) = wait_started(bench, NAMESPACE).await?;
     let mut second = replicas[1].start()?;
+    // The first key, made by the leader; from here on the consumer uses the Secret.
+    let mut rotating = Rotating::start(bench, NAMESPACE, &emulator, "failover").await?;
 
     let count = plan.entries;
     let start = Instant::now();
@@ -119,12 +143,25 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
             converged::ready(e) >= third
         })
         .await?;
+    rotating.request().await?;
+    let draining = rotating
+        .tracker()
+        .wait_for("the rotation draining", ROTATION_DEADLINE, |r| {
+            r.values().any(draining)
+        })
+        .await;
+    if let Err(message) = draining {
+        println!("failover: {message}; killing the leader anyway");
+    }
+    let rotation_at_kill = rotating.tracker().read(|r| r.values().find_map(phase_of))?;
     let ready_at_kill = entries.read(converged::ready)?;
     let killed_at = Instant::now();
     first.kill()?;
+    rotating.check_credential().await;
     println!(
-        "failover: killed the leader with {ready_at_kill}/{count} entries Ready at {:.0} s",
-        start.elapsed().as_secs_f64()
+        "failover: killed the leader with {ready_at_kill}/{count} entries Ready at {:.0} s, the rotation {}",
+        start.elapsed().as_secs_f64(),
+        rotation_at_kill.as_deref().unwrap_or("unseen")
     );
     let deadline = Duration::from_secs(LEASE_SECONDS) + TAKEOVER_MARGIN * 4;
     let took_over = leases
@@ -149,6 +186,9 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
     let left = plan.converge_within.saturating_sub(start.elapsed());
     let converged = converged::wait(&entries, &config_maps, count, left).await;
     let converge_seconds = converged.then(|| round(start.elapsed().as_secs_f64()));
+    // A rotation that never settles is counted by `rotations_completed`.
+    rotating.settles().await;
+    let rotated = rotating.finish().await?;
     second.check_alive()?;
     first.check_alive()?;
     let holders_seen = holders.seen()?;
@@ -182,7 +222,19 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         measure::beyond_one(&attempted),
         0,
     ));
+    let per_revision = rotated.creates_per_revision(&log);
+    checks.push(Check::exactly(
+        "api_key_creates_beyond_one_per_revision",
+        measure::beyond_one(&per_revision),
+        0,
+    ));
+    checks.extend(rotated.checks());
     checks.extend(measure::tier_checks(&log));
+    let mut rotation = rotated.to_json(&log);
+    rotation.extend([
+        ("grace_period".to_owned(), json!(GRACE_PERIOD)),
+        ("phase_at_kill".to_owned(), json!(rotation_at_kill)),
+    ]);
     let did = json!({
         "entries": count,
         "lease": { "name": LEASE, "duration_seconds": LEASE_SECONDS, "renew_before_expiry_seconds": LEASE_SECONDS / 3 },
@@ -196,6 +248,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<Outcome, String> {
         "not_ready": end.not_ready(),
         "remote_entries": end.remote.len(),
         "csp_creates_accepted": created.values().sum::<u64>(),
+        "rotation": Value::Object(rotation),
         "tenant_calls": calls.total(),
         "tenant_calls_by_operation": calls.to_json(),
         "tenant_answers_by_status": measure::by_status(&log),

@@ -21,6 +21,7 @@ mod faults;
 mod kills;
 mod measure;
 mod operator_kills;
+mod rotating;
 mod rotation_kills;
 mod soak;
 mod tenant_faults;

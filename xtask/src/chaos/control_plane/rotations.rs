@@ -12,6 +12,7 @@ use qlik_csp_operator::api::secret_rotation::Phase;
 use super::injector::Injector;
 use crate::bench::api_key_rotation::{self as rotation, settled_at};
 use crate::bench::cluster::Tracker;
+use crate::chaos::rotating::{draining, phase_of};
 
 /// Runs `count` rotations after the one at revision `first`; returns how many completed
 /// (stops at the first that does not, within the rotation deadline).
@@ -86,17 +87,4 @@ fn in_flight(rotation: &SecretRotation) -> bool {
         .status
         .as_ref()
         .is_some_and(|s| s.pending.is_some() || s.phase != Phase::Idle)
-}
-
-/// The new key published, the old one still valid until the grace period ends.
-fn draining(rotation: &SecretRotation) -> bool {
-    rotation
-        .status
-        .as_ref()
-        .is_some_and(|s| s.phase == Phase::Draining)
-}
-
-/// The phase as the report names it (`Creating`, `Draining`, ...).
-fn phase_of(rotation: &SecretRotation) -> Option<String> {
-    rotation.status.as_ref().map(|s| format!("{:?}", s.phase))
 }
