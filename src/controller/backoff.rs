@@ -42,9 +42,9 @@
 //!   that comes sooner (a watch event reconciled it early: a burst rewrites its tenant's
 //!   status many times a minute) keeps the scheduled retry: otherwise a few seconds of
 //!   such events against a flaky tenant would push the object to the 5-minute cap.
-//! - A controller can [`hold`](Backoff::hold) a failed object until its retry is due:
-//!   [`Backoff::holding`] then says how long is left, and the reconcile returns without
-//!   calling the tenant. Without it, the object's own status write (each failure records
+//! - A controller can [`hold`](Backoff::hold) a failed object for the requeue it asked
+//!   for, at most until its retry is due: [`Backoff::holding`] then says how long is
+//!   left, and the reconcile returns without calling the tenant. Without it, the object's own status write (each failure records
 //!   its message, and a flaky tenant's messages differ: a 500, a 503, a dropped
 //!   connection) came back through the watch and reconciled it at once, so an entry
 //!   failing with varied errors retried about once a second, its backoff bypassed. A
@@ -153,8 +153,8 @@ struct Streak {
     failures: u32,
     /// When the object last failed.
     last_failure: Instant,
-    /// The object's generation when it was held ([`Backoff::hold`]).
-    held: Option<i64>,
+    /// The object's generation when it was held ([`Backoff::hold`]), and until when.
+    held: Option<(i64, Instant)>,
     /// When the retry the last failure asked for is due.
     retry_at: Instant,
     /// When the streak is considered over if the object has not failed again.
@@ -271,11 +271,19 @@ where
         wait
     }
 
-    /// Holds `object`, which just failed, until its retry is due: see [`Backoff::holding`].
-    pub fn hold(&self, object: &K) {
+    /// Holds `object`, which just failed, for `wait`: the requeue its controller asked
+    /// for, at most until its retry is due. See [`Backoff::holding`].
+    pub fn hold(&self, object: &K, wait: Duration) {
+        self.hold_at(object, wait, Instant::now());
+    }
+
+    /// [`Backoff::hold`] at `now`.
+    pub fn hold_at(&self, object: &K, wait: Duration, now: Instant) {
         let key = ObjectRef::from_obj(object);
         if let Some(streak) = self.lock().get_mut(&key) {
-            streak.held = Some(object.meta().generation.unwrap_or_default());
+            let until = now.checked_add(wait).unwrap_or(streak.retry_at);
+            let generation = object.meta().generation.unwrap_or_default();
+            streak.held = Some((generation, until.min(streak.retry_at)));
         }
     }
 
@@ -294,7 +302,8 @@ where
         let streaks = self.lock();
         let streak = streaks.get(&ObjectRef::from_obj(object))?;
         let generation = meta.generation.unwrap_or_default();
-        (streak.held == Some(generation) && now < streak.retry_at).then(|| streak.retry_at - now)
+        let (held, until) = streak.held?;
+        (held == generation && now < until).then(|| until - now)
     }
 
     /// `object` reconciled without error: its next failure starts a new streak.
@@ -560,9 +569,14 @@ mod tests {
         assert_eq!(backoff.holding_at(&a, now), None, "never failed");
         let wait = backoff.failed_at(&a, None, now, 0.0);
         assert_eq!(backoff.holding_at(&a, now), None, "failed, not held");
-        backoff.hold(&a);
+        backoff.hold_at(&a, Duration::MAX, now);
         assert_eq!(backoff.holding_at(&a, now + SECOND), Some(wait - SECOND));
         assert_eq!(backoff.holding_at(&a, now + wait), None, "its retry is due");
+        // A controller that requeues sooner (a health check) holds it only that long.
+        backoff.hold_at(&a, SECOND, now);
+        assert_eq!(backoff.holding_at(&a, now + 500 * MS), Some(500 * MS));
+        assert_eq!(backoff.holding_at(&a, now + SECOND), None);
+        backoff.hold_at(&a, Duration::MAX, now);
 
         let mut edited = a.clone();
         edited.metadata.generation = Some(4);
@@ -577,7 +591,7 @@ mod tests {
         backoff.failed_at(&a, None, now + wait, 0.0);
         assert_eq!(backoff.holding_at(&a, now + wait + SECOND), None);
         backoff.succeeded(&a);
-        backoff.hold(&a);
+        backoff.hold_at(&a, Duration::MAX, now);
         assert_eq!(
             backoff.holding_at(&a, now),
             None,

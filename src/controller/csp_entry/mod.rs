@@ -365,7 +365,7 @@ fn error_policy(entry: Arc<CspEntry>, error: &Error, context: Arc<Context>) -> R
         // failures (the tenant missing or not Ready, the apiserver) are ended by events
         // this controller watches, and keep reconciling on them.
         if matches!(error, Error::List(_) | Error::Write(_)) {
-            context.backoff.hold(&entry);
+            context.backoff.hold(&entry, wait);
         }
         wait
     } else if let Error::Write(tenant::Error::LimitReached { .. }) = error {

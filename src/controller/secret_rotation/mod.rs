@@ -119,6 +119,11 @@ pub async fn run_with_clock(shared: Arc<Shared>, clock: Arc<dyn Clock>) {
 
 #[tracing::instrument(name = "secret-rotation", skip_all, fields(namespace = object.namespace(), name = object.name_any()))]
 async fn reconcile(object: Arc<SecretRotation>, context: Arc<Context>) -> Result<Requeue, Error> {
+    // A step the tenant failed waits for its retry: the watch event of the status that
+    // records the failure must not call the tenant again sooner.
+    if let Some(wait) = context.backoff.holding(&object) {
+        return Ok(Requeue::requeue(wait));
+    }
     let result = sync(&object, &context).await;
     if let Err(error) = &result {
         tracing::warn!(reason = error.reason(), error = %error, "reconcile failed");
@@ -265,8 +270,13 @@ fn requeue(
 ) -> Requeue {
     let wait = match next {
         Next::Retry { at_least } => {
-            let wait = context.backoff.failed(object, None).max(at_least);
-            return Requeue::requeue(wait.min(health));
+            let wait = context
+                .backoff
+                .failed(object, None)
+                .max(at_least)
+                .min(health);
+            context.backoff.hold(object, wait);
+            return Requeue::requeue(wait);
         }
         // The tenant's pause: not capped, and the object's streak does not grow.
         Next::Paused(pause) => {
