@@ -13,8 +13,7 @@ mod support;
 use std::time::Duration;
 
 use qlik_csp_operator::api::{CspEntry, DirectiveName};
-use qlik_csp_operator::controller::backoff;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::tenant_rig::{Controller, TENANT, TenantRig, csp_entry};
 
 /// Failed creates before one succeeds.
@@ -39,15 +38,8 @@ async fn an_entry_failing_with_changing_errors_retries_no_sooner_than_its_backof
         (ready.status == "True").then_some(())
     })
     .await;
-    // The emulator uses the first rule left: one use each, so the answers alternate.
-    for failure in 0..FAILURES {
-        let status = if failure % 2 == 0 { 500 } else { 503 };
-        rig.control
-            .fault(json!({
-                "method": "POST", "path": "/api/v1/csp-origins",
-                "fault": "status", "status": status, "times": 1,
-            }))
-            .await;
+    for rule in support::retries::alternating_5xx("POST", "/api/v1/csp-origins", FAILURES) {
+        rig.control.fault(rule).await;
     }
 
     rig.create(&csp_entry(
@@ -69,33 +61,6 @@ async fn an_entry_failing_with_changing_errors_retries_no_sooner_than_its_backof
     })
     .await;
 
-    let creates: Vec<(u64, u64)> = rig
-        .control
-        .requests()
-        .await
-        .iter()
-        .filter(|r| r["operation"] == "csp-origins.create")
-        .map(|r: &Value| {
-            let at = r["atMs"].as_u64().unwrap_or(0);
-            (at, r["status"].as_u64().unwrap_or(0))
-        })
-        .collect();
-    let statuses: Vec<u64> = creates.iter().map(|(_, status)| *status).collect();
-    assert_eq!(
-        statuses,
-        [500, 503, 500, 503, 201],
-        "one create per retry: {creates:?}"
-    );
-    let policy = backoff::DEFAULT;
-    for (failure, pair) in (1..).zip(creates.windows(2)) {
-        let waited = Duration::from_millis(pair[1].0 - pair[0].0);
-        // Equal jitter waits at least half the full backoff; the tenant's write pacing
-        // can only add to it.
-        let shortest = policy.delay(failure, 0.0, None);
-        assert!(
-            waited >= shortest,
-            "retry {failure} came {waited:?} after the failure, before its backoff's \
-             shortest wait ({shortest:?}): {creates:?}"
-        );
-    }
+    let creates = support::retries::attempts(&rig.control.requests().await, "csp-origins.create");
+    support::retries::assert_on_backoff(&creates, &[500, 503, 500, 503, 201]);
 }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qlik_csp_operator::api::SecretRotation;
-use qlik_csp_operator::controller::backoff;
 use rotation_rig::*;
-use serde_json::{Value, json};
 
 /// Failed creates before one succeeds.
 const FAILURES: u32 = 4;
@@ -32,14 +30,8 @@ async fn a_rotation_failing_with_changing_errors_retries_no_sooner_than_its_back
     settings.drift_interval_override = None;
     settings.grace_period_override = Some(Duration::ZERO);
     let _running = Running::with_shared(shared, false);
-    // The emulator uses the first rule left: one use each, so the answers alternate.
-    for failure in 0..FAILURES {
-        let status = if failure % 2 == 0 { 500 } else { 503 };
-        rig.fault(json!({
-            "method": "POST", "path": "/api/v1/api-keys",
-            "fault": "status", "status": status, "times": 1,
-        }))
-        .await;
+    for rule in support::retries::alternating_5xx("POST", "/api/v1/api-keys", FAILURES) {
+        rig.fault(rule).await;
     }
     rig.create(&api_key_rotation("key", "key-qlik", Duration::ZERO))
         .await;
@@ -50,30 +42,6 @@ async fn a_rotation_failing_with_changing_errors_retries_no_sooner_than_its_back
     })
     .await;
 
-    let creates: Vec<(u64, u64)> = rig
-        .requests()
-        .await
-        .iter()
-        .filter(|r| r["operation"] == "api-keys.create")
-        .map(|r: &Value| {
-            let at = r["atMs"].as_u64().unwrap_or(0);
-            (at, r["status"].as_u64().unwrap_or(0))
-        })
-        .collect();
-    let statuses: Vec<u64> = creates.iter().map(|(_, status)| *status).collect();
-    assert_eq!(
-        statuses,
-        [500, 503, 500, 503, 201],
-        "one create per retry: {creates:?}"
-    );
-    let policy = backoff::DEFAULT;
-    for (failure, pair) in (1..).zip(creates.windows(2)) {
-        let waited = Duration::from_millis(pair[1].0 - pair[0].0);
-        let shortest = policy.delay(failure, 0.0, None);
-        assert!(
-            waited >= shortest,
-            "retry {failure} came {waited:?} after the failure, before its backoff's \
-             shortest wait ({shortest:?}): {creates:?}"
-        );
-    }
+    let creates = support::retries::attempts(&rig.requests().await, "api-keys.create");
+    support::retries::assert_on_backoff(&creates, &[500, 503, 500, 503, 201]);
 }

@@ -13,6 +13,7 @@ pub mod emulator;
 pub mod operator;
 pub mod qrs_site;
 pub mod reconciles;
+pub mod retries;
 pub mod secret_scan;
 pub mod site;
 pub mod tenant_rig;
