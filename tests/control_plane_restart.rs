@@ -63,6 +63,44 @@ async fn the_apiserver_and_etcd_restart_in_place_and_keep_what_was_written() {
     assert_eq!(env.control_plane.exit_status(), None);
 }
 
+/// `cargo xtask chaos` runs the soak on a control plane of its own, in the same process as
+/// the one the other scenarios restart: each must keep its own data directory and files.
+#[tokio::test]
+async fn a_second_control_plane_in_the_process_leaves_the_first_ones_data_alone() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let env = support::TestEnv::new().await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    config_maps
+        .create(&PostParams::default(), &config_map("before-the-second"))
+        .await
+        .unwrap_or_else(|e| panic!("failed to create the ConfigMap: {e}"));
+    let kubeconfig_before = std::fs::read_to_string(&env.control_plane.kubeconfig)
+        .unwrap_or_else(|e| panic!("failed to read the kubeconfig: {e}"));
+
+    let bin_dir = qlikops_testenv::bin_dir_from_env()
+        .unwrap_or_else(|e| panic!("no control-plane binaries: {e}"));
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let second = qlikops_testenv::ControlPlane::start(&bin_dir, &crds)
+        .unwrap_or_else(|e| panic!("the second control plane did not start: {e}"));
+    assert_ne!(second.run_dir, env.control_plane.run_dir);
+    let kubeconfig_after = std::fs::read_to_string(&env.control_plane.kubeconfig)
+        .unwrap_or_else(|e| panic!("the first kubeconfig is gone: {e}"));
+    assert_eq!(
+        kubeconfig_after, kubeconfig_before,
+        "the first kubeconfig was replaced"
+    );
+
+    // etcd reads its data directory again on a restart: it must still be the first's.
+    env.control_plane
+        .restart_etcd()
+        .await
+        .unwrap_or_else(|e| panic!("the apiserver did not serve after etcd restarted: {e}"));
+    config_maps
+        .get("before-the-second")
+        .await
+        .unwrap_or_else(|e| panic!("the first control plane lost its data: {e}"));
+}
+
 #[tokio::test]
 async fn a_relay_cuts_open_connections_and_relays_new_ones() {
     let _alone = ONE_AT_A_TIME.lock().await;

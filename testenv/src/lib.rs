@@ -146,7 +146,7 @@ pub async fn client_from_kubeconfig(
 fn start(bin_dir: PathBuf, crd_dirs: &[&Path]) -> Result<ControlPlane, String> {
     let runs = std::env::temp_dir().join("qlikops-envtest");
     sweep_stale_runs(&runs);
-    let run_dir = runs.join(std::process::id().to_string());
+    let run_dir = runs.join(run_name(std::process::id()));
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(run_dir.join("etcd"))
         .map_err(|e| format!("failed to create {}: {e}", run_dir.display()))?;
@@ -386,13 +386,29 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The run directory's name of this process's next control plane: `<pid>-<n>`. A process
+/// may run several at once (`cargo xtask chaos` runs the soak on its own), and each must
+/// have its own etcd data, certificates and kubeconfig: with the pid alone, the second
+/// start deleted the first one's live etcd data directory and replaced its kubeconfig.
+fn run_name(pid: u32) -> String {
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{pid}-{n}")
+}
+
+/// The pid a run directory's name starts with.
+fn run_pid(name: &str) -> &str {
+    name.split('-').next().unwrap_or(name)
+}
+
 fn sweep_stale_runs(runs: &Path) {
     let Ok(entries) = std::fs::read_dir(runs) else {
         return;
     };
     for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !Path::new("/proc").join(&pid).exists() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = run_pid(&name);
+        if pid.is_empty() || !Path::new("/proc").join(pid).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
