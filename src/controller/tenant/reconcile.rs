@@ -57,6 +57,11 @@ pub async fn reconcile(tenant: Arc<QlikTenant>, ctx: Arc<Context>) -> Result<Act
         departures::forget(&ctx, &key_of(&tenant));
         return Ok(Action::await_change());
     }
+    // A tenant whose check or header fetch failed waits for its retry: the watch event of
+    // the status recording the failure must not call the tenant again sooner.
+    if let Some(wait) = ctx.backoff.holding(&tenant) {
+        return Ok(Action::requeue(wait));
+    }
     let now = Now::read(&ctx);
     let drift = ctx.drift_interval(&tenant);
 
@@ -202,11 +207,17 @@ pub fn error_policy(tenant: Arc<QlikTenant>, error: &Error, ctx: Arc<Context>) -
     }
     let wait = ctx.backoff.failed(&tenant, pause);
     // The drift interval caps the backoff, never the tenant's pause.
-    Action::requeue(if pause.is_some() {
+    let wait = if pause.is_some() {
         wait
     } else {
         wait.min(drift)
-    })
+    };
+    // The tenant's own failure: only the retry (or an edit) calls it again. A ConfigMap or
+    // target failure keeps reacting to the events that can end it.
+    if matches!(error, Error::Connect(_) | Error::GenerateHeader(_)) {
+        ctx.backoff.hold(&tenant, wait);
+    }
+    Action::requeue(wait)
 }
 
 #[cfg(test)]
