@@ -43,8 +43,9 @@ pub struct Plan {
     /// two attempts per entry under this mix), plus one second of tenant-wide pause per
     /// `429` (`Retry-After: 1`, about 30% of all requests), plus the outage. Runs on
     /// 2026-12-03: quick 203 × 0.67 + 111 + 20 = 267 s predicted, 268 s measured; full
-    /// 537 × 0.67 + 434 + 120 = 914 s predicted, 873 s measured. The bounds leave about
-    /// twice (quick) and 1.6 times (full) that, for the fault mix's variance and the backoff
+    /// 537 × 0.67 + 434 + 120 = 914 s predicted, 873 s measured, and 557 × 0.67 + 500 + 120
+    /// = 993 s predicted, 1,011 s measured. The bounds leave about twice (quick) and 1.5
+    /// times (full) that, for the fault mix's variance and the backoff
     /// of entries whose retries the faults kept failing (1 minute at most while the tenant
     /// answers others).
     pub converge_within: Duration,
