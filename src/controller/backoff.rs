@@ -44,11 +44,12 @@
 //!   such events against a flaky tenant would push the object to the 5-minute cap.
 //! - A controller can [`hold`](Backoff::hold) a failed object for the requeue it asked
 //!   for, at most until its retry is due: [`Backoff::holding`] then says how long is
-//!   left, and the reconcile returns without calling the tenant. Without it, the object's own status write (each failure records
-//!   its message, and a flaky tenant's messages differ: a 500, a 503, a dropped
-//!   connection) came back through the watch and reconciled it at once, so an entry
-//!   failing with varied errors retried about once a second, its backoff bypassed. A
-//!   change of the object's spec (a new generation) or its deletion ends the hold.
+//!   left, and the reconcile returns without calling the tenant. Without it, the object's
+//!   own status write (each failure records its message, and a flaky tenant's messages
+//!   differ: a 500, a 503, a dropped connection) came back through the watch and
+//!   reconciled it at once, so an object failing with varied errors retried as fast as
+//!   the client's pacing allowed, its backoff bypassed. A change of the object's spec (a
+//!   new generation) or its deletion ends the hold.
 //! - Memory is bounded by the objects failing now: a success forgets the object, and an
 //!   object that has not failed again within its last wait plus `max` (deleted, or
 //!   fixed without a reconcile) is forgotten at the next failure of any object.
