@@ -22,6 +22,10 @@ const TIMES: u64 = 1_000_000_000;
 const CSP_ORIGINS: &str = "/api/v1/csp-origins*";
 /// Creates only (`POST` on the collection).
 const CREATES: &str = "/api/v1/csp-origins";
+/// Every API key request.
+const API_KEYS: &str = "/api/v1/api-keys*";
+/// API key creates only.
+const API_KEY_CREATES: &str = "/api/v1/api-keys";
 
 /// One fault rule and the name the report counts it under.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +39,17 @@ pub struct Rule {
 /// take effect, 10% delayed by 300 ms; and 5% of the creates that took effect lose their
 /// answer (the connection drops after the entry was made: a retry must not duplicate it).
 pub fn tenant_mix() -> Vec<Rule> {
+    mix_on(CSP_ORIGINS, CREATES)
+}
+
+/// The same mix on the API key requests (list, get, create, delete): what the rotations of
+/// `rotation_faults` go through. The consumer's calls with the rotated key are not faulted.
+pub fn api_keys_mix() -> Vec<Rule> {
+    mix_on(API_KEYS, API_KEY_CREATES)
+}
+
+/// The mix on every request under `path`, the lost answers on `creates`.
+fn mix_on(path: &str, creates: &str) -> Vec<Rule> {
     let before = chain(&[
         (
             "429",
@@ -53,7 +68,7 @@ pub fn tenant_mix() -> Vec<Rule> {
     let mut rules: Vec<Rule> = before
         .into_iter()
         .map(|(label, mut spec, fraction)| {
-            spec["path"] = json!(CSP_ORIGINS);
+            spec["path"] = json!(path);
             spec["fraction"] = json!(fraction);
             spec["when"] = json!("before");
             Rule { label, spec }
@@ -62,7 +77,7 @@ pub fn tenant_mix() -> Vec<Rule> {
     rules.push(Rule {
         label: "drop_after_create",
         spec: json!({
-            "method": "POST", "path": CREATES, "fault": "drop", "when": "after", "fraction": 0.05,
+            "method": "POST", "path": creates, "fault": "drop", "when": "after", "fraction": 0.05,
         }),
     });
     rules
@@ -220,5 +235,17 @@ mod tests {
             (&last["method"], &last["path"], &last["when"]),
             (&json!("POST"), &json!(CREATES), &json!("after"))
         );
+    }
+
+    #[test]
+    fn the_api_keys_mix_is_the_same_mix_on_the_api_key_paths() {
+        let (csp, keys) = (tenant_mix(), api_keys_mix());
+        let labels = |mix: &[Rule]| mix.iter().map(|r| r.label).collect::<Vec<_>>();
+        assert_eq!(labels(&keys), labels(&csp));
+        assert!(keys[..5].iter().all(|r| r.spec["path"] == API_KEYS));
+        assert_eq!(keys[5].spec["path"], API_KEY_CREATES);
+        for (key, csp) in keys.iter().zip(&csp) {
+            assert_eq!(key.spec["fraction"], csp.spec["fraction"], "{}", key.label);
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! fast it was, so a loaded machine makes a run slower, not red. Timings are recorded for
 //! the reader only, except the convergence bound, which is generous on purpose.
 //!
-//! Scenarios: `tenant_faults` ([`tenant_faults`]), `control_plane` ([`control_plane`]),
+//! Scenarios: `tenant_faults` ([`tenant_faults`]), `rotation_faults` ([`rotation_faults`]),
+//! `control_plane` ([`control_plane`]),
 //! `operator_kills` ([`operator_kills`]), `failover` ([`failover`]), and `soak`
 //! ([`soak`]), which runs on a control plane of its own alongside the others: their faults
 //! are not its steady state, and 30 minutes of soak after the rest would take the matrix
@@ -22,6 +23,7 @@ mod kills;
 mod measure;
 mod operator_kills;
 mod rotating;
+mod rotation_faults;
 mod rotation_kills;
 mod soak;
 mod tenant_faults;
@@ -33,8 +35,9 @@ use serde_json::{Map, Value, json};
 
 use crate::bench::Bench;
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "tenant_faults",
+    "rotation_faults",
     "control_plane",
     "operator_kills",
     "failover",
@@ -44,7 +47,8 @@ const SCENARIOS: [&str; 5] = [
 pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
                    inject faults into a run of the operator (release build) on a fresh
                    control plane with the tenant emulator (scenarios: tenant_faults,
-                   control_plane, operator_kills, failover, soak; default all), check each
+                   rotation_faults, control_plane, operator_kills, failover, soak; default
+                   all), check each
                    scenario's invariants as counts, write target/chaos/report.json and print
                    a table; exits non-zero when any invariant fails. --quick: fewer entries,
                    kills and rotations, shorter outages, a 5-minute soak instead of 30.
@@ -266,6 +270,12 @@ async fn scenarios(
         let plan = tenant_faults::Plan::new(options.quick);
         println!("tenant_faults: {plan}...");
         outcomes.push(("tenant_faults", tenant_faults::run(bench, &plan).await?));
+    }
+    if wants("rotation_faults") {
+        let plan = rotation_faults::Plan::new(options.quick);
+        println!("rotation_faults: {plan}...");
+        let outcome = rotation_faults::run(bench, &plan).await?;
+        outcomes.push(("rotation_faults", outcome));
     }
     if wants("control_plane") {
         let plan = control_plane::Plan::new(options.quick);

@@ -95,9 +95,14 @@ impl<'a> Rotating<'a> {
     /// Whether every requested rotation settles in time (not `?`: a rotation that never
     /// completes is a failed invariant, counted like the others).
     pub async fn settles(&self) -> bool {
+        self.settles_within(rotation::ROTATION_DEADLINE).await
+    }
+
+    /// [`Rotating::settles`] with a deadline of its own (a faulty tenant's retries take
+    /// longer).
+    pub async fn settles_within(&self, deadline: std::time::Duration) -> bool {
         let revision = self.first + self.requested as i64;
-        let settled =
-            rotation::wait_settled(&self.tracker, revision, rotation::ROTATION_DEADLINE).await;
+        let settled = rotation::wait_settled(&self.tracker, revision, deadline).await;
         if let Err(e) = &settled {
             println!("{}: {e}", self.scenario);
         }
