@@ -135,6 +135,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
 
     let tools = crate::envtest::ensure(root)?;
     build_release(root)?;
+    // The tree the binaries were built from: the report is written later, and a commit
+    // made meanwhile is not what was measured.
+    let machine = machine();
     let work = out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("no async runtime: {e}"))?;
@@ -165,7 +168,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         run.extend(figures);
         runs.push(Value::Object(run));
         // Written after every run, so a failure in a later run keeps what was measured.
-        report = build_report(&runs);
+        report = build_report(&machine, &runs);
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(&report_path, text + "\n")
             .map_err(|e| format!("failed to write {}: {e}", report_path.display()))?;
@@ -195,8 +198,9 @@ pub(crate) fn build_release(root: &Path) -> Result<(), String> {
     }
 }
 
-/// The report of `runs`: the machine, each scenario's summarized figures, and the runs.
-fn build_report(runs: &[Value]) -> Value {
+/// The report of `runs`: the machine (as [`machine`] saw it when the binaries were built),
+/// each scenario's summarized figures, and the runs.
+fn build_report(machine: &Value, runs: &[Value]) -> Value {
     let scenario_runs: Vec<Value> = runs
         .iter()
         .map(|run| {
@@ -210,7 +214,7 @@ fn build_report(runs: &[Value]) -> Value {
         })
         .collect();
     let mut report = Map::new();
-    report.insert("machine".into(), machine());
+    report.insert("machine".into(), machine.clone());
     report.insert("repeat".into(), json!(runs.len()));
     if let Value::Object(summary) = summary::summarize(&scenario_runs) {
         report.extend(summary);
@@ -334,8 +338,12 @@ mod tests {
             json!({ "started_at": "t1", "load_average_1m": 3.0, "scale": { "peak_rss_mib": 40 } }),
             json!({ "started_at": "t2", "load_average_1m": 5.0, "scale": { "peak_rss_mib": 42 } }),
         ];
-        let report = build_report(&runs);
+        let report = build_report(&json!({ "cpus": 2, "commit": "abc1234" }), &runs);
         assert_eq!(report["repeat"], 2);
+        assert_eq!(
+            report["machine"]["commit"], "abc1234",
+            "the build's, not the report's"
+        );
         assert_eq!(report["scale"]["peak_rss_mib"]["median"], 41);
         assert!(report.get("load_average_1m").is_none());
         assert_eq!(report["runs"][1], runs[1]);

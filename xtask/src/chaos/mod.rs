@@ -170,6 +170,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let report_path = out.join("report.json");
     let tools = crate::envtest::ensure(root)?;
     crate::bench::build_release(root)?;
+    // The tree the binaries were built from, not the one when the report is written.
+    let machine = crate::bench::machine();
     let work = out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)
@@ -226,7 +228,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         .map(|(name, outcome)| ((*name).to_owned(), outcome.to_json()))
         .collect();
     let report = json!({
-        "machine": crate::bench::machine(),
+        "machine": machine,
         "started_at": started_at,
         "load_average_1m": { "before": load_before, "after": crate::bench::load_average() },
         "quick": options.quick,
