@@ -27,7 +27,7 @@ mod tools;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use archive::{Image, LayerEntry, elf_interpreter, image, scratch, workspace};
 use kube::api::{Api, PostParams};
@@ -296,17 +296,24 @@ fn crane_and_skopeo_accept_the_archive_and_a_registry_keeps_its_digest() {
     serve
         .args(["registry", "serve", "--address", &port])
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     qlikops_testenv::die_with_parent(&mut serve);
-    let _registry = Killed(serve.spawn().unwrap());
-    let until = Instant::now() + DEADLINE;
-    while std::net::TcpStream::connect(&port).is_err() {
-        assert!(
-            Instant::now() < until,
-            "crane registry serve did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut registry = Killed(serve.spawn().unwrap());
+    // crane logs "serving on port N" once its listener is bound: wait for that line (the
+    // reader keeps draining the log afterwards, so crane never blocks on a full pipe).
+    let log = registry.0.stderr.take().unwrap();
+    let (listening, listened) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(log)).map_while(Result::ok) {
+            if line.contains("serving on port") {
+                let _ = listening.send(());
+            }
+        }
+    });
+    assert!(
+        listened.recv_timeout(DEADLINE).is_ok() && std::net::TcpStream::connect(&port).is_ok(),
+        "crane registry serve did not listen on {port}"
+    );
     let repository = format!("{port}/qlik-csp-operator");
     let archive = image.path.to_str().unwrap();
 

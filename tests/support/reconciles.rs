@@ -45,3 +45,23 @@ pub async fn until_quiet(metrics: &Metrics, controller: &str, deadline: Duration
         }
     }
 }
+
+/// Waits until `controller` has finished `more` reconciles beyond the `since` it had
+/// finished; fails the test after `deadline`. Woken by every finished reconcile.
+pub async fn until_reconciled(
+    metrics: &Metrics,
+    controller: &str,
+    since: u64,
+    more: u64,
+    deadline: Duration,
+) {
+    let give_up = Instant::now() + deadline;
+    let mut finished = metrics.reconcile_finished();
+    while reconciles(metrics, controller) < since + more {
+        let waited = tokio::time::timeout_at(give_up.into(), finished.changed()).await;
+        assert!(
+            matches!(waited, Ok(Ok(()))),
+            "the {controller} controller did not finish {more} reconciles in {deadline:?}"
+        );
+    }
+}
