@@ -26,11 +26,15 @@ const CREATES: &str = "/api/v1/csp-origins";
 const API_KEYS: &str = "/api/v1/api-keys*";
 /// API key creates only.
 const API_KEY_CREATES: &str = "/api/v1/api-keys";
+/// Every data connection request: list, get and the credential writes.
+const DATA_CONNECTIONS: &str = "/api/v1/data-connections*";
+/// One data connection: where its credentials are written (`PATCH`).
+const DATA_CONNECTION: &str = "/api/v1/data-connections/*";
 
 /// One fault rule and the name the report counts it under.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
-    pub label: &'static str,
+    pub label: String,
     spec: Value,
 }
 
@@ -39,18 +43,44 @@ pub struct Rule {
 /// take effect, 10% delayed by 300 ms; and 5% of the creates that took effect lose their
 /// answer (the connection drops after the entry was made: a retry must not duplicate it).
 pub fn tenant_mix() -> Vec<Rule> {
-    mix_on(CSP_ORIGINS, CREATES)
+    mix_on("", CSP_ORIGINS, ("drop_after_create", "POST", CREATES))
 }
 
 /// The same mix on the API key requests (list, get, create, delete): what the rotations of
-/// `rotation_faults` go through. The consumer's calls with the rotated key are not faulted.
+/// `secret_faults` go through. The consumer's calls with the rotated key are not faulted.
 pub fn api_keys_mix() -> Vec<Rule> {
-    mix_on(API_KEYS, API_KEY_CREATES)
+    mix_on("", API_KEYS, ("drop_after_create", "POST", API_KEY_CREATES))
 }
 
-/// The mix on every request under `path`, the lost answers on `creates`.
-fn mix_on(path: &str, creates: &str) -> Vec<Rule> {
-    let before = chain(&[
+/// The same mix on the data connection requests (lookup by name and credential writes),
+/// its labels prefixed `data_connections.`; the lost answers are of writes that took
+/// effect (a retry writes the same password again).
+pub fn data_connections_mix() -> Vec<Rule> {
+    mix_on(
+        "data_connections.",
+        DATA_CONNECTIONS,
+        ("drop_after_write", "PATCH", DATA_CONNECTION),
+    )
+}
+
+/// The same mix without the 429s (a QRS site does not throttle) on every QRS request, and
+/// the answers lost after a `PUT` (a virtual proxy's header, a data connection's
+/// credentials) took effect.
+pub fn qrs_mix() -> Vec<Rule> {
+    let mut shares = before_shares();
+    shares.retain(|(label, _, _)| *label != "429");
+    rules_on("", QRS, &shares, ("drop_after_write", "PUT", QRS))
+}
+
+/// The mix on every request under `path`, labelled `prefix` + the fault, and the answers
+/// lost after the request took effect on `(label, method, path)`.
+fn mix_on(prefix: &str, path: &str, lost: (&str, &str, &str)) -> Vec<Rule> {
+    rules_on(prefix, path, &before_shares(), lost)
+}
+
+/// The faults before a request is processed, as overall shares of the requests.
+fn before_shares() -> Vec<(&'static str, Value, f64)> {
+    vec![
         (
             "429",
             json!({ "fault": "status", "status": 429, "retryAfter": 1 }),
@@ -64,20 +94,33 @@ fn mix_on(path: &str, creates: &str) -> Vec<Rule> {
             json!({ "fault": "latency", "latencyMs": 300 }),
             0.10,
         ),
-    ]);
-    let mut rules: Vec<Rule> = before
+    ]
+}
+
+/// `shares` (see [`chain`]) on every request under `path`, then the lost answers.
+fn rules_on(
+    prefix: &str,
+    path: &str,
+    shares: &[(&'static str, Value, f64)],
+    lost: (&str, &str, &str),
+) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = chain(shares)
         .into_iter()
         .map(|(label, mut spec, fraction)| {
             spec["path"] = json!(path);
             spec["fraction"] = json!(fraction);
             spec["when"] = json!("before");
-            Rule { label, spec }
+            Rule {
+                label: format!("{prefix}{label}"),
+                spec,
+            }
         })
         .collect();
+    let (label, method, lost_path) = lost;
     rules.push(Rule {
-        label: "drop_after_create",
+        label: format!("{prefix}{label}"),
         spec: json!({
-            "method": "POST", "path": creates, "fault": "drop", "when": "after", "fraction": 0.05,
+            "method": method, "path": lost_path, "fault": "drop", "when": "after", "fraction": 0.05,
         }),
     });
     rules
@@ -86,11 +129,25 @@ fn mix_on(path: &str, creates: &str) -> Vec<Rule> {
 /// The tenant down: every Qlik request, not only csp-origins (the connection check too),
 /// answered 503.
 pub fn outage() -> Vec<Rule> {
-    vec![Rule {
-        label: "outage_503",
-        spec: json!({ "path": "*", "fault": "status", "status": 503, "when": "before" }),
-    }]
+    outage_of(&["*"])
 }
+
+/// An outage of some of the tenant's services: every request under `paths` answered 503.
+pub fn outage_of(paths: &[&str]) -> Vec<Rule> {
+    paths
+        .iter()
+        .map(|path| Rule {
+            label: "outage_503".to_owned(),
+            spec: json!({ "path": path, "fault": "status", "status": 503, "when": "before" }),
+        })
+        .collect()
+}
+
+/// Every request to a client-managed site's QRS API.
+pub const QRS: &str = "/qrs/*";
+
+/// The paths of the API key and data connection services, for [`outage_of`].
+pub const SECRET_SERVICES: [&str; 2] = [API_KEYS, DATA_CONNECTIONS];
 
 /// Turns overall shares into the conditional fractions of a first-match chain: each rule
 /// sees only what the rules before it let through.
@@ -107,16 +164,25 @@ fn chain(shares: &[(&'static str, Value, f64)]) -> Vec<(&'static str, Value, f64
 }
 
 /// The rules installed on one emulator, and how often the removed ones fired.
-pub struct FaultRules<'a> {
-    emulator: &'a Emulator,
-    installed: Vec<(String, &'static str)>,
-    fired: BTreeMap<&'static str, u64>,
+pub struct FaultRules {
+    /// The emulator's base URL and a client its control API accepts.
+    url: String,
+    http: reqwest::Client,
+    installed: Vec<(String, String)>,
+    fired: BTreeMap<String, u64>,
 }
 
-impl<'a> FaultRules<'a> {
-    pub fn new(emulator: &'a Emulator) -> FaultRules<'a> {
+impl FaultRules {
+    pub fn new(emulator: &Emulator) -> FaultRules {
+        FaultRules::at(&emulator.url, emulator.http().clone())
+    }
+
+    /// The rules of the emulator at `url` (the QRS site's, whose control API wants its
+    /// client certificate in `http`).
+    pub fn at(url: &str, http: reqwest::Client) -> FaultRules {
         FaultRules {
-            emulator,
+            url: url.to_owned(),
+            http,
             installed: Vec::new(),
             fired: BTreeMap::new(),
         }
@@ -129,9 +195,8 @@ impl<'a> FaultRules<'a> {
             let mut spec = rule.spec;
             spec["times"] = json!(TIMES);
             let answer: Value = self
-                .emulator
-                .http()
-                .post(format!("{}/_emulator/faults", self.emulator.url))
+                .http
+                .post(format!("{}/_emulator/faults", self.url))
                 .json(&spec)
                 .send()
                 .await
@@ -153,9 +218,8 @@ impl<'a> FaultRules<'a> {
     pub async fn clear(&mut self) -> Result<(), String> {
         if !self.installed.is_empty() {
             let listed: Value = self
-                .emulator
-                .http()
-                .get(format!("{}/_emulator/faults", self.emulator.url))
+                .http
+                .get(format!("{}/_emulator/faults", self.url))
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)
@@ -172,12 +236,11 @@ impl<'a> FaultRules<'a> {
                 .collect();
             for (id, label) in &self.installed {
                 let left = remaining.get(id.as_str()).copied().unwrap_or(TIMES);
-                *self.fired.entry(label).or_default() += TIMES.saturating_sub(left);
+                *self.fired.entry(label.clone()).or_default() += TIMES.saturating_sub(left);
             }
         }
-        self.emulator
-            .http()
-            .delete(format!("{}/_emulator/faults", self.emulator.url))
+        self.http
+            .delete(format!("{}/_emulator/faults", self.url))
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -216,7 +279,7 @@ mod tests {
     #[test]
     fn the_tenant_mix_faults_csp_origins_before_and_drops_creates_after() {
         let mix = tenant_mix();
-        let labels: Vec<&str> = mix.iter().map(|r| r.label).collect();
+        let labels: Vec<&str> = mix.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(
             labels,
             [
@@ -240,12 +303,60 @@ mod tests {
     #[test]
     fn the_api_keys_mix_is_the_same_mix_on_the_api_key_paths() {
         let (csp, keys) = (tenant_mix(), api_keys_mix());
-        let labels = |mix: &[Rule]| mix.iter().map(|r| r.label).collect::<Vec<_>>();
+        let labels = |mix: &[Rule]| mix.iter().map(|r| r.label.clone()).collect::<Vec<_>>();
         assert_eq!(labels(&keys), labels(&csp));
         assert!(keys[..5].iter().all(|r| r.spec["path"] == API_KEYS));
         assert_eq!(keys[5].spec["path"], API_KEY_CREATES);
         for (key, csp) in keys.iter().zip(&csp) {
             assert_eq!(key.spec["fraction"], csp.spec["fraction"], "{}", key.label);
         }
+    }
+
+    #[test]
+    fn the_data_connections_mix_is_prefixed_and_loses_the_answers_of_writes() {
+        let (csp, connections) = (tenant_mix(), data_connections_mix());
+        assert_eq!(connections[0].label, "data_connections.429");
+        assert!(
+            connections[..5]
+                .iter()
+                .all(|r| r.spec["path"] == DATA_CONNECTIONS)
+        );
+        let last = &connections[5];
+        assert_eq!(last.label, "data_connections.drop_after_write");
+        assert_eq!(
+            (&last.spec["method"], &last.spec["path"], &last.spec["when"]),
+            (&json!("PATCH"), &json!(DATA_CONNECTION), &json!("after"))
+        );
+        for (connection, csp) in connections.iter().zip(&csp) {
+            assert_eq!(connection.spec["fraction"], csp.spec["fraction"]);
+        }
+    }
+
+    #[test]
+    fn an_outage_of_the_secret_services_leaves_the_other_paths_alone() {
+        let outage = outage_of(&SECRET_SERVICES);
+        let paths: Vec<&Value> = outage.iter().map(|r| &r.spec["path"]).collect();
+        assert_eq!(paths, [&json!(API_KEYS), &json!(DATA_CONNECTIONS)]);
+        assert!(outage.iter().all(|r| r.spec["status"] == 503));
+    }
+
+    #[test]
+    fn the_qrs_mix_has_no_429s_and_keeps_the_other_shares() {
+        let mix = qrs_mix();
+        let labels: Vec<&str> = mix.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "500",
+                "503",
+                "drop_before",
+                "latency_300ms",
+                "drop_after_write"
+            ]
+        );
+        // The first rule sees every request: its fraction is its overall share.
+        assert_eq!(mix[0].spec["fraction"], 0.10);
+        assert!(mix.iter().all(|r| r.spec["path"] == QRS));
+        assert_eq!(mix[4].spec["method"], "PUT");
     }
 }

@@ -8,12 +8,13 @@
 //! fast it was, so a loaded machine makes a run slower, not red. Timings are recorded for
 //! the reader only, except the convergence bound, which is generous on purpose.
 //!
-//! Scenarios: `tenant_faults` ([`tenant_faults`]), `rotation_faults` ([`rotation_faults`]),
-//! `control_plane` ([`control_plane`]),
+//! Scenarios: `tenant_faults` ([`tenant_faults`]), `secret_faults` ([`secret_faults`]),
+//! `site_faults` ([`site_faults`]), `control_plane` ([`control_plane`]),
 //! `operator_kills` ([`operator_kills`]), `failover` ([`failover`]), and `soak`
 //! ([`soak`]), which runs on a control plane of its own alongside the others: their faults
 //! are not its steady state, and 30 minutes of soak after the rest would take the matrix
-//! past 40.
+//! past 40. For the same reason `secret_faults` and `site_faults` run on a third control
+//! plane ([`SIDE_SCENARIOS`]).
 
 mod control_plane;
 mod converged;
@@ -22,9 +23,11 @@ mod faults;
 mod kills;
 mod measure;
 mod operator_kills;
+mod pushing;
 mod rotating;
-mod rotation_faults;
 mod rotation_kills;
+mod secret_faults;
+mod site_faults;
 mod soak;
 mod tenant_faults;
 
@@ -35,9 +38,16 @@ use serde_json::{Map, Value, json};
 
 use crate::bench::Bench;
 
-const SCENARIOS: [&str; 6] = [
+/// The scenarios that run on a control plane of their own, alongside the others (which
+/// run one after the other on theirs) and the soak: the full matrix stays under 40 minutes
+/// that way. None restarts its apiserver, and each has its own namespace, operator and
+/// emulator.
+const SIDE_SCENARIOS: [&str; 2] = ["secret_faults", "site_faults"];
+
+const SCENARIOS: [&str; 7] = [
     "tenant_faults",
-    "rotation_faults",
+    "secret_faults",
+    "site_faults",
     "control_plane",
     "operator_kills",
     "failover",
@@ -47,12 +57,12 @@ const SCENARIOS: [&str; 6] = [
 pub const USAGE: &str = "chaos [--only <scenario,...>] [--quick]
                    inject faults into a run of the operator (release build) on a fresh
                    control plane with the tenant emulator (scenarios: tenant_faults,
-                   rotation_faults, control_plane, operator_kills, failover, soak; default
-                   all), check each
-                   scenario's invariants as counts, write target/chaos/report.json and print
-                   a table; exits non-zero when any invariant fails. --quick: fewer entries,
-                   kills and rotations, shorter outages, a 5-minute soak instead of 30.
-                   QLIKOPS_CHAOS_SEED=<n> repeats operator_kills' kill moments";
+                   secret_faults, site_faults, control_plane, operator_kills, failover,
+                   soak; default all), check each scenario's invariants as counts, write
+                   target/chaos/report.json and print a table; exits non-zero when any
+                   invariant fails. --quick: fewer entries, kills and rotations, shorter
+                   outages, a 5-minute soak instead of 30. QLIKOPS_CHAOS_SEED=<n> repeats
+                   the kill moments of operator_kills and site_faults";
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -188,6 +198,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     } else {
         None
     };
+    let side_plane = if SIDE_SCENARIOS.iter().any(|s| options.wants(s)) {
+        println!("starting etcd and kube-apiserver for {SIDE_SCENARIOS:?}...");
+        Some(ControlPlane::start(&tools, &root.join("crds"))?)
+    } else {
+        None
+    };
     let bench_on = |plane: &ControlPlane| {
         let kubeconfig = plane.kubeconfig.clone();
         let work = work.clone();
@@ -212,8 +228,16 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             println!("soak: {plan}...");
             soak::run(&bench_on(plane).await?, &plan).await.map(Some)
         };
-        let (outcomes, soak) = futures::join!(scenarios(&bench, &control_plane, &options), soak);
+        let side = async {
+            match &side_plane {
+                Some(plane) => side_scenarios(&bench_on(plane).await?, &options).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (outcomes, side, soak) =
+            futures::join!(scenarios(&bench, &control_plane, &options), side, soak);
         let mut outcomes = outcomes?;
+        outcomes.extend(side?);
         if let Some(soak) = soak? {
             outcomes.push(("soak", soak));
         }
@@ -221,6 +245,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     })?;
     drop(control_plane);
     drop(soak_plane);
+    drop(side_plane);
 
     let passed = outcomes.iter().all(|(_, o)| o.passed());
     let scenarios: Map<String, Value> = outcomes
@@ -273,12 +298,6 @@ async fn scenarios(
         println!("tenant_faults: {plan}...");
         outcomes.push(("tenant_faults", tenant_faults::run(bench, &plan).await?));
     }
-    if wants("rotation_faults") {
-        let plan = rotation_faults::Plan::new(options.quick);
-        println!("rotation_faults: {plan}...");
-        let outcome = rotation_faults::run(bench, &plan).await?;
-        outcomes.push(("rotation_faults", outcome));
-    }
     if wants("control_plane") {
         let plan = control_plane::Plan::new(options.quick);
         println!("control_plane: {plan}...");
@@ -296,6 +315,28 @@ async fn scenarios(
         let plan = failover::Plan::new(options.quick);
         println!("failover: {plan}...");
         outcomes.push(("failover", failover::run(bench, &plan).await?));
+    }
+    Ok(outcomes)
+}
+
+/// Runs the chosen [`SIDE_SCENARIOS`], in that order, on a control plane of their own.
+async fn side_scenarios(
+    bench: &Bench,
+    options: &Options,
+) -> Result<Vec<(&'static str, Outcome)>, String> {
+    let mut outcomes = Vec::new();
+    if options.wants("secret_faults") {
+        let plan = secret_faults::Plan::new(options.quick);
+        println!("secret_faults: {plan}...");
+        let outcome = secret_faults::run(bench, &plan).await?;
+        outcomes.push(("secret_faults", outcome));
+    }
+    if options.wants("site_faults") {
+        let plan = site_faults::Plan::new(options.quick);
+        let seed = kills::seed()?;
+        println!("site_faults: {plan} (seed {seed})...");
+        let outcome = site_faults::run(bench, &plan, seed).await?;
+        outcomes.push(("site_faults", outcome));
     }
     Ok(outcomes)
 }

@@ -1,6 +1,7 @@
 //! `operator_kills`: the operator SIGKILLed at random moments and started again at once, as
-//! a Deployment would, first during a burst of CspEntries on one tenant, then during API
-//! key rotations with a live consumer, and (full run) once at every rotation fail point
+//! a Deployment would, first during a burst of CspEntries on one tenant (every data
+//! connection SecretPush's Secret changed before each kill), then during API key rotations
+//! with a live consumer, and (full run) once at every rotation fail point
 //! ([`rotation_kills`]). The moments come from a seeded random source; the seed is in the
 //! report, and `QLIKOPS_CHAOS_SEED` repeats a run.
 //!
@@ -13,6 +14,9 @@
 //!   after every kill (the process is dead: what it left is all there is) and at the end;
 //! - `leaked_credentials`: operator-created keys (carrying the SecretRotation's marker)
 //!   on the tenant other than the one its status names, after the grace period;
+//! - `pushes_current` / `pushed_values_leaked`: every data connection holding its
+//!   Secret's latest password at the end, and no password in the operator's log, a
+//!   SecretPush or an event ([`pushing`](super::pushing));
 //! - `max_tenant_requests_per_minute.{writes,reads}`: over the whole run, the consumer's
 //!   calls included (its key is the operator's user's, so they share Qlik's budget).
 
@@ -23,6 +27,7 @@ use serde_json::json;
 
 use super::converged::{self, Converged};
 use super::kills::{Restartable, Rng};
+use super::pushing::{Pushing, Site};
 use super::rotation_kills::{self, RotationPlan};
 use super::{Outcome, measure};
 use crate::bench::Bench;
@@ -33,6 +38,10 @@ use crate::processes::Emulator;
 const NAMESPACE: &str = "chaos-operator-kills";
 /// Entries created at once against the apiserver.
 const PARALLEL_CREATES: usize = 16;
+const LOG: &str = "operator-operator-kills.log";
+/// The pushes after the last change: a poll, and a few retries if the last kill fell
+/// between a push and its status write.
+const PUSH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The scenario's size: the full run or `--quick`.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +53,8 @@ pub struct Plan {
     /// From the first create until every entry is Ready and the header holds every origin.
     pub converge_within: Duration,
     pub rotation: RotationPlan,
+    /// Data connection SecretPushes, their Secrets changed before every burst kill.
+    pub pushes: usize,
 }
 
 impl Plan {
@@ -58,6 +69,7 @@ impl Plan {
                     rotations: 1,
                     fail_points: false,
                 },
+                pushes: 3,
             }
         } else {
             // 250 entries take about three minutes at 90 writes a minute: twenty kills
@@ -71,6 +83,7 @@ impl Plan {
                     rotations: 10,
                     fail_points: true,
                 },
+                pushes: 5,
             }
         }
     }
@@ -85,8 +98,8 @@ impl fmt::Display for Plan {
         };
         write!(
             f,
-            "{} entries with {} SIGKILLs, then {} rotations with one SIGKILL each{fail_points}",
-            self.entries, self.burst_kills, self.rotation.rotations
+            "{} entries and {} SecretPushes with {} SIGKILLs, then {} rotations with one SIGKILL each{fail_points}",
+            self.entries, self.pushes, self.burst_kills, self.rotation.rotations
         )
     }
 }
@@ -97,14 +110,29 @@ pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, Strin
     let emulator = Emulator::start(&bench.bins, &bench.work, "operator-kills", &[])?;
     cluster::create_tenant(&bench.client, NAMESPACE, &emulator, "10m").await?;
     // A grace period longer than the consumer's read-then-call, far shorter than a real one.
+    // The digest key in the namespace, as in a cluster (POD_NAMESPACE): a restart must not
+    // push again what was pushed.
     let mut restartable = Restartable::new(
         bench,
         NAMESPACE,
-        &["--grace-period-override", "3s"],
-        "operator-operator-kills.log",
+        &[
+            "--grace-period-override",
+            "3s",
+            "--operator-namespace",
+            NAMESPACE,
+        ],
+        LOG,
     );
     let mut operator = restartable.start()?;
     let (config_maps, entries) = wait_started(bench, NAMESPACE).await?;
+    let mut pushing = Pushing::start(
+        bench,
+        NAMESPACE,
+        Site::cloud(&emulator),
+        "operator_kills",
+        plan.pushes,
+    )
+    .await?;
 
     let count = plan.entries;
     let start = Instant::now();
@@ -115,6 +143,7 @@ pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, Strin
         tokio::time::sleep(rng.between(plan.kill_gap.0, plan.kill_gap.1)).await;
         let ready = entries.read(converged::ready)?;
         kills.push(json!({ "at_seconds": round(start.elapsed().as_secs_f64()), "ready": ready }));
+        pushing.change().await?;
         operator = restartable.kill_and_restart(operator)?;
     }
     let kills_before_converged = kills
@@ -140,13 +169,16 @@ pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, Strin
         &plan.rotation,
     )
     .await?;
+    let pushes_settled = pushing.settles_within(PUSH_DEADLINE).await?;
     operator.check_alive()?;
+    let pushed = pushing.finish(bench, &bench.work.join(LOG)).await?;
 
     let log = measure::request_log(&emulator).await?;
     let calls = emulator.counters().await?;
     let end = Converged::observe(&entries, &config_maps, &emulator, NAMESPACE, count).await?;
     let mut checks = end.checks();
     checks.extend(rotations.checks());
+    checks.extend(pushed.checks());
     checks.extend(measure::tier_checks(&log));
     let creates = measure::per_subject(&log, "csp-origins.create", false);
     let did = json!({
@@ -160,6 +192,8 @@ pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, Strin
         "remote_entries": end.remote.len(),
         "csp_creates_beyond_one_per_origin": measure::beyond_one(&creates),
         "rotations": rotations.to_json(&log),
+        "pushes_settled": pushes_settled,
+        "push": pushed.to_json(),
         "operator_starts": restartable.starts,
         "tenant_calls": calls.total(),
         "tenant_calls_by_operation": calls.to_json(),
