@@ -80,6 +80,12 @@ impl QrsSite {
         })
     }
 
+    /// A client the site's control API (`/_emulator/...`) accepts: it presents the client
+    /// certificate.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.control
+    }
+
     /// Every virtual proxy as the site stores it (its control API, not QRS).
     pub async fn virtual_proxies(&self) -> Result<Vec<Value>, String> {
         let body: Value = self

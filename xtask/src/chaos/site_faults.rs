@@ -1,5 +1,5 @@
-//! `site_faults`: a client-managed Qlik Sense site (QRS, the emulator's site run in this
-//! process) whose virtual proxies get the header compiled from a burst of CspEntries, and
+//! `site_faults`: a client-managed Qlik Sense site (`qlik-tenant-emulator qrs`) whose
+//! virtual proxies get the header compiled from a burst of CspEntries, and
 //! whose data connections get passwords pushed from Secrets, while the site misbehaves
 //! ([`faults::qrs_mix`]: 5xx, latency, connections dropped before a request and after a
 //! `PUT` took effect), the operator is SIGKILLed a few times (each pushed Secret changed
@@ -24,7 +24,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use qlik_csp_operator::api::{CspEntry, QlikTenant};
-use qlik_csp_operator::emulator::qrs::{QrsSite, QrsSiteConfig};
 use serde_json::{Value, json};
 
 use super::faults::{self, FaultRules};
@@ -34,6 +33,7 @@ use super::{Check, Outcome, converged};
 use crate::bench::Bench;
 use crate::bench::burst::round;
 use crate::bench::cluster::{self, Tracker};
+use crate::qrs_site::QrsSite;
 
 const NAMESPACE: &str = "chaos-site-faults";
 const LOG: &str = "operator-site-faults.log";
@@ -93,21 +93,16 @@ impl fmt::Display for Plan {
 pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, String> {
     let mut rng = Rng::new(seed);
     cluster::create_namespace(&bench.client, NAMESPACE).await?;
-    let site = QrsSite::start(QrsSiteConfig::default())
-        .await
-        .map_err(|e| format!("failed to start the QRS site: {e}"))?;
-    let tls = site
-        .client_tls_config()
-        .map_err(|e| format!("the QRS site's client TLS: {e}"))?;
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| format!("failed to build the QRS client: {e}"))?;
-    let url = site.base_url();
-    let proxies: Vec<String> = PREFIXES
-        .iter()
-        .map(|prefix| site.seed_virtual_proxy(prefix, ADMIN_LINES, &[]))
-        .collect();
+    // Its own directory: the site writes its certificates under fixed names.
+    let site_work = bench.work.join("site-faults");
+    std::fs::create_dir_all(&site_work)
+        .map_err(|e| format!("failed to create {}: {e}", site_work.display()))?;
+    let site = QrsSite::start(&bench.bins, &site_work, &[])?;
+    let (url, http) = (site.url.clone(), site.http().clone());
+    let mut proxies = Vec::with_capacity(PREFIXES.len());
+    for prefix in PREFIXES {
+        proxies.push(seed_virtual_proxy(&http, &url, prefix).await?);
+    }
     create_site_tenant(bench, &site).await?;
     let mut restartable = Restartable::new(
         bench,
@@ -221,7 +216,7 @@ pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, Strin
         "faults_injected": rules.fired(),
     });
     println!("site_faults: {did}");
-    site.shutdown().await;
+    drop(site);
     Ok(Outcome { did, checks })
 }
 
@@ -231,9 +226,9 @@ async fn create_site_tenant(bench: &Bench, site: &QrsSite) -> Result<(), String>
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": CERT_SECRET },
         "stringData": {
-            "client.pem": site.client_cert_pem(),
-            "client_key.pem": site.client_key_pem(),
-            "root.pem": site.ca_pem(),
+            "client.pem": site.client_pem,
+            "client_key.pem": site.client_key_pem,
+            "root.pem": site.ca_pem,
         },
     }))
     .map_err(|e| e.to_string())?;
@@ -247,7 +242,7 @@ async fn create_site_tenant(bench: &Bench, site: &QrsSite) -> Result<(), String>
         "metadata": { "name": TENANT },
         "spec": {
             "clientManaged": {
-                "url": site.base_url(),
+                "url": site.url,
                 "certificateSecretRef": { "name": CERT_SECRET },
                 "user": { "userDirectory": "INTERNAL", "userId": "sa_api" },
                 "virtualProxyPrefixes": PREFIXES,
@@ -260,6 +255,33 @@ async fn create_site_tenant(bench: &Bench, site: &QrsSite) -> Result<(), String>
         .await
         .map_err(|e| format!("failed to create the QlikTenant: {e}"))?;
     Ok(())
+}
+
+/// Seeds a virtual proxy with `prefix` and the administrator's [`ADMIN_LINES`]; its id.
+async fn seed_virtual_proxy(
+    http: &reqwest::Client,
+    url: &str,
+    prefix: &str,
+) -> Result<String, String> {
+    let seed = json!({
+        "prefix": prefix,
+        "description": format!("{prefix} (seeded by site_faults)"),
+        "additionalResponseHeaders": ADMIN_LINES,
+    });
+    let created: Value = http
+        .post(format!("{url}/_emulator/qrs/virtualproxies"))
+        .json(&seed)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("failed to seed virtual proxy {prefix:?}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("failed to read the seeded virtual proxy: {e}"))?;
+    created["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the seeded virtual proxy {prefix:?} has no id: {created}"))
 }
 
 /// Entry `index` of the site: short origins in one directive, so that 30 fit the field.
