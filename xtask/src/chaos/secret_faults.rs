@@ -44,8 +44,8 @@ use crate::processes::Emulator;
 const NAMESPACE: &str = "chaos-secret-faults";
 /// Short, so that each rotation's old key is revoked within the scenario.
 const GRACE_PERIOD: &str = "3s";
-/// One rotation under the faults: a few retries on the backoff ladder (2.5 + 5 + 10 + 20
-/// + 40 s at the least for five failures in a row, each wait capped at a minute while the
+/// One rotation under the faults: a few retries on the backoff ladder (at the least 2.5,
+/// 5, 10, 20 and 40 s for five failures in a row, each wait capped at a minute while the
 /// tenant answers other requests) on top of its steps; through the outage, the outage and
 /// the next retry after it (153 s in the full run of 2026-12-03, 283 s before the cap).
 const ROTATION_DEADLINE: Duration = Duration::from_secs(300);
