@@ -181,6 +181,8 @@ pub async fn run(bench: &Bench, plan: &Plan, seed: u64) -> Result<Outcome, Strin
     operator.check_alive()?;
     let pushed = pushing.finish(bench, &bench.work.join(LOG)).await?;
     let requests = counters(&http, &url).await?;
+    // The end state, not the moment of convergence: nothing may undo it later.
+    let headers = read_headers(&http, &url, &proxies).await?;
 
     let ready = entries.read(converged::ready)?;
     let not_ready =
