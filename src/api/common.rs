@@ -32,6 +32,14 @@ pub struct TenantRef {
     pub name: String,
 }
 
+impl TenantRef {
+    /// The key of the `QlikTenant` this names for an object in `namespace`: what every
+    /// per-tenant cache and map is keyed by.
+    pub fn key_in(&self, namespace: Option<&str>) -> super::TenantKey {
+        (namespace.unwrap_or_default().to_owned(), self.name.clone())
+    }
+}
+
 /// A key of a Secret in the same namespace as the resource that names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretKeyRef {

@@ -18,10 +18,9 @@ pub type TenantKey = (String, String);
 impl CspEntry {
     /// The QlikTenant this entry belongs to: `spec.tenantRef` in the entry's namespace.
     pub fn tenant_key(&self) -> TenantKey {
-        (
-            self.metadata.namespace.clone().unwrap_or_default(),
-            self.spec.tenant_ref.name.clone(),
-        )
+        self.spec
+            .tenant_ref
+            .key_in(self.metadata.namespace.as_deref())
     }
 
     /// Whether the csp-entry controller has finished this entry's latest change: not being

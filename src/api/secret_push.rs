@@ -181,6 +181,15 @@ fn field_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+impl SecretPush {
+    /// The QlikTenant this pushes into: `spec.tenantRef` in its own namespace.
+    pub fn tenant_key(&self) -> super::TenantKey {
+        self.spec
+            .tenant_ref
+            .key_in(self.metadata.namespace.as_deref())
+    }
+}
+
 impl PushTarget {
     /// The target's kind as the status and the printer column say it.
     pub fn kind(&self) -> TargetKind {

@@ -137,6 +137,15 @@ pub struct SecretRotationSpec {
     pub rollout_targets: Vec<RolloutTarget>,
 }
 
+impl SecretRotation {
+    /// The QlikTenant that issues the credential: `spec.tenantRef` in its own namespace.
+    pub fn tenant_key(&self) -> super::TenantKey {
+        self.spec
+            .tenant_ref
+            .key_in(self.metadata.namespace.as_deref())
+    }
+}
+
 fn default_grace_period() -> Duration {
     std::time::Duration::from_secs(600).into()
 }

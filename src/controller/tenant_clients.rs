@@ -24,6 +24,7 @@ use kube::{Client, ResourceExt};
 use tokio::time::Instant;
 
 use super::allowed_hosts::AllowedHosts;
+use super::backoff::TenantState;
 use super::tenant::credentials::{self, CredentialError};
 use crate::api::QlikTenant;
 use crate::api::tenant::{Connection, TenantCredentials};
@@ -221,6 +222,16 @@ impl TenantClients {
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .and_then(|cached| cached.client.answered_at())
+    }
+
+    /// What the shared backoff knows of tenant `key` when one of its objects failed: the
+    /// remaining `Retry-After` pause, if one is in force, and when the tenant last answered
+    /// (so a failure the tenant's other requests do not share waits a minute at most).
+    pub fn backoff_state(&self, key: &TenantKey, pause: Option<Duration>) -> TenantState {
+        TenantState {
+            pause,
+            answered_at: self.answered_at(key),
+        }
     }
 
     /// Forgets the tenant's client (deleted tenant) or forces the Secret to be read again

@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 
 use self::plan::Requeue as Next;
 use super::Shared;
-use super::backoff::{self, Backoff, TenantState};
+use super::backoff::{self, Backoff};
 use super::conditions::{self, Desired, Progress, READY};
 use super::entry_feed::{EntryChange, Sees};
 use super::own_writes;
@@ -356,10 +356,10 @@ fn error_policy(entry: Arc<CspEntry>, error: &Error, context: Arc<Context>) -> R
         return Requeue::requeue(SELF_WRITE_BACKSTOP);
     }
     let wait = if error.is_transient() {
-        let tenant = TenantState {
-            pause: error.tenant_pause(),
-            answered_at: context.shared.tenants.answered_at(&entry.tenant_key()),
-        };
+        let tenant = context
+            .shared
+            .tenants
+            .backoff_state(&entry.tenant_key(), error.tenant_pause());
         let wait = context.backoff.failed_on(&entry, tenant);
         // A tenant's failure: nothing but the retry (or an edit) calls it again. Other
         // failures (the tenant missing or not Ready, the apiserver) are ended by events

@@ -230,13 +230,9 @@ async fn sync(object: &SecretPush, context: &Context) -> Result<Requeue, Error> 
                 // Capped at a minute while the tenant answers other requests (see
                 // `Backoff::failed_on`): a push that an outage of one service or a flaky
                 // tenant kept failing must not sit at the 5-minute cap afterwards.
-                let tenant = backoff::TenantState {
-                    pause: retry_after,
-                    answered_at: shared.tenants.answered_at(&(
-                        object.namespace().unwrap_or_default(),
-                        object.spec.tenant_ref.name.clone(),
-                    )),
-                };
+                let tenant = shared
+                    .tenants
+                    .backoff_state(&object.tenant_key(), retry_after);
                 Ok(Requeue::requeue(context.backoff.failed_on(object, tenant)))
             } else {
                 context.backoff.succeeded(object);

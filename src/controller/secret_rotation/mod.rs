@@ -270,16 +270,15 @@ fn requeue(
 ) -> Requeue {
     let wait = match next {
         Next::Retry { at_least } => {
-            let tenant = (
-                object.namespace().unwrap_or_default(),
-                object.spec.tenant_ref.name.clone(),
-            );
-            let answered_at = context.shared.tenants.answered_at(&tenant);
+            let tenant = context
+                .shared
+                .tenants
+                .backoff_state(&object.tenant_key(), None);
             let (now, jitter) = (tokio::time::Instant::now(), crate::tenant::retry::jitter());
             let wait = retry_wait(
                 &context.backoff,
                 object,
-                answered_at,
+                tenant,
                 at_least,
                 health,
                 now,
@@ -301,7 +300,7 @@ fn requeue(
 }
 
 /// The wait before a failed step is tried again: the shared backoff, capped at its
-/// `answering_max` when the tenant answered a request (`answered_at`) since the rotation's
+/// `answering_max` when the tenant answered a request (`tenant.answered_at`) since the rotation's
 /// previous failure, so that a rotation whose retries an outage of the API key service or
 /// a flaky tenant kept failing does not sit at the 5-minute cap once the tenant answers
 /// (the `secret_faults` chaos run's rotation through a 2-minute outage took 283 s without
@@ -309,16 +308,12 @@ fn requeue(
 fn retry_wait(
     backoff: &Backoff<SecretRotation>,
     object: &SecretRotation,
-    answered_at: Option<tokio::time::Instant>,
+    tenant: backoff::TenantState,
     at_least: Duration,
     health: Duration,
     now: tokio::time::Instant,
     jitter: f64,
 ) -> Duration {
-    let tenant = backoff::TenantState {
-        pause: None,
-        answered_at,
-    };
     backoff
         .failed_on_at(object, tenant, now, jitter)
         .max(at_least)
@@ -363,6 +358,14 @@ mod tests {
     const SECOND: Duration = Duration::from_secs(1);
     const AN_HOUR: Duration = Duration::from_secs(3600);
 
+    /// The tenant as the backoff sees it: no pause, last answered at `answered_at`.
+    fn answered(answered_at: Option<Instant>) -> backoff::TenantState {
+        backoff::TenantState {
+            pause: None,
+            answered_at,
+        }
+    }
+
     fn rotation() -> SecretRotation {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "qlikops.io/v1alpha1",
@@ -384,43 +387,30 @@ mod tests {
     fn a_rotation_whose_tenant_answers_again_retries_within_a_minute() {
         let backoff = Backoff::new(backoff::DEFAULT);
         let object = rotation();
-        let t0 = Instant::now();
-        let before_the_outage = Some(t0 - SECOND);
-        let mut at = t0;
-        for _ in 0..6 {
-            at += retry_wait(
+        let retry = |answered_at, at| {
+            retry_wait(
                 &backoff,
                 &object,
-                before_the_outage,
+                answered(answered_at),
                 Duration::ZERO,
                 AN_HOUR,
                 at,
                 0.999,
-            );
+            )
+        };
+        let t0 = Instant::now();
+        let before_the_outage = Some(t0 - SECOND);
+        let mut at = t0;
+        for _ in 0..6 {
+            at += retry(before_the_outage, at);
         }
-        let answered = Some(at - SECOND);
-        let wait = retry_wait(
-            &backoff,
-            &object,
-            answered,
-            Duration::ZERO,
-            AN_HOUR,
-            at,
-            0.999,
-        );
+        let last_answer = Some(at - SECOND);
+        let wait = retry(last_answer, at);
         assert!(wait <= backoff::DEFAULT.answering_max, "{wait:?}");
 
         // No answer since that failure: the tenant is down for everyone, the ladder goes on.
         at += wait;
-        let outage = retry_wait(
-            &backoff,
-            &object,
-            answered,
-            Duration::ZERO,
-            AN_HOUR,
-            at,
-            0.999,
-        );
+        let outage = retry(last_answer, at);
         assert!(outage > 2 * backoff::DEFAULT.answering_max, "{outage:?}");
     }
 
@@ -429,7 +419,15 @@ mod tests {
         let backoff = Backoff::new(backoff::DEFAULT);
         let now = Instant::now();
         let floor = Duration::from_secs(90);
-        let first = retry_wait(&backoff, &rotation(), None, floor, AN_HOUR, now, 0.0);
+        let first = retry_wait(
+            &backoff,
+            &rotation(),
+            answered(None),
+            floor,
+            AN_HOUR,
+            now,
+            0.0,
+        );
         assert_eq!(first, floor);
         let health = Duration::from_secs(30);
         let other = SecretRotation {
@@ -440,7 +438,7 @@ mod tests {
             ..rotation()
         };
         assert_eq!(
-            retry_wait(&backoff, &other, None, floor, health, now, 0.0),
+            retry_wait(&backoff, &other, answered(None), floor, health, now, 0.0),
             health
         );
     }
