@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::control;
 use crate::processes::Emulator;
 
 /// Every rule is given this many uses: more than any run makes, so it never runs out, and
@@ -202,21 +203,10 @@ impl FaultRules {
         for rule in rules {
             let mut spec = rule.spec;
             spec["times"] = json!(TIMES);
-            let answer: Value = self
-                .http
-                .post(format!("{}/_emulator/faults", self.url))
-                .json(&spec)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| format!("failed to add the fault {}: {e}", rule.label))?
-                .json()
-                .await
-                .map_err(|e| format!("failed to read the fault's id: {e}"))?;
-            let id = answer["id"]
-                .as_str()
-                .ok_or("the emulator gave the fault no id")?;
-            self.installed.push((id.to_owned(), rule.label));
+            let url = format!("{}/_emulator/faults", self.url);
+            let what = format!("the fault {}", rule.label);
+            let id = control::create(&self.http, &url, &spec, &what).await?;
+            self.installed.push((id, rule.label));
         }
         Ok(())
     }
@@ -225,16 +215,8 @@ impl FaultRules {
     /// between the count and the removal is not counted: the counts are lower bounds.
     pub async fn clear(&mut self) -> Result<(), String> {
         if !self.installed.is_empty() {
-            let listed: Value = self
-                .http
-                .get(format!("{}/_emulator/faults", self.url))
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| format!("failed to list the faults: {e}"))?
-                .json()
-                .await
-                .map_err(|e| format!("failed to parse the faults: {e}"))?;
+            let listed =
+                control::get(&self.http, &format!("{}/_emulator/faults", self.url)).await?;
             let remaining: BTreeMap<&str, u64> = listed["faults"]
                 .as_array()
                 .map(Vec::as_slice)

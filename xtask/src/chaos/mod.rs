@@ -16,6 +16,7 @@
 //! past 40. For the same reason `secret_faults` and `site_faults` run on a third control
 //! plane ([`SIDE_SCENARIOS`]).
 
+mod control;
 mod control_plane;
 mod converged;
 mod failover;

@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use qlik_csp_operator::api::SecretPush;
 use serde_json::{Value, json};
 
-use super::Check;
+use super::{Check, control};
 use crate::bench::Bench;
 use crate::bench::cluster::{self, TENANT, Tracker};
 use crate::processes::Emulator;
@@ -152,22 +152,14 @@ impl Pushing {
         let seed = json!({
             "name": name, "type": "postgres", "username": "chaos", "password": "seeded",
         });
-        let created: Value = self
-            .site
-            .http
-            .post(format!("{}{}", self.site.url, self.site.control_path))
-            .json(&seed)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("failed to seed data connection {name}: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("failed to read the seeded connection: {e}"))?;
-        created["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("the seeded connection {name} has no id: {created}"))
+        let url = format!("{}{}", self.site.url, self.site.control_path);
+        control::create(
+            &self.site.http,
+            &url,
+            &seed,
+            &format!("data connection {name}"),
+        )
+        .await
     }
 
     /// A password unique to this run, connection and change, long enough that finding it
@@ -213,15 +205,11 @@ impl Pushing {
     /// What the tenant holds for connection `id`, password and write count included.
     async fn connection(&self, id: &str) -> Result<Value, String> {
         let site = &self.site;
-        site.http
-            .get(format!("{}{}/{id}", site.url, site.control_path))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("failed to read data connection {id}: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("failed to read data connection {id}: {e}"))
+        control::get(
+            &site.http,
+            &format!("{}{}/{id}", site.url, site.control_path),
+        )
+        .await
     }
 
     /// Waits until every SecretPush is Ready for its generation and every connection holds

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use super::faults::{self, FaultRules};
 use super::kills::{Restartable, Rng};
 use super::pushing::{Pushing, Site};
-use super::{Check, Outcome, converged};
+use super::{Check, Outcome, control, converged};
 use crate::bench::Bench;
 use crate::bench::burst::round;
 use crate::bench::cluster::{self, Tracker};
@@ -270,20 +270,8 @@ async fn seed_virtual_proxy(
         "description": format!("{prefix} (seeded by site_faults)"),
         "additionalResponseHeaders": ADMIN_LINES,
     });
-    let created: Value = http
-        .post(format!("{url}/_emulator/qrs/virtualproxies"))
-        .json(&seed)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| format!("failed to seed virtual proxy {prefix:?}: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("failed to read the seeded virtual proxy: {e}"))?;
-    created["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("the seeded virtual proxy {prefix:?} has no id: {created}"))
+    let url = format!("{url}/_emulator/qrs/virtualproxies");
+    control::create(http, &url, &seed, &format!("virtual proxy {prefix:?}")).await
 }
 
 /// Entry `index` of the site: short origins in one directive, so that 30 fit the field.
@@ -358,7 +346,7 @@ async fn read_headers(
 ) -> Result<Headers, String> {
     let mut fields = Vec::with_capacity(proxies.len());
     for id in proxies {
-        let proxy = control_get(http, &format!("{url}/_emulator/qrs/virtualproxies/{id}")).await?;
+        let proxy = control::get(http, &format!("{url}/_emulator/qrs/virtualproxies/{id}")).await?;
         fields.push(
             proxy["additionalResponseHeaders"]
                 .as_str()
@@ -371,18 +359,7 @@ async fn read_headers(
 
 /// The site's request counts by operation and status.
 async fn counters(http: &reqwest::Client, url: &str) -> Result<Value, String> {
-    control_get(http, &format!("{url}/_emulator/counters")).await
-}
-
-async fn control_get(http: &reqwest::Client, url: &str) -> Result<Value, String> {
-    http.get(url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| format!("GET {url}: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))
+    control::get(http, &format!("{url}/_emulator/counters")).await
 }
 
 #[cfg(test)]
